@@ -1,0 +1,93 @@
+"""ember's error tree. Every error a user can meet carries its own short, kind message.
+
+    EmberError
+    ├── ConfigError            bad configuration: names the file, the key path and a fix
+    ├── StoreError             the database could not be reached or migrated
+    ├── CommandError           a command that cannot run as typed
+    │   ├── UsageError         malformed input: carries the usage line
+    │   └── NotModerator       a member-only caller tried a moderator command
+    ├── AccessDenied           the caller may not talk to the model now (issue: access by request)
+    └── ModelError             the model could not answer; carries a trace id for the logs
+        ├── ModelUnavailable   every backend was overloaded, rate limited or unreachable
+        ├── ModelNotEnabled    the API answered 404 for the model (not enabled for this key)
+        └── ModelRequestError  the request itself was refused (400/401/403): an operator problem
+
+`user_message` is what the platform shows; `str(error)` is what the log shows. Neither ever
+contains a secret.
+"""
+
+from __future__ import annotations
+
+
+class EmberError(Exception):
+    """Base of every error ember raises on purpose."""
+
+    @property
+    def user_message(self) -> str:
+        return str(self)
+
+
+class ConfigError(EmberError):
+    """A configuration problem, located precisely enough to fix without reading code."""
+
+    def __init__(self, file: str, key: str, problem: str, hint: str = "") -> None:
+        self.file = file
+        self.key = key
+        self.problem = problem
+        self.hint = hint
+        where = f"{file}: {key}" if key else file
+        text = f"{where}: {problem}"
+        if hint:
+            text += f" ({hint})"
+        super().__init__(text)
+
+
+class StoreError(EmberError):
+    """The database failed in a way the operator must look at."""
+
+
+class CommandError(EmberError):
+    """A command that cannot run as typed; the message is shown to the caller only."""
+
+
+class UsageError(CommandError):
+    def __init__(self, problem: str, usage: str) -> None:
+        self.problem = problem
+        self.usage = usage
+        super().__init__(f"{problem}\nUsage: {usage}" if usage else problem)
+
+
+class NotModerator(CommandError):
+    def __init__(self) -> None:
+        super().__init__("That command is for moderators only; nothing was changed.")
+
+
+class AccessDenied(EmberError):
+    """The caller may not talk to the model now; the message says why and what to do."""
+
+
+class ModelError(EmberError):
+    """The model could not answer. The trace id ties the user's message to the log lines."""
+
+    kind = "The model could not answer"
+
+    def __init__(self, detail: str, trace_id: str) -> None:
+        self.detail = detail
+        self.trace_id = trace_id
+        super().__init__(f"{detail} [trace {trace_id}]")
+
+    @property
+    def user_message(self) -> str:
+        return f"{self.kind}. Please try again in a little while. (trace {self.trace_id})"
+
+
+class ModelUnavailable(ModelError):
+    kind = "The model is overloaded or unreachable right now"
+
+
+class ModelNotEnabled(ModelError):
+    kind = "The retired model is not available to this bot right now (the operator has been told)"
+
+
+class ModelRequestError(ModelError):
+    kind = "The model refused this request (the operator has been told)"

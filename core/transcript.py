@@ -1,0 +1,149 @@
+"""Conversations as ember stores them: enough to rebuild context without the platform's history.
+
+Slack lets apps outside its directory read little history, and Discord's reply chains can be
+long; storing each turn once keeps context cheap and identical on every platform.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
+
+from core.events import Attachment, Message, Place, User
+from core.store import Person, Reply, Store, Turn, Usage, db_now
+
+
+def _insert(store: Store, table: type[Turn] | type[Person]):  # type: ignore[no-untyped-def]
+    return (pg_insert if store.dialect == "postgresql" else sqlite_insert)(table)
+
+
+def _attachments_json(attachments: Sequence[Attachment]) -> str:
+    return json.dumps(
+        [
+            {"filename": a.filename, "media_type": a.media_type, "size": a.size, "url": a.url}
+            for a in attachments
+        ]
+    )
+
+
+async def record_message(store: Store, message: Message) -> None:
+    """Store one incoming message (once, however often it is delivered) and its author's name."""
+    place, author = message.place, message.author
+    turn = {
+        "place_key": place.key,
+        "platform": place.platform,
+        "workspace_id": place.workspace_id,
+        "message_id": message.id,
+        "author_id": author.id,
+        "author_name": author.name,
+        "role": "assistant" if message.from_self else "user",
+        "text": message.text,
+        "reply_to": message.reply_to,
+        "attachments": _attachments_json(message.attachments),
+        "created_at": message.created_at,
+    }
+    person = {
+        "platform": place.platform,
+        "workspace_id": place.workspace_id,
+        "user_id": author.id,
+        "name": author.name,
+        "updated_at": db_now(),
+    }
+    async with store.session() as session:
+        await session.exec(_insert(store, Turn).values(turn).on_conflict_do_nothing())
+        upsert = _insert(store, Person).values(person)
+        await session.exec(
+            upsert.on_conflict_do_update(
+                index_elements=["platform", "workspace_id", "user_id"],
+                set_={"name": person["name"], "updated_at": person["updated_at"]},
+            )
+        )
+
+
+async def edit_message(store: Store, place: Place, message_id: str, text: str) -> None:
+    async with store.session() as session:
+        await session.exec(
+            update(Turn)
+            .where(col(Turn.place_key) == place.key, col(Turn.message_id) == message_id)
+            .values(text=text)
+        )
+
+
+async def delete_message(store: Store, place: Place, message_id: str) -> None:
+    async with store.session() as session:
+        await session.exec(
+            delete(Turn).where(col(Turn.place_key) == place.key, col(Turn.message_id) == message_id)
+        )
+
+
+async def load_history(store: Store, place: Place, *, limit: int, before_id: str = "") -> list[Message]:
+    """The newest `limit` turns of a place, oldest first (up to and including `before_id`)."""
+    query = select(Turn).where(Turn.place_key == place.key)
+    if before_id:
+        anchor = select(Turn.id).where(Turn.place_key == place.key, Turn.message_id == before_id)
+        query = query.where(col(Turn.id) <= anchor.scalar_subquery())
+    query = query.order_by(col(Turn.id).desc()).limit(limit)
+    async with store.session() as session:
+        rows = list((await session.exec(query)).all())
+    return [_to_message(row, place) for row in reversed(rows)]
+
+
+def _to_message(row: Turn, place: Place) -> Message:
+    author = User(
+        id=row.author_id, name=row.author_name, platform=place.platform, workspace_id=place.workspace_id
+    )
+    attachments = tuple(Attachment(**a) for a in json.loads(row.attachments))
+    return Message(
+        id=row.message_id,
+        place=place,
+        author=author,
+        text=row.text,
+        attachments=attachments,
+        reply_to=row.reply_to,
+        created_at=row.created_at,
+        from_self=row.role == "assistant",
+    )
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    messages: int
+    replies: int
+    usage_rows: int
+
+
+async def forget_user(store: Store, platform: str, user_id: str) -> Forgotten:
+    """Delete what ember stores about a person: their messages, replies to them, their name.
+
+    Usage rows lose the person's id but keep tokens and cost, so workspace spend stays true.
+    """
+    async with store.session() as session:
+        turns = await session.exec(
+            delete(Turn).where(col(Turn.platform) == platform, col(Turn.author_id) == user_id)
+        )
+        replies = await session.exec(
+            delete(Reply).where(
+                col(Reply.place_key).startswith(f"{platform}:"), col(Reply.requester_id) == user_id
+            )
+        )
+        await session.exec(
+            delete(Person).where(col(Person.platform) == platform, col(Person.user_id) == user_id)
+        )
+        usage = await session.exec(
+            update(Usage)
+            .where(col(Usage.platform) == platform, col(Usage.user_id) == user_id)
+            .values(user_id="forgotten")
+        )
+    return Forgotten(turns.rowcount, replies.rowcount, usage.rowcount)
+
+
+async def display_name(store: Store, platform: str, workspace_id: str, user_id: str) -> str | None:
+    async with store.session() as session:
+        person = await session.get(Person, (platform, workspace_id, user_id))
+    return person.name if person else None

@@ -1,0 +1,98 @@
+"""Metering: tokens in, integer micro-dollars out, one row per model request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from core.config import Price
+from core.store import Store, Usage
+
+
+@dataclass(frozen=True)
+class Tokens:
+    input: int = 0
+    output: int = 0
+    cache_write: int = 0
+    cache_read: int = 0
+
+    def __add__(self, other: Tokens) -> Tokens:
+        return Tokens(
+            self.input + other.input,
+            self.output + other.output,
+            self.cache_write + other.cache_write,
+            self.cache_read + other.cache_read,
+        )
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output + self.cache_write + self.cache_read
+
+
+def cost_micros(tokens: Tokens, price: Price) -> int:
+    """Cost in micro-dollars. A price in $/M tokens is exactly micro-dollars per token."""
+    total = (
+        Decimal(tokens.input) * Decimal(str(price.input))
+        + Decimal(tokens.output) * Decimal(str(price.output))
+        + Decimal(tokens.cache_write) * Decimal(str(price.cache_write))
+        + Decimal(tokens.cache_read) * Decimal(str(price.cache_read))
+    )
+    return int(total.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def format_dollars(micros: int) -> str:
+    return f"${Decimal(micros) / Decimal(1_000_000):,.4f}"
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    requests: int
+    tokens: int
+    cost_micros: int
+
+
+def day_start(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_start(now: datetime) -> datetime:
+    return day_start(now).replace(day=1)
+
+
+def next_day(now: datetime) -> datetime:
+    return day_start(now) + timedelta(days=1)
+
+
+def next_month(now: datetime) -> datetime:
+    start = month_start(now)
+    return (start + timedelta(days=32)).replace(day=1)
+
+
+async def record(store: Store, row: Usage) -> None:
+    async with store.session() as session:
+        session.add(row)
+
+
+async def totals(
+    store: Store, *, platform: str, workspace_id: str, since: datetime, user_id: str | None = None
+) -> UsageTotals:
+    """Requests, tokens and spend since a moment, for one member or a whole workspace."""
+    query = select(
+        func.count(col(Usage.id)),
+        func.coalesce(
+            func.sum(
+                Usage.input_tokens + Usage.output_tokens + Usage.cache_write_tokens + Usage.cache_read_tokens
+            ),
+            0,
+        ),
+        func.coalesce(func.sum(Usage.cost_micros), 0),
+    ).where(Usage.platform == platform, Usage.workspace_id == workspace_id, Usage.created_at >= since)
+    if user_id is not None:
+        query = query.where(Usage.user_id == user_id)
+    async with store.session() as session:
+        count, tokens, cost = (await session.exec(query)).one()
+    return UsageTotals(int(count), int(tokens), int(cost))
