@@ -1,0 +1,1 @@
+"""The Discord adapter: discord.py in, neutral values to the core, rendering out."""

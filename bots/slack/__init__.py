@@ -1,0 +1,1 @@
+"""The Slack adapter: slack-bolt in, neutral values to the core, Block Kit out."""
