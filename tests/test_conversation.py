@@ -1,0 +1,108 @@
+"""History → Messages API payload: names, alternation, trimming, images, cache breakpoints."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+from core.conversation import CACHE, build, estimate_tokens
+from core.events import Attachment, Message, Place, User
+
+PLACE = Place("discord", "g1", "c1")
+ALICE = User("1", "Alice", "discord", "g1")
+BOB = User("2", "Bob", "discord", "g1")
+BOT = User("0", "ember", "discord", "g1")
+START = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def msg(n: int, author: User, text: str, **kw: object) -> Message:
+    return Message(
+        id=str(n),
+        place=PLACE,
+        author=author,
+        text=text,
+        created_at=START + timedelta(minutes=n),
+        from_self=author is BOT,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def texts(payload_messages: list[dict]) -> list[tuple[str, list[str]]]:  # type: ignore[type-arg]
+    return [(m["role"], [b.get("text", b["type"]) for b in m["content"]]) for m in payload_messages]
+
+
+def test_speakers_named_and_roles_alternate() -> None:
+    history = [
+        msg(1, ALICE, "hi"),
+        msg(2, BOB, "hello there"),
+        msg(3, BOT, "Hello both."),
+        msg(4, BOT, "More."),
+        msg(5, ALICE, "what is a koan?"),
+    ]
+    payload = build(history, system_prompt="sys", budget=10_000)
+    assert texts(payload.messages) == [
+        ("user", ["Alice: hi", "Bob: hello there"]),
+        ("assistant", ["Hello both.\n\nMore."]),
+        ("user", ["Alice: what is a koan?"]),
+    ]
+    assert payload.system == [{"type": "text", "text": "sys", "cache_control": CACHE}]
+
+
+def test_leading_assistant_turns_are_dropped() -> None:
+    payload = build([msg(1, BOT, "earlier"), msg(2, ALICE, "hi")], system_prompt="s", budget=1000)
+    assert texts(payload.messages) == [("user", ["Alice: hi"])]
+    assert payload.dropped == 1
+
+
+def test_trims_oldest_first_and_always_keeps_newest() -> None:
+    long = "x" * 4000  # about 1,000 tokens each
+    history = [msg(i, ALICE if i % 2 else BOB, f"{i} {long}") for i in range(1, 11)]
+    payload = build(history, system_prompt="s", budget=3_100)
+    kept = [block["text"].split()[1] for m in payload.messages for block in m["content"]]
+    assert kept == ["8", "9", "10"]
+    assert payload.dropped == 7
+    # The newest message stays even when it alone is over budget.
+    huge = build([msg(1, ALICE, "y" * 100_000)], system_prompt="s", budget=100)
+    assert huge.kept == 1 and huge.messages[0]["content"][0]["text"].endswith("y")
+
+
+def test_cache_breakpoint_marks_the_stable_prefix() -> None:
+    history = [msg(1, ALICE, "a"), msg(2, BOT, "b"), msg(3, BOB, "c")]
+    payload = build(history, system_prompt="s", budget=1000)
+    marks = [
+        (i, j)
+        for i, m in enumerate(payload.messages)
+        for j, b in enumerate(m["content"])
+        if "cache_control" in b
+    ]
+    assert marks == [(1, 0)]  # the end of everything before the newest turn
+
+
+def test_images_become_blocks_and_bad_ones_a_note() -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+    good = Attachment("cat.png", "image/png", len(png), data=png, width=100, height=100)
+    pdf = Attachment("paper.pdf", "application/pdf", 1000)
+    huge = Attachment("big.jpg", "image/jpeg", 6 * 1024 * 1024, data=b"")
+    svg = Attachment("logo.svg", "image/svg+xml", 10, data=b"<svg/>")
+    payload = build(
+        [msg(1, ALICE, "look", attachments=(good, pdf, huge, svg))], system_prompt="s", budget=10_000
+    )
+    blocks = payload.messages[0]["content"]
+    assert blocks[0] == {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": base64.b64encode(png).decode()},
+    }
+    note = blocks[1]["text"]
+    assert note.startswith("Alice: look")
+    assert "'paper.pdf' skipped: not an image" in note
+    assert "'big.jpg' skipped: larger than 5 MB" in note
+    assert "'logo.svg' skipped: not a png, jpeg, gif or webp image" in note
+
+
+def test_prefill_is_the_last_assistant_turn_without_trailing_space() -> None:
+    payload = build([msg(1, ALICE, "count")], system_prompt="s", budget=1000, prefill="one, two, ")
+    assert payload.messages[-1] == {"role": "assistant", "content": [{"type": "text", "text": "one, two,"}]}
+
+
+def test_estimate_is_monotonic() -> None:
+    assert estimate_tokens("") < estimate_tokens("a" * 40) < estimate_tokens("a" * 400)

@@ -1,0 +1,104 @@
+"""Storage: migrations from empty, no drift between tables and migrations, transcripts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlmodel import SQLModel
+
+from core import transcript
+from core.events import Message, Place, User
+from core.store import Store, Usage
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = Store.open(f"sqlite+aiosqlite:///{tmp_path / 'ember.db'}")
+    await store.upgrade()
+    yield store
+    await store.close()
+
+
+async def test_migrations_from_empty_create_every_table(store: Store) -> None:
+    async with store.engine.connect() as conn:
+        tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+        version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+        mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar_one()
+    assert set(SQLModel.metadata.tables) <= tables
+    assert version  # stamped at head
+    assert mode == "wal"
+    await store.upgrade()  # idempotent
+
+
+async def test_migrations_match_the_models(store: Store) -> None:
+    def diff(connection):  # type: ignore[no-untyped-def]
+        return compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+
+    async with store.engine.connect() as conn:
+        changes = await conn.run_sync(diff)
+    assert changes == [], "models and migrations drifted: add a migration"
+
+
+async def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
+    from core.errors import StoreError
+
+    bad = Store.open(f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'x.db'}")
+    with pytest.raises(StoreError, match="could not migrate the database"):
+        await bad.upgrade()
+    await bad.close()
+
+
+PLACE = Place("slack", "T1", "C1", thread_id="100.1")
+ALICE = User("U1", "Alice", "slack", "T1")
+
+
+def message(n: int, text: str, author: User = ALICE) -> Message:
+    return Message(id=f"{n}.0", place=PLACE, author=author, text=text)
+
+
+async def test_transcript_records_once_and_reads_back_in_order(store: Store) -> None:
+    for n in range(1, 6):
+        await transcript.record_message(store, message(n, f"m{n}"))
+    await transcript.record_message(store, message(3, "duplicate delivery"))
+    history = await transcript.load_history(store, PLACE, limit=3)
+    assert [m.text for m in history] == ["m3", "m4", "m5"]
+    before = await transcript.load_history(store, PLACE, limit=10, before_id="2.0")
+    assert [m.text for m in before] == ["m1", "m2"]
+    await transcript.edit_message(store, PLACE, "4.0", "m4 edited")
+    await transcript.delete_message(store, PLACE, "5.0")
+    assert [m.text for m in await transcript.load_history(store, PLACE, limit=10)][-2:] == ["m3", "m4 edited"]
+    renamed = User("U1", "Alice B.", "slack", "T1")
+    await transcript.record_message(store, message(6, "hi", renamed))
+    assert await transcript.display_name(store, "slack", "T1", "U1") == "Alice B."
+
+
+async def test_forget_removes_a_person_but_keeps_spend(store: Store) -> None:
+    await transcript.record_message(store, message(1, "secret"))
+    await transcript.record_message(store, message(2, "other", User("U2", "Bob", "slack", "T1")))
+    async with store.session() as session:
+        session.add(
+            Usage(
+                platform="slack",
+                workspace_id="T1",
+                user_id="U1",
+                place_key=PLACE.key,
+                alias="opus-3",
+                provider="anthropic",
+                model="m",
+                cost_micros=500,
+                trace_id="t",
+                outcome="ok",
+            )
+        )
+    gone = await transcript.forget_user(store, "slack", "U1")
+    assert (gone.messages, gone.usage_rows) == (1, 1)
+    assert [m.text for m in await transcript.load_history(store, PLACE, limit=10)] == ["other"]
+    assert await transcript.display_name(store, "slack", "T1", "U1") is None
+    async with store.session() as session:
+        row = (await session.exec(text("SELECT user_id, cost_micros FROM usage"))).one()  # type: ignore[call-overload]
+    assert tuple(row) == ("forgotten", 500)
