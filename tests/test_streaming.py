@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 
 from hypothesis import given, settings
@@ -77,7 +78,7 @@ async def test_edits_are_throttled_per_message() -> None:
     times = [t for t, _, h in sink.writes if h == "m1"]
     assert sink.writes[0][1] == "post"
     assert len(times) < 40  # coalesced
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(gap >= 0.05 - 1e-3 for gap in gaps), gaps
 
 
