@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -43,6 +43,10 @@ class OpenGate:
     @asynccontextmanager
     async def admit(self, user: User, place: Place) -> AsyncIterator[None]:
         yield
+
+
+# Extra system-prompt text for a place (e.g. the essay a discussion thread is about).
+ContextSource = Callable[[Place], Awaitable[str]]
 
 
 def new_trace_id() -> str:
@@ -77,6 +81,7 @@ class _Attempt:
 
     alias: str
     delivered: str = ""
+    extra_system: str = ""
     tokens: Tokens = field(default_factory=Tokens)
     cost: int = 0
     route: Route | None = None
@@ -102,6 +107,15 @@ class ChatEngine:
         self._clock = clock
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._stopped: set[str] = set()
+        self._context_sources: list[ContextSource] = []
+
+    def add_context_source(self, source: ContextSource) -> None:
+        """Register extra system-prompt context, consulted for every request in a place."""
+        self._context_sources.append(source)
+
+    async def _extra_context(self, place: Place) -> str:
+        parts = [await source(place) for source in self._context_sources]
+        return "".join(f"\n\n{part}" for part in parts if part)
 
     # ------------------------------------------------------------------ public entry points
 
@@ -162,7 +176,8 @@ class ChatEngine:
         history = await transcript.load_history(self.store, place, limit=self.settings.chat.history_messages)
         if not history:
             return conversation.Payload([], [], 0, 0, 0)
-        return conversation.build(history, system_prompt=model.system_prompt, budget=model.context_tokens)
+        system = model.system_prompt + await self._extra_context(place)
+        return conversation.build(history, system_prompt=system, budget=model.context_tokens)
 
     async def channel_model(self, place: Place) -> str:
         async with self.store.session() as session:
@@ -211,7 +226,9 @@ class ChatEngine:
         self, outcome: Outcome, prompt: Message, history: Sequence[Message], sink: ReplySink, prefill: str
     ) -> None:
         reply = StreamingReply(sink)
-        state = _Attempt(alias=outcome.alias, delivered=prefill)
+        state = _Attempt(
+            alias=outcome.alias, delivered=prefill, extra_system=await self._extra_context(prompt.place)
+        )
         started = self._clock()
         task = asyncio.create_task(self._stream_routes(state, history, reply, outcome.trace_id))
         self._inflight[outcome.reply_id] = task
@@ -295,7 +312,10 @@ class ChatEngine:
     ) -> None:
         model = route.settings
         payload = conversation.build(
-            history, system_prompt=model.system_prompt, budget=model.context_tokens, prefill=state.delivered
+            history,
+            system_prompt=model.system_prompt + state.extra_system,
+            budget=model.context_tokens,
+            prefill=state.delivered,
         )
         request: dict[str, Any] = {
             "max_tokens": model.max_tokens,
