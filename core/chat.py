@@ -24,7 +24,7 @@ from core.events import Message, Place, User
 from core.providers import BackendError, Failure, Finished, TextDelta
 from core.routing import Route, Router
 from core.store import ChannelSetting, Reply, Store, Usage, db_now
-from core.streaming import ReplySink, StreamingReply
+from core.streaming import ReplyFailed, ReplySink, StreamingReply
 from core.usage import Tokens, cost_micros
 
 log = logging.getLogger(__name__)
@@ -242,15 +242,23 @@ class ChatEngine:
         except ModelError as error:
             outcome.status, outcome.error = "error", error.user_message
             log.warning("model error for %s [trace %s]: %s", prompt.place.key, outcome.trace_id, error.detail)
+        except ReplyFailed as failed:
+            outcome.status, outcome.error = "error", "the platform refused the reply"
+            log.error(
+                "could not show the reply in %s [trace %s]: %s", prompt.place.key, outcome.trace_id, failed
+            )
         finally:
             self._inflight.pop(outcome.reply_id, None)
             self._stopped.discard(outcome.reply_id)
         suffix = self._suffix(outcome, reply)
         try:
             outcome.handles = await reply.finish(suffix)
-        except Exception:
-            log.exception("could not show reply [trace %s]", outcome.trace_id)
+        except ReplyFailed as failed:
+            log.error(
+                "could not show the reply in %s [trace %s]: %s", prompt.place.key, outcome.trace_id, failed
+            )
             outcome.status = "error"
+            outcome.handles = list(reply.handles)
         self._fill(outcome, state, prefill, reply.text.removesuffix(suffix))
         await self._finish_records(outcome, prompt, state, latency=self._clock() - started)
 

@@ -17,6 +17,14 @@ from typing import Protocol
 FENCE = re.compile(r"^ {0,3}```([^\s`]*)", re.MULTILINE)
 
 
+class ReplyFailed(Exception):
+    """The platform refused to show the reply (missing permission, channel gone, ...)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+        super().__init__(f"{type(cause).__name__}: {cause}")
+
+
 class ReplySink(Protocol):
     """What an adapter implements so the core can show a reply. Handles are message ids."""
 
@@ -103,7 +111,7 @@ class StreamingReply:
         if not text:
             return
         if self._failure is not None:
-            raise self._failure
+            raise ReplyFailed(self._failure)
         self.text += text
         self._tail += text
         self._wake.set()
@@ -119,7 +127,7 @@ class StreamingReply:
         if self._writer is not None:
             await self._writer
         if self._failure is not None:
-            raise self._failure
+            raise ReplyFailed(self._failure)
         return self.handles
 
     async def abort(self) -> None:

@@ -6,10 +6,11 @@ import asyncio
 import itertools
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.streaming import StreamingReply, open_fence, split_all, split_once
+from core.streaming import ReplyFailed, StreamingReply, open_fence, split_all, split_once
 
 
 class RecordingSink:
@@ -112,9 +113,5 @@ async def test_platform_failure_surfaces_on_finish() -> None:
 
     reply = StreamingReply(Broken())
     reply.append("hello")
-    try:
+    with pytest.raises(ReplyFailed, match="PermissionError: Missing Permissions"):
         await reply.finish()
-    except PermissionError as error:
-        assert "Missing Permissions" in str(error)
-    else:
-        raise AssertionError("finish() must report that nothing could be shown")
