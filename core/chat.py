@@ -53,6 +53,10 @@ def new_trace_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def new_reply_id() -> str:
+    return uuid.uuid4().hex
+
+
 @dataclass
 class Outcome:
     """What happened to one request, for the adapter (buttons) and for tests."""
@@ -126,9 +130,11 @@ class ChatEngine:
         *,
         history: Sequence[Message] | None = None,
         alias: str | None = None,
+        reply_id: str | None = None,
     ) -> Outcome:
         """Answer `message`. `history` is platform-read context (oldest first, without
-        `message`); when None, context comes from ember's own store of this place."""
+        `message`); when None, context comes from ember's own store of this place.
+        `reply_id` (from `new_reply_id`) lets the adapter label buttons before the reply starts."""
         await transcript.record_message(self.store, message)
         if history is None:
             history = await transcript.load_history(
@@ -136,7 +142,7 @@ class ChatEngine:
             )
             history = [m for m in history if m.id != message.id]
         chosen = alias or await self.channel_model(message.place)
-        return await self._run(message, [*history, message], sink, chosen, prefill="", reply_id=None)
+        return await self._run(message, [*history, message], sink, chosen, prefill="", reply_id=reply_id)
 
     async def regenerate(self, reply_id: str, user: User, sink: ReplySink) -> Outcome:
         """A new answer to the prompt of an earlier reply (the sink decides where it shows)."""

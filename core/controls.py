@@ -1,0 +1,82 @@
+"""Reply buttons — Stop, Regenerate, Continue — shared by every platform.
+
+A button's id carries the action and the reply id, and nothing else, so it still works after a
+restart: everything it needs is in the `replies` table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from core.chat import ChatEngine, Outcome
+from core.events import User
+from core.streaming import ReplySink
+
+PREFIX = "ember"
+
+
+class Control(Enum):
+    STOP = "stop"
+    REGENERATE = "regen"
+    CONTINUE = "cont"
+
+    @property
+    def label(self) -> str:
+        return {"stop": "Stop", "regen": "Regenerate", "cont": "Continue"}[self.value]
+
+
+def control_id(control: Control, reply_id: str) -> str:
+    return f"{PREFIX}:{control.value}:{reply_id}"
+
+
+def parse_control_id(custom_id: str) -> tuple[Control, str] | None:
+    parts = custom_id.split(":")
+    if len(parts) != 3 or parts[0] != PREFIX:
+        return None
+    try:
+        return Control(parts[1]), parts[2]
+    except ValueError:
+        return None
+
+
+def controls_for(outcome: Outcome | None, *, streaming: bool) -> list[Control]:
+    """Which buttons a reply shows: Stop while it streams; afterwards Regenerate, and Continue
+    when the model stopped at max_tokens."""
+    if streaming:
+        return [Control.STOP]
+    if outcome is None or outcome.status in ("denied",):
+        return []
+    buttons = [Control.REGENERATE]
+    if outcome.can_continue:
+        buttons.append(Control.CONTINUE)
+    return buttons
+
+
+NOT_YOURS = "Only the person who asked, or a moderator, can use these buttons."
+NOTHING_TO_STOP = "That reply has already finished."
+GONE = "That reply is no longer stored (it may have been forgotten), so it cannot be redone."
+
+
+@dataclass(frozen=True)
+class ControlResult:
+    """What the adapter tells the presser privately, and the new outcome if one ran."""
+
+    notice: str = ""
+    outcome: Outcome | None = None
+
+
+async def press(
+    engine: ChatEngine, control: Control, reply_id: str, user: User, sink: ReplySink
+) -> ControlResult:
+    """Run a button press: check who pressed it, then stop, regenerate or continue."""
+    if not await engine.may_control(reply_id, user):
+        return ControlResult(notice=NOT_YOURS)
+    if control is Control.STOP:
+        return ControlResult() if engine.stop(reply_id) else ControlResult(notice=NOTHING_TO_STOP)
+    try:
+        if control is Control.REGENERATE:
+            return ControlResult(outcome=await engine.regenerate(reply_id, user, sink))
+        return ControlResult(outcome=await engine.continue_reply(reply_id, user, sink))
+    except LookupError:
+        return ControlResult(notice=GONE)
