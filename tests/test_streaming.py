@@ -22,8 +22,10 @@ class RecordingSink:
         self.messages: dict[str, str] = {}
         self.writes: list[tuple[float, str, str]] = []  # (time, op, handle)
         self.notices: list[str] = []
+        self.first_post = asyncio.Event()
 
     async def post(self, text: str) -> str:
+        self.first_post.set()
         handle = f"m{len(self.messages) + 1}"
         self.messages[handle] = text
         self.writes.append((asyncio.get_running_loop().time(), "post", handle))
