@@ -49,6 +49,16 @@ class OpenGate:
 ContextSource = Callable[[Place], Awaitable[str]]
 
 
+class HistoryReader(Protocol):
+    """Reads a conversation fresh from its platform, so edits and deletions show. Used where a
+    request arrives without platform context: regenerate, continue and the prompt preview."""
+
+    async def __call__(self, place: Place, upto: str, limit: int) -> Sequence[Message]:
+        """Oldest first, ending with message `upto` as it reads now (at most `limit` messages);
+        `upto=""` means the conversation as it stands. Empty when `upto` is gone."""
+        ...
+
+
 def new_trace_id() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -112,10 +122,15 @@ class ChatEngine:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._stopped: set[str] = set()
         self._context_sources: list[ContextSource] = []
+        self._readers: dict[str, HistoryReader] = {}
 
     def add_context_source(self, source: ContextSource) -> None:
         """Register extra system-prompt context, consulted for every request in a place."""
         self._context_sources.append(source)
+
+    def set_history_reader(self, platform: str, reader: HistoryReader) -> None:
+        """Read context for `platform` from the platform itself instead of ember's store."""
+        self._readers[platform] = reader
 
     async def _extra_context(self, place: Place) -> str:
         parts = [await source(place) for source in self._context_sources]
@@ -147,16 +162,14 @@ class ChatEngine:
     async def regenerate(self, reply_id: str, user: User, sink: ReplySink) -> Outcome:
         """A new answer to the prompt of an earlier reply (the sink decides where it shows)."""
         reply, prompt = await self._reply_and_prompt(reply_id)
-        history = await self._history_before(prompt)
-        return await self._run(prompt, [*history, prompt], sink, reply.alias, prefill="", reply_id=reply_id)
+        context = await self._context_upto(prompt)
+        return await self._run(context[-1], context, sink, reply.alias, prefill="", reply_id=reply_id)
 
     async def continue_reply(self, reply_id: str, user: User, sink: ReplySink) -> Outcome:
         """Carry on a reply that stopped at max_tokens, from exactly where it stopped."""
         reply, prompt = await self._reply_and_prompt(reply_id)
-        history = await self._history_before(prompt)
-        return await self._run(
-            prompt, [*history, prompt], sink, reply.alias, prefill=reply.text, reply_id=reply_id
-        )
+        context = await self._context_upto(prompt)
+        return await self._run(context[-1], context, sink, reply.alias, prefill=reply.text, reply_id=reply_id)
 
     def stop(self, reply_id: str) -> bool:
         """End generation of a reply in flight; the text so far stays. False if not running here."""
@@ -175,11 +188,23 @@ class ChatEngine:
             reply = await session.get(Reply, reply_id)
         return reply is not None and reply.requester_id == user.id
 
+    async def reply_handles(self, reply_id: str) -> list[str]:
+        """The platform messages a reply was shown in (for a regenerate that rewrites them)."""
+        async with self.store.session() as session:
+            reply = await session.get(Reply, reply_id)
+        handles: list[str] = json.loads(reply.message_ids) if reply else []
+        return handles
+
     async def preview(self, place: Place, alias: str | None = None) -> conversation.Payload:
         """Exactly what the model would receive for the next message here (for `/opus prompt`)."""
         chosen = alias or await self.channel_model(place)
         model = self.settings.models[chosen]
-        history = await transcript.load_history(self.store, place, limit=self.settings.chat.history_messages)
+        limit = self.settings.chat.history_messages
+        reader = self._readers.get(place.platform)
+        if reader is not None:
+            history = list(await reader(place, "", limit))
+        else:
+            history = await transcript.load_history(self.store, place, limit=limit)
         if not history:
             return conversation.Payload([], [], 0, 0, 0)
         system = model.system_prompt + await self._extra_context(place)
@@ -446,6 +471,15 @@ class ChatEngine:
         if not history or history[-1].id != reply.prompt_message_id:
             raise LookupError(f"the prompt of reply {reply_id} is no longer stored")
         return reply, history[-1]
+
+    async def _context_upto(self, prompt: Message) -> list[Message]:
+        """The history before `prompt` and the prompt itself, from the platform when it can say."""
+        reader = self._readers.get(prompt.place.platform)
+        if reader is not None:
+            context = list(await reader(prompt.place, prompt.id, self.settings.chat.history_messages + 1))
+            if context and context[-1].id == prompt.id:
+                return context
+        return [*await self._history_before(prompt), prompt]
 
     async def _history_before(self, prompt: Message) -> list[Message]:
         history = await transcript.load_history(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 FENCE = re.compile(r"^ {0,3}```([^\s`]*)", re.MULTILINE)
@@ -38,6 +38,31 @@ class ReplySink(Protocol):
     async def notice(self, text: str) -> None:
         """A short line for the asker only where the platform allows (else a normal message)."""
         ...
+
+
+class ReusingSink:
+    """Shows a new reply in an earlier reply's messages (regenerate): each post rewrites the
+    next old message, and only when they run out are new ones posted. `leftover` is what the
+    new reply did not need, for the adapter to remove."""
+
+    def __init__(self, inner: ReplySink, reuse: Sequence[str]) -> None:
+        self.max_chars = inner.max_chars
+        self.edit_interval = inner.edit_interval
+        self._inner = inner
+        self.leftover = list(reuse)
+
+    async def post(self, text: str) -> str:
+        if not self.leftover:
+            return await self._inner.post(text)
+        handle = self.leftover.pop(0)
+        await self._inner.edit(handle, text)
+        return handle
+
+    async def edit(self, handle: str, text: str) -> None:
+        await self._inner.edit(handle, text)
+
+    async def notice(self, text: str) -> None:
+        await self._inner.notice(text)
 
 
 def open_fence(text: str) -> str | None:
