@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.postgres import PostgresCluster, database_name, unavailable_reason
 
 
-# --- fake Anthropic --------------------------------------------------------------------
+# --- fake Anthropic (tests/fakes/anthropic_server.py) -----------------------------------
 @pytest.fixture
 async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
+    """A fresh fake Messages API (direct, Vertex and Bedrock paths) for one test."""
     async with FakeAnthropic() as fake:
         yield fake
+
+
+# --- throwaway PostgreSQL (tests/fakes/postgres.py) -------------------------------------
+# Synchronous on purpose: no event loop is shared across tests, and a sync fixture can ask
+# for these through request.getfixturevalue.
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One PostgreSQL server for the whole run; skipped where it cannot run."""
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"no throwaway PostgreSQL here: {reason}")
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_cluster: PostgresCluster) -> str:
+    """SQLAlchemy URL (postgresql+asyncpg) of the database `ember`, shared by the whole run."""
+    return postgres_cluster.url
+
+
+@pytest.fixture
+def postgres_db_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    """SQLAlchemy URL of a new, empty database for this test only; dropped afterwards."""
+    url = postgres_cluster.create_database()
+    yield url
+    postgres_cluster.drop_database(database_name(url))
