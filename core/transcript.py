@@ -32,8 +32,12 @@ def _attachments_json(attachments: Sequence[Attachment]) -> str:
     )
 
 
-async def record_message(store: Store, message: Message) -> None:
-    """Store one incoming message (once, however often it is delivered) and its author's name."""
+async def record_message(store: Store, message: Message) -> bool:
+    """Store one incoming message (once, however often it is delivered) and its author's name.
+
+    True when this call stored it: an adapter that records before answering thereby claims the
+    message, so a redelivery (a Slack retry, another host) finds it taken and is not answered.
+    """
     place, author = message.place, message.author
     turn = {
         "place_key": place.key,
@@ -56,7 +60,7 @@ async def record_message(store: Store, message: Message) -> None:
         "updated_at": db_now(),
     }
     async with store.session() as session:
-        await session.exec(_insert(store, Turn).values(turn).on_conflict_do_nothing())
+        inserted = await session.exec(_insert(store, Turn).values(turn).on_conflict_do_nothing())
         upsert = _insert(store, Person).values(person)
         await session.exec(
             upsert.on_conflict_do_update(
@@ -64,6 +68,7 @@ async def record_message(store: Store, message: Message) -> None:
                 set_={"name": person["name"], "updated_at": person["updated_at"]},
             )
         )
+    return bool(inserted.rowcount)
 
 
 async def edit_message(store: Store, place: Place, message_id: str, text: str) -> None:

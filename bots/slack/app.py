@@ -1,0 +1,85 @@
+"""The slack-bolt app: a Web API client, an AsyncApp, and `register` wiring listeners to the core.
+
+Nothing is global: `serve` (or a test, or the benchmark) builds a client and an app and calls
+`register`, which returns the `SlackBot` the listeners share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aiohttp
+from slack_bolt.app.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.slack import actions, commands, events
+from bots.slack.bot import SlackBot
+from bots.slack.files import FileFetcher
+from bots.slack.notifier import SlackNotifier
+from bots.slack.people import People
+from core.chat_commands import build_commands
+from core.config import Settings, secret
+from core.runtime import Runtime
+
+# A 429 is retried after its Retry-After this many times before the call fails.
+RATE_LIMIT_RETRIES = 3
+
+
+def build_client(
+    settings: Settings, session: aiohttp.ClientSession | None = None, environ: Mapping[str, str] | None = None
+) -> AsyncWebClient:
+    """The Web API client: the bot token from the environment, Slack (or `api_base_url`) as the
+    server, one shared connection pool, and Retry-After honoured on rate limits."""
+    slack = settings.slack
+    token = secret(slack.bot_token_env, "slack.bot_token_env", settings.source, environ)
+    return AsyncWebClient(
+        token=token,
+        base_url=slack.api_base_url or AsyncWebClient.BASE_URL,
+        session=session,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+        ],
+    )
+
+
+def build_app(
+    settings: Settings, client: AsyncWebClient, environ: Mapping[str, str] | None = None
+) -> AsyncApp:
+    """In HTTP mode every request must carry a valid signature (and a fresh timestamp); Socket
+    Mode traffic arrives over the app's own authenticated connection and needs none."""
+    http = settings.slack.mode == "http"
+    signing_secret = (
+        secret(settings.slack.signing_secret_env, "slack.signing_secret_env", settings.source, environ)
+        if http
+        else None
+    )
+    return AsyncApp(
+        client=client,
+        signing_secret=signing_secret,
+        request_verification_enabled=http,
+        # ember acknowledges first and works after; Slack never waits on the model.
+        process_before_response=False,
+    )
+
+
+def register(
+    app: AsyncApp, runtime: Runtime, client: AsyncWebClient, *, files: FileFetcher | None = None
+) -> SlackBot:
+    """Wire every listener to the core; returns what they share."""
+    settings = runtime.settings
+    people = People(
+        client, moderator_groups=settings.slack.moderator_roles, member_groups=settings.access.member_roles
+    )
+    bot = SlackBot(
+        runtime, settings.slack, client, people, build_commands(settings.slack.command), files=files
+    )
+    events.register(app, bot)
+    commands.register(app, bot)
+    actions.register(app, bot)
+    runtime.access.register_notifier("slack", SlackNotifier(client, settings.slack.mod_channel))
+    return bot

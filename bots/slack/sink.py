@@ -1,0 +1,237 @@
+"""A ReplySink for Slack: native streaming where Slack offers it, post + chat.update where not.
+
+The core hands the sink whole message texts (`post`, then `edit` with more). A Slack message is
+drawn as a chain of parts so that no part outgrows Slack's limits, whatever escaping does to
+the length; when Slack still answers `msg_too_long`, the limit halves and the text is redrawn.
+
+A part is a native stream (chat.startStream, appended with chat.appendStream, ended with
+chat.stopStream) when the reply goes in a thread and the workspace allows streaming. When the
+method is refused, or a stream has expired, the part becomes an ordinary message kept current
+with chat.update, at most about once a second.
+
+Slack's streams take Block Kit only when they stop, so a streamed part shows its buttons at the
+end; an ordinary part shows a Stop button while the reply is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.slack import render
+from core.chat import Outcome
+from core.controls import Control, controls_for
+
+log = logging.getLogger(__name__)
+
+# What the core splits at: a screenful, like a long chat message. Parts are cut finer if needed.
+MAX_CHARS = 3_000
+STREAM_INTERVAL = 0.5  # appendStream sends only what is new, so it can run a little faster
+UPDATE_INTERVAL = 1.0  # chat.update resends the whole text: about once a second
+MIN_LIMIT = 500
+# Answers that say this workspace or token cannot stream at all (not a passing failure).
+STREAMING_REFUSED = frozenset(
+    {
+        "unknown_method",
+        "method_not_supported",
+        "method_deprecated",
+        "not_allowed_token_type",
+        "missing_scope",
+        "feature_not_enabled",
+        "not_enabled",
+        "team_not_allowed",
+    }
+)
+
+
+def slack_error(error: SlackApiError) -> str:
+    return str(error.response.get("error") or "")
+
+
+class StreamingSupport:
+    """Whether this app may use native streaming; switched off for good on a refusal."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+
+    def refuse(self, reason: str) -> None:
+        if self.enabled:
+            log.warning("Slack refused native streaming (%s); replies are posted and edited instead", reason)
+        self.enabled = False
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a reply goes and for whom (streams into channels need the recipient)."""
+
+    channel: str
+    thread_ts: str  # "" posts in the channel itself
+    user_id: str
+    team_id: str
+
+
+@dataclass
+class _Part:
+    ts: str
+    shown: str  # the escaped text it shows
+    streaming: bool
+
+
+class SlackSink:
+    max_chars = MAX_CHARS
+
+    def __init__(
+        self, client: AsyncWebClient, target: Target, reply_id: str, streaming: StreamingSupport
+    ) -> None:
+        self._client = client
+        self.target = target
+        self.reply_id = reply_id
+        self._streaming = streaming
+        self._limit = render.MESSAGE_LIMIT
+        self._chains: dict[str, list[_Part]] = {}
+        self._last: _Part | None = None
+        self.edit_interval = STREAM_INTERVAL if self._can_stream else UPDATE_INTERVAL
+
+    @property
+    def _can_stream(self) -> bool:
+        return self._streaming.enabled and bool(self.target.thread_ts)
+
+    # ------------------------------------------------------------------ ReplySink
+
+    async def post(self, text: str) -> str:
+        parts: list[_Part] = []
+        await self._draw(parts, text)
+        self._chains[parts[0].ts] = parts
+        return parts[0].ts
+
+    async def edit(self, handle: str, text: str) -> None:
+        await self._draw(self._chains[handle], text)
+
+    async def notice(self, text: str) -> None:
+        target = self.target
+        await self._client.chat_postEphemeral(
+            channel=target.channel,
+            user=target.user_id,
+            text=render.escape(text),
+            thread_ts=target.thread_ts or None,
+        )
+
+    # ------------------------------------------------------------------ the end of a reply
+
+    async def close(self, outcome: Outcome) -> None:
+        """End the newest part and give the reply its final buttons (Regenerate, Continue)."""
+        part = self._last
+        if part is None:
+            return
+        controls = controls_for(outcome, streaming=False)
+        if part.streaming:
+            actions = render.buttons(self.reply_id, controls)
+            try:
+                await self._client.chat_stopStream(
+                    channel=self.target.channel, ts=part.ts, blocks=[actions] if actions else None
+                )
+                return
+            except SlackApiError as error:
+                log.info("could not stop stream %s (%s); updating it instead", part.ts, slack_error(error))
+        await self._update(part, part.shown, controls)
+
+    # ------------------------------------------------------------------ drawing
+
+    async def _draw(self, parts: list[_Part], text: str) -> None:
+        while True:
+            try:
+                await self._draw_once(parts, text)
+                return
+            except SlackApiError as error:
+                if slack_error(error) != "msg_too_long" or self._limit <= MIN_LIMIT:
+                    raise
+                self._limit = max(MIN_LIMIT, self._limit // 2)
+                log.info(
+                    "Slack said msg_too_long; drawing reply %s in parts of %d", self.reply_id, self._limit
+                )
+
+    async def _draw_once(self, parts: list[_Part], text: str) -> None:
+        pieces = [render.escape(piece) for piece in render.fit(text, self._limit)]
+        for index, piece in enumerate(pieces):
+            if index < len(parts):
+                if parts[index].shown != piece:
+                    await self._extend(parts[index], piece)
+                continue
+            if self._last is not None:
+                await self._seal(self._last)
+            part = await self._start(piece)
+            parts.append(part)
+            self._last = part
+
+    async def _start(self, piece: str) -> _Part:
+        target = self.target
+        if self._can_stream:
+            try:
+                response = await self._client.chat_startStream(
+                    channel=target.channel,
+                    thread_ts=target.thread_ts,
+                    markdown_text=piece,
+                    recipient_user_id=target.user_id,
+                    recipient_team_id=target.team_id,
+                )
+                return _Part(str(response["ts"]), piece, streaming=True)
+            except SlackApiError as error:
+                self._stream_failed(error)
+        response = await self._client.chat_postMessage(
+            channel=target.channel,
+            thread_ts=target.thread_ts or None,
+            text=piece,
+            blocks=render.reply_blocks(piece, self.reply_id, [Control.STOP]),
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        return _Part(str(response["ts"]), piece, streaming=False)
+
+    async def _extend(self, part: _Part, piece: str) -> None:
+        if part.streaming and piece.startswith(part.shown):
+            try:
+                await self._client.chat_appendStream(
+                    channel=self.target.channel, ts=part.ts, markdown_text=piece[len(part.shown) :]
+                )
+                part.shown = piece
+                return
+            except SlackApiError as error:
+                if slack_error(error) == "msg_too_long":
+                    raise
+                log.info("stream %s ended early (%s); editing it instead", part.ts, slack_error(error))
+        part.streaming = False
+        self.edit_interval = UPDATE_INTERVAL
+        await self._update(part, piece, [Control.STOP] if part is self._last else [])
+
+    async def _seal(self, part: _Part) -> None:
+        """A part the reply has moved on from: its stream ends, its Stop button goes."""
+        if part.streaming:
+            try:
+                await self._client.chat_stopStream(channel=self.target.channel, ts=part.ts)
+                part.streaming = False
+                return
+            except SlackApiError as error:
+                log.info("could not stop stream %s (%s)", part.ts, slack_error(error))
+        await self._update(part, part.shown, [])
+
+    async def _update(self, part: _Part, piece: str, controls: list[Control]) -> None:
+        await self._client.chat_update(
+            channel=self.target.channel,
+            ts=part.ts,
+            text=piece,
+            blocks=render.reply_blocks(piece, self.reply_id, controls),
+        )
+        part.shown, part.streaming = piece, False
+
+    def _stream_failed(self, error: SlackApiError) -> None:
+        reason = slack_error(error)
+        if reason == "msg_too_long":
+            raise error
+        if reason in STREAMING_REFUSED:
+            self._streaming.refuse(reason)
+        else:
+            log.info("chat.startStream failed (%s); posting this part instead", reason)
+        self.edit_interval = UPDATE_INTERVAL
