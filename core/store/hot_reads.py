@@ -1,0 +1,71 @@
+"""Reads on a hot path (the access check on every message) in one hop.
+
+A point read costs SQLite a few microseconds, but through aiosqlite every cursor call is handed
+to its thread and back, and SQLAlchemy makes several such calls per query: over a millisecond on
+a small server. For a SQLite file, HotReads keeps its own synchronous, query-only connection on
+one worker thread and runs the whole statement there, so a read is one hop. WAL lets it read
+while other connections write, and it sees each commit as soon as it is made.
+
+Elsewhere (PostgreSQL, in-memory SQLite) the async engine is the right tool and is used as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy import Engine, Row, Select, create_engine, event
+from sqlalchemy.pool import StaticPool
+
+from core.store.engine import Store
+
+
+def _read_only_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA query_only=ON")  # this connection never writes, whatever asks it to
+    cursor.close()
+
+
+class HotReads:
+    """`await reads.first(select(...))`; `await reads.close()` when done."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        url = store.engine.url
+        in_memory = url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+        self._sqlite_file = store.dialect == "sqlite" and not in_memory
+        self._executor: ThreadPoolExecutor | None = None
+        self._engine: Engine | None = None
+
+    async def first(self, statement: Select[Any], params: Mapping[str, Any] | None = None) -> Row[Any] | None:
+        """The first row of `statement`. Build statements once with bind parameters and pass
+        the values here: constructing a statement costs more than SQLite takes to run it."""
+        if not self._sqlite_file:
+            async with self.store.engine.connect() as conn:
+                row: Row[Any] | None = (await conn.execute(statement, params)).first()
+                return row
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ember-hot-reads")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._read, statement, params)
+
+    def _read(self, statement: Select[Any], params: Mapping[str, Any] | None) -> Row[Any] | None:
+        # Runs on the worker thread only, so the one connection is never shared between threads.
+        if self._engine is None:
+            url = self.store.engine.url.set(drivername="sqlite")
+            self._engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+            event.listen(self._engine, "connect", _read_only_pragmas)
+        with self._engine.connect() as conn:
+            return conn.execute(statement, params).first()
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        engine = self._engine
+        if engine is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, engine.dispose)
+        executor.shutdown(wait=True)
