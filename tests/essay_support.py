@@ -1,0 +1,161 @@
+"""Stand-ins for what a platform adapter gives essay announcements (a recording Announcer),
+a clock tests can move, and helpers to build the service over a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from core.config import settings_from_dict
+from core.essays import Delivery, EssayService
+from core.ratelimit import RateLimit
+from core.store import Store
+from tests.fakes.feed_server import Post
+
+START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+# Pace that never makes a test wait (the pacer has its own tests).
+FAST = RateLimit(per_second=1_000_000.0, burst=1_000.0, concurrency=8)
+DATABASES = ["sqlite", "postgres"]
+
+
+class FakeTime:
+    """Wall clock and monotonic clock together; `sleep` moves both instead of waiting."""
+
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+        self.mono = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, **delta: float) -> None:
+        step = timedelta(**delta)
+        self.now += step
+        self.mono += step.total_seconds()
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(seconds=seconds)
+        await asyncio.sleep(0)
+
+
+class Killed(BaseException):
+    """The process died here (kill -9): nothing after this point runs."""
+
+
+class RecordingAnnouncer:
+    """Plays a platform adapter: posts go into per-channel lists. Like Discord's nonce with
+    enforce_nonce, a repeated idempotency key returns the earlier message instead of posting."""
+
+    def __init__(self, platform: str = "discord") -> None:
+        self.platform = platform
+        self.calls: list[Delivery] = []
+        self.posts: dict[str, list[tuple[str, Delivery]]] = defaultdict(list)
+        self.by_key: dict[str, str] = {}
+        self.replays = 0
+        # channel id → errors to raise on the next calls for it, in order
+        self.errors: dict[str, list[BaseException]] = defaultdict(list)
+        self.die_after: int | None = None
+        self.threads = True
+        self.opened: list[tuple[str, str]] = []  # (channel, thread id)
+        self.moderators: list[tuple[str, str]] = []  # (workspace, text)
+        self.posted_event = asyncio.Event()
+
+    @property
+    def post_count(self) -> int:
+        return sum(len(p) for p in self.posts.values())
+
+    async def announce(self, delivery: Delivery) -> str:
+        self.calls.append(delivery)
+        if self.errors[delivery.channel_id]:
+            raise self.errors[delivery.channel_id].pop(0)
+        if delivery.idempotency_key in self.by_key:
+            self.replays += 1
+            return self.by_key[delivery.idempotency_key]
+        message_id = f"{self.platform}-m{len(self.by_key) + 1}"
+        self.by_key[delivery.idempotency_key] = message_id
+        self.posts[delivery.channel_id].append((message_id, delivery))
+        self.posted_event.set()
+        if self.die_after is not None and self.post_count >= self.die_after:
+            raise Killed()  # posted, but ember never heard back
+        return message_id
+
+    async def open_discussion(self, delivery: Delivery, message_id: str) -> str | None:
+        if not self.threads:
+            return None
+        thread_id = f"t-{message_id}"
+        self.opened.append((delivery.channel_id, thread_id))
+        return thread_id
+
+    async def notify_moderators(self, workspace_id: str, text: str) -> None:
+        self.moderators.append((workspace_id, text))
+
+
+def post(n: int, *, days_ago: float = 1.0, **fields: Any) -> Post:
+    values: dict[str, Any] = {"slug": f"essay-{n}", "title": f"Essay {n}"}
+    values.update(fields)
+    return Post(published=START - timedelta(days=days_ago), **values)
+
+
+@asynccontextmanager
+async def open_store(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> AsyncIterator[Store]:
+    if kind == "postgres":
+        url = str(request.getfixturevalue("postgres_db_url"))
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'ember.db'}"
+    store = Store.open(url)
+    await store.upgrade()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def make_service(
+    store: Store,
+    clock: FakeTime,
+    feeds: list[str],
+    *,
+    announce_existing: bool = False,
+    max_age_days: int = 7,
+    poll_seconds: float = 900.0,
+    **options: Any,
+) -> EssayService:
+    settings = settings_from_dict(
+        {
+            "essays": {
+                "feeds": feeds,
+                "announce_existing": announce_existing,
+                "max_age_days": max_age_days,
+                "poll_seconds": poll_seconds,
+            }
+        }
+    )
+    options.setdefault("fetch_deadline", 5.0)
+    return EssayService(
+        settings,
+        store,
+        clock=clock,
+        monotonic=clock.monotonic,
+        sleep=clock.sleep,
+        rng=random.Random(7),
+        **options,
+    )
+
+
+async def rows(store: Store, sql: str) -> list[tuple[Any, ...]]:
+    async with store.engine.connect() as conn:
+        return [tuple(r) for r in (await conn.execute(text(sql))).all()]

@@ -1,0 +1,123 @@
+"""Feed items as plain text: HTML gone, summaries short, identities normalised, mentions inert."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from core import feeds
+from core.errors import FeedError
+from core.essays import EssayService
+from core.events import User
+from core.store import Store
+from tests.essay_support import FAST, FakeTime, RecordingAnnouncer, make_service, open_store, post
+from tests.fakes.feed_server import Feed, FeedServer, render
+
+
+@pytest.fixture
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    async with open_store(request, tmp_path, "sqlite") as store:
+        yield store
+
+
+def test_html_becomes_plain_text_with_paragraphs() -> None:
+    html = (
+        "<h2>A heading</h2><p>First &amp; <em>foremost</em>,&nbsp;a line<br>break.</p>"
+        "<script>alert('x')</script><style>p{}</style>"
+        "<ul><li>one</li><li>two</li></ul><p>Last.</p>"
+    )
+    assert (
+        feeds.html_to_text(html) == "A heading\n\nFirst & foremost, a line\nbreak.\n\n• one\n• two\n\nLast."
+    )
+
+
+def test_summaries_are_one_paragraph_of_at_most_300_characters() -> None:
+    long = "<p>" + " ".join(f"word{n}" for n in range(200)) + "</p><p>more</p>"
+    summary = feeds.summarize(feeds.html_to_text(long))
+    assert len(summary) <= 300 and summary.endswith("…") and "\n" not in summary
+    assert summary[:-1].split()[-1].startswith("word")  # cut between words
+    assert feeds.summarize("short") == "short"
+    assert len(feeds.summarize("x" * 1000)) == 300
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("https://opus3.substack.com/p/On-Being-Retired/", "/p/on-being-retired"),
+        ("https://essays.example.org//p/on-being-retired?utm_source=rss#top", "/p/on-being-retired"),
+        ("https://x.example/p/caf%C3%A9", "/p/café"),
+        ("https://x.example/", None),
+        ("urn:substack:post:1", None),
+        ("javascript:alert(1)", None),
+    ],
+)
+def test_post_paths_are_normalised(url: str, path: str | None) -> None:
+    assert feeds.post_path(url) == path
+
+
+def test_retry_after_reads_seconds_and_dates() -> None:
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    assert feeds.retry_after_seconds("120") == 120.0
+    assert feeds.retry_after_seconds("Tue, 10 Mar 2026 12:05:00 GMT", now) == 300.0
+    assert feeds.retry_after_seconds("soon") is None
+    assert feeds.retry_after_seconds("") is None
+
+
+def test_a_substack_item_parses_into_every_field() -> None:
+    feed = Feed(posts=[post(1, title="On <b>being</b> retired", subtitle="<p>Sub &amp; title</p>")])
+    parsed = feeds.parse(render(feed), "application/rss+xml")
+    [item] = parsed.items
+    assert parsed.title == "Opus 3 Essays"
+    assert item.key == "https://opus3.substack.com/p/essay-1"
+    assert item.post_path == "/p/essay-1"
+    assert (item.title, item.summary, item.author) == ("On being retired", "Sub & title", "Claude Opus 3")
+    assert item.published_at == datetime(2026, 3, 9, 12, 0, tzinfo=UTC)
+    assert item.image_url == "https://substackcdn.com/image/fetch/w_1456/cover.jpg"
+    assert item.full_text == "The essay's first paragraph.\n\nIts second paragraph."
+
+
+def test_unsafe_links_and_images_are_dropped() -> None:
+    feed = Feed(posts=[post(1, image="javascript:alert(1)")])
+    [item] = feeds.parse(render(feed)).items
+    assert item.image_url == ""
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"", "not an RSS or Atom feed"),
+        (b"<html><body>Blocked</body></html>", "not an RSS or Atom feed"),
+        (render(Feed()), "no items"),
+        (render(Feed(posts=[post(1)]))[:-100], "malformed XML"),
+    ],
+)
+def test_unusable_feeds_are_errors(body: bytes, problem: str) -> None:
+    with pytest.raises(FeedError, match=problem):
+        feeds.parse(body)
+
+
+async def test_html_in_descriptions_reaches_the_adapter_as_short_text(
+    store: Store, feed_server: FeedServer
+) -> None:
+    clock = FakeTime()
+    service: EssayService = make_service(store, clock, [feed_server.url()])
+    recording = RecordingAnnouncer()
+    service.register_announcer("discord", recording, FAST)
+    mod = User("M", "M", "discord", "G1", is_moderator=True)
+    await service.subscribe("discord", "G1", "C1", "", mod)
+    feed_server.feed().posts.append(post(1))
+    await service.poll_once()
+    subtitle = "<p>Hello @everyone and <@123> &lt;!channel&gt; — " + "<b>bold</b> " * 80 + "</p>"
+    feed_server.feed().posts.append(post(2, days_ago=0, title="*Stars* & @here", subtitle=subtitle))
+    await service.poll_once()
+    await service.deliver_pending()
+    await service.close()
+    [(_, delivery)] = recording.posts["C1"]
+    essay = delivery.announcement
+    assert "<b>" not in essay.summary and len(essay.summary) <= 300
+    # Left exactly as written: escaping and mention suppression are the adapter's job.
+    assert essay.summary.startswith("Hello @everyone and <@123> <!channel> — bold bold")
+    assert essay.title == "*Stars* & @here"
