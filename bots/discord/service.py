@@ -1,0 +1,42 @@
+"""`serve(runtime)`: run the Discord bot until cancelled, then close the connection cleanly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import discord
+
+from bots.discord.client import make_client
+from bots.discord.endpoints import point_discord_at, restore_endpoints
+from core.config import Settings, secret
+from core.errors import ConfigError
+from core.runtime import Runtime
+
+
+def configured(settings: Settings, environ: Mapping[str, str] | None = None) -> bool:
+    """Discord runs when its token's environment variable is set."""
+    env = os.environ if environ is None else environ
+    return bool(env.get(settings.discord.token_env))
+
+
+async def serve(runtime: Runtime) -> None:
+    settings = runtime.settings
+    config = settings.discord
+    token = secret(config.token_env, "discord.token_env", settings.source)
+    try:
+        previous = point_discord_at(config.api_base_url, config.gateway_url)
+    except ValueError as error:
+        raise ConfigError(settings.source, "discord", str(error)) from None
+    try:
+        async with make_client(runtime) as client:
+            await client.start(token)
+    except discord.LoginFailure:
+        raise ConfigError(
+            settings.source,
+            "discord.token_env",
+            f"Discord refused the token in {config.token_env}",
+            "reset the bot token in the Developer Portal and export it again",
+        ) from None
+    finally:
+        restore_endpoints(previous)
