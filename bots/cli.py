@@ -6,12 +6,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from core.access import OPERATOR
+from core.access_commands import grant_line
 from core.config import Settings, check_environment, find_config, load_settings
-from core.errors import ConfigError, StoreError
+from core.errors import CommandError, ConfigError, StoreError
+from core.events import User
 from core.logs import configure_logging
 from core.runtime import open_runtime
 from core.store import Store
@@ -64,13 +68,131 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         if not services:
             log.warning("no Discord or Slack token is set; chatting in this terminal instead")
             return await console.chat(runtime, name=None, alias=None, stdin=sys.stdin, out=sys.stdout)
-        await asyncio.gather(*services)
+        # The expiry sweep only tidies and tells members (access never waits for it): it lives
+        # as long as the services do.
+        sweep = asyncio.create_task(runtime.access.sweep_forever())
+        # Feeds are polled from the start; deliveries flow as each adapter registers its announcer.
+        essays = asyncio.create_task(runtime.essays.run())
+        try:
+            await asyncio.gather(*services)
+        finally:
+            sweep.cancel()
+            essays.cancel()
     return 0
+
+
+async def cmd_access(args: argparse.Namespace, settings: Settings) -> int:
+    """Grant, revoke or list access as the operator: audited as "operator", no platform needed."""
+    operator = User(OPERATOR, "operator", args.platform, args.workspace, is_moderator=True)
+    async with open_runtime(settings) as runtime:
+        service = runtime.access
+        try:
+            if args.access_command == "grant":
+                text = await service.grant(operator, args.workspace, args.user, args.days, args.note)
+            elif args.access_command == "revoke":
+                text = await service.revoke(operator, args.workspace, args.user, args.reason)
+            else:
+                grants = await service.grants(args.platform, args.workspace)
+                text = "\n".join(grant_line(g, service.now()) for g in grants) or "Nobody has a grant there."
+        except CommandError as error:
+            print(f"ember: {_plain(error.user_message)}", file=sys.stderr)
+            return 1
+    print(_plain(text))
+    return 0
+
+
+def _plain(text: str) -> str:
+    """Mentions as a terminal shows them: the bare user id."""
+    return re.sub(r"<@([^>|]+)(?:\|[^>]*)?>", r"\1", text)
+
+
+def _add_access_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    access = sub.add_parser("access", parents=[common], help="grant, revoke or list access as the operator")
+    actions = access.add_subparsers(dest="access_command", required=True, metavar="ACTION")
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--platform", required=True, choices=["discord", "slack"])
+    where.add_argument("--workspace", required=True, metavar="ID", help="Discord server id or Slack team id")
+    grant = actions.add_parser("grant", parents=[common, where], help="give a member access (or extend it)")
+    grant.add_argument("--user", required=True, metavar="ID", help="the member's platform user id")
+    grant.add_argument("--days", type=int, metavar="N", help="access ends after N days (default: never)")
+    grant.add_argument("--note", default="", help="a note for the audit log")
+    revoke = actions.add_parser("revoke", parents=[common, where], help="end a member's access")
+    revoke.add_argument("--user", required=True, metavar="ID", help="the member's platform user id")
+    revoke.add_argument("--reason", default="", help="told to the member and kept in the audit log")
+    actions.add_parser("list", parents=[common, where], help="who has access in a workspace, and until when")
+    access.set_defaults(handler=cmd_access)
+
+
+async def cmd_essays(args: argparse.Namespace, settings: Settings) -> int:
+    """`essays status`; `essays poll --once` (poll, deliver, exit: for cron and debugging);
+    `essays poll` (the poll loop alone, until interrupted)."""
+    async with open_runtime(settings) as runtime:
+        service = runtime.essays
+        if args.essays_command == "status":
+            print("\n".join((await service.status()).lines()))
+            return 0
+        for platform, announcer in _essay_announcers(runtime).items():
+            service.register_announcer(platform, announcer)
+        if not args.once:
+            await service.run()
+            return 0
+        reports = await service.poll_once()
+        for report in reports:
+            print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+        print((await service.deliver_pending(wait=args.wait)).summary())
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def _essay_announcers(runtime: Any) -> dict[str, Any]:
+    """Announcers for `essays poll` whose credentials are present (filled in by each adapter);
+    deliveries for a platform without one stay queued for `ember run`."""
+    return {}
+
+
+def _add_essays_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    essays = sub.add_parser("essays", parents=[common], help="newsletter feeds and essay announcements")
+    actions = essays.add_subparsers(dest="essays_command", required=True, metavar="ACTION")
+    poll = actions.add_parser("poll", parents=[common], help="poll the feeds and deliver announcements")
+    poll.add_argument("--once", action="store_true", help="poll every feed now, deliver, then exit")
+    poll.add_argument(
+        "--wait", type=float, default=60.0, metavar="SECONDS", help="with --once: wait this long for retries"
+    )
+    actions.add_parser("status", parents=[common], help="feeds, failures, subscriptions and deliveries")
+    essays.set_defaults(handler=cmd_essays)
 
 
 def _platform_services(runtime: Any) -> list[Coroutine[Any, Any, None]]:
     """The long-running services whose credentials are present (filled in by each adapter)."""
-    return []
+    from bots.slack import service as slack
+
+    services: list[Coroutine[Any, Any, None]] = []
+    if slack.configured(runtime.settings):
+        services.append(slack.serve(runtime))
+    return services
+
+
+async def cmd_slack_manifest(args: argparse.Namespace, settings: Settings) -> int:
+    from bots.slack.manifest import manifest_json
+
+    print(manifest_json(settings.slack, name=args.name, request_url=args.url))
+    return 0
+
+
+def _add_slack_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    slack = sub.add_parser("slack", parents=[common], help="Slack tools")
+    slack_sub = slack.add_subparsers(dest="slack_command", required=True, metavar="ACTION")
+    manifest = slack_sub.add_parser(
+        "manifest", parents=[common], help="print the app manifest to paste into Slack's app settings"
+    )
+    manifest.add_argument(
+        "--name", default="ember", help="the app's and bot's name in Slack (default: ember)"
+    )
+    manifest.add_argument(
+        "--url",
+        default="",
+        help="HTTP mode: the public URL of /slack/events (e.g. https://ember.example/slack/events)",
+    )
+    manifest.set_defaults(handler=cmd_slack_manifest)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
         "upgrade", parents=[common], help="apply pending migrations (also done on start)"
     )
     upgrade.set_defaults(handler=cmd_db_upgrade)
+    _add_access_parser(sub, common)
+    _add_essays_parser(sub, common)
+    _add_slack_parser(sub, common)
     return parser
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from core import transcript
+from core.access_commands import ACCESS_COMMANDS
 from core.commands import CommandContext, CommandResult, Commands, CommandSpec, Param
 from core.errors import NotModerator, UsageError
+from core.essay_commands import ESSAY_COMMANDS
 
 # Past this, `/opus prompt` answers with a file rather than a wall of text.
 INLINE_PROMPT_CHARS = 1800
@@ -81,7 +83,7 @@ CHAT_COMMANDS: tuple[CommandSpec, ...] = (
 
 def build_commands(root: str) -> Commands:
     """Every command ember offers, for one bot whose top-level command is `root`."""
-    specs = [*CHAT_COMMANDS]
+    specs = [*CHAT_COMMANDS, *ACCESS_COMMANDS, *ESSAY_COMMANDS]
 
     async def help_(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
         return CommandResult(commands.help_text())

@@ -7,10 +7,16 @@
     │   ├── UsageError         malformed input: carries the usage line
     │   └── NotModerator       a member-only caller tried a moderator command
     ├── AccessDenied           the caller may not talk to the model now (issue: access by request)
-    └── ModelError             the model could not answer; carries a trace id for the logs
-        ├── ModelUnavailable   every backend was overloaded, rate limited or unreachable
-        ├── ModelNotEnabled    the API answered 404 for the model (not enabled for this key)
-        └── ModelRequestError  the request itself was refused (400/401/403): an operator problem
+    ├── ModelError             the model could not answer; carries a trace id for the logs
+    │   ├── ModelUnavailable   every backend was overloaded, rate limited or unreachable
+    │   ├── ModelNotEnabled    the API answered 404 for the model (not enabled for this key)
+    │   └── ModelRequestError  the request itself was refused (400/401/403): an operator problem
+    ├── FeedError              a newsletter feed could not be fetched or read; it backs off alone
+    └── DeliveryError          an essay announcement was not posted (raised by platform adapters;
+        │                      as such it means "not posted, try again later")
+        ├── RateLimited        the platform said wait: carries retry_after (seconds)
+        ├── ChannelGone        403/404: the channel is gone or forbids ember; its subscription pauses
+        └── DeliveryRejected   400: the platform refused this one message; it fails, visibly
 
 `user_message` is what the platform shows; `str(error)` is what the log shows. Neither ever
 contains a secret.
@@ -91,3 +97,35 @@ class ModelNotEnabled(ModelError):
 
 class ModelRequestError(ModelError):
     kind = "The model refused this request (the operator has been told)"
+
+
+class FeedError(EmberError):
+    """A feed poll failed (timeout, HTTP error, malformed or empty feed). The feed backs off;
+    `retry_after` is the server's own wish (Retry-After), when it gave one."""
+
+    def __init__(self, problem: str, *, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(problem)
+
+
+class DeliveryError(EmberError):
+    """An announcement was certainly not posted. Adapters raise this (or a subclass) when they
+    know; any other exception from an adapter counts as "may have been posted"."""
+
+
+class RateLimited(DeliveryError):
+    """Wait `retry_after` seconds before the next try; `is_global` pauses the whole platform."""
+
+    def __init__(self, retry_after: float, *, is_global: bool = False, detail: str = "") -> None:
+        self.retry_after = max(0.0, retry_after)
+        self.is_global = is_global
+        super().__init__(detail or f"rate limited; retry after {self.retry_after:g} s")
+
+
+class ChannelGone(DeliveryError):
+    """The channel no longer exists or forbids ember (HTTP 403/404, Slack channel_not_found,
+    not_in_channel, is_archived). Its subscription is paused and the moderators are told."""
+
+
+class DeliveryRejected(DeliveryError):
+    """The platform refused this message as malformed (HTTP 400). Retrying would not help."""

@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from core.access import AccessService
 from core.chat import AccessGate, ChatEngine
 from core.config import Settings
+from core.essays import EssayService
 from core.routing import ClientFactory, Router
 from core.store import Store
 
@@ -18,6 +20,9 @@ class Runtime:
     store: Store
     router: Router
     engine: ChatEngine
+    access: AccessService
+    # Feeds and announcements; its poll loop (`essays.run()`) is started by `ember run`.
+    essays: EssayService
 
 
 @asynccontextmanager
@@ -31,11 +36,18 @@ async def open_runtime(
     """Open the store (migrating it), the router and the engine; close them in reverse."""
     store = Store.open(settings.database.url, echo=settings.database.echo)
     router = Router(settings, client_factory)
+    service = AccessService(settings, store)
+    essays = EssayService(settings, store)
     try:
         if migrate:
             await store.upgrade()
-        engine = ChatEngine(settings, store, router, access=access)
-        yield Runtime(settings, store, router, engine)
+        # `access` overrides the gate (tests, embedding); the service still answers commands.
+        engine = ChatEngine(settings, store, router, access=access or service)
+        # In an announcement's discussion thread the model reads the essay itself.
+        engine.add_context_source(essays.discussion_context)
+        yield Runtime(settings, store, router, engine, access=service, essays=essays)
     finally:
+        await essays.close()
+        await service.close()
         await router.close()
         await store.close()

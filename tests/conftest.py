@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.feed_server import FeedServer
 from tests.fakes.postgres import PostgresCluster, database_name, unavailable_reason
 
 
@@ -43,3 +45,22 @@ def postgres_db_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
     url = postgres_cluster.create_database()
     yield url
     postgres_cluster.drop_database(database_name(url))
+
+
+# --- newsletter host (tests/fakes/feed_server.py) ---------------------------------------
+@pytest.fixture
+async def feed_server() -> AsyncIterator[FeedServer]:
+    """A loopback host serving Substack-shaped RSS feeds, with scripted faults."""
+    async with FeedServer() as server:
+        yield server
+
+
+# --- fake Discord (tests/fakes/discord_server.py) ----------------------------------------
+@pytest.fixture
+async def fake_discord() -> AsyncIterator[FakeDiscord]:
+    """A fresh fake Discord (REST + gateway) with discord.py pointed at it for this test only:
+    `Route.BASE` and `DiscordWebSocket.DEFAULT_GATEWAY` are restored afterwards. Connect a
+    client with `tests.fakes.discord_server.run_client(client, fake)`."""
+    async with FakeDiscord() as fake:
+        with fake.pointed():
+            yield fake

@@ -103,7 +103,9 @@ def test_manifest(mode: str) -> None:
     assert command["command"] == "/opus" and command["should_escape"] is True
     assert data["settings"]["socket_mode_enabled"] is (mode == "socket")
     assert "app_mention" in data["settings"]["event_subscriptions"]["bot_events"]
-    assert {"chat:write", "users:read", "usergroups:read", "files:read"} <= set(data["oauth_config"]["scopes"]["bot"])
+    assert {"chat:write", "users:read", "usergroups:read", "files:read"} <= set(
+        data["oauth_config"]["scopes"]["bot"]
+    )
     if mode == "http":
         assert command["url"] == data["settings"]["interactivity"]["request_url"]
     else:

@@ -88,7 +88,10 @@ async def trigger_for(bot: SlackBot, event: Event, where: Where, context: AsyncB
     )
     if trigger.from_self:
         return trigger
-    addressed = trigger.mentions_bot or trigger.is_direct or trigger.in_room_channel
+    if event.get("parent_user_id") and event.get("parent_user_id") == own_user:
+        # A thread under ember's own message (an `ask` question, an essay announcement).
+        trigger = dataclasses.replace(trigger, in_bot_thread=True)
+    addressed = trigger.mentions_bot or trigger.is_direct or trigger.in_room_channel or trigger.in_bot_thread
     in_thread = bool(event.get("thread_ts"))
     if (in_thread and not addressed) or (from_bot and bot.runtime.settings.chat.allow_bots):
         history = await transcript.load_history(
@@ -97,7 +100,7 @@ async def trigger_for(bot: SlackBot, event: Event, where: Where, context: AsyncB
         speaker = sender or bot_id
         trigger = dataclasses.replace(
             trigger,
-            in_bot_thread=in_thread and any(m.from_self for m in history),
+            in_bot_thread=trigger.in_bot_thread or (in_thread and any(m.from_self for m in history)),
             # Loop guard: how often this bot already spoke here.
             bot_depth=sum(1 for m in history if m.author.id == speaker) if from_bot else 0,
         )

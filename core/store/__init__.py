@@ -1,6 +1,24 @@
 """Storage: SQLModel tables over an async engine (SQLite by default, PostgreSQL by URL)."""
 
+from core.store.access_tables import AccessAudit, AccessGrant, AccessRequest
 from core.store.engine import Store
+from core.store.essay_tables import Essay, EssayDelivery, EssayFeed, EssaySubscription, EssayThread
 from core.store.models import ChannelSetting, Person, Reply, Turn, Usage, db_now
 
-__all__ = ["ChannelSetting", "Person", "Reply", "Store", "Turn", "Usage", "db_now"]
+__all__ = [
+    "AccessAudit",
+    "AccessGrant",
+    "AccessRequest",
+    "ChannelSetting",
+    "Essay",
+    "EssayDelivery",
+    "EssayFeed",
+    "EssaySubscription",
+    "EssayThread",
+    "Person",
+    "Reply",
+    "Store",
+    "Turn",
+    "Usage",
+    "db_now",
+]
