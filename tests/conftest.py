@@ -10,6 +10,7 @@ from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.feed_server import FeedServer
 from tests.fakes.postgres import PostgresCluster, database_name, unavailable_reason
+from tests.fakes.slack_server import FakeSlack
 
 
 # --- fake Anthropic (tests/fakes/anthropic_server.py) -----------------------------------
@@ -64,3 +65,12 @@ async def fake_discord() -> AsyncIterator[FakeDiscord]:
     async with FakeDiscord() as fake:
         with fake.pointed():
             yield fake
+
+
+# --- fake Slack (tests/fakes/slack_server.py) --------------------------------------------
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    """A fresh fake Slack (Web API, Socket Mode, signed HTTP) with users U1 alice and U2 bob
+    (an admin) and channel C1 #general. Run ember on it with tests.slack_support.running_ember."""
+    async with FakeSlack() as fake:
+        yield fake

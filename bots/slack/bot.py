@@ -88,6 +88,12 @@ class SlackBot:
             if task is not None:
                 self._tasks.discard(task)
 
+    async def idle(self) -> None:
+        """Until no listener is working: what was delivered so far has been fully handled.
+        (A listener starts as soon as bolt acknowledges its request, before the ack is sent.)"""
+        while pending := [t for t in self._tasks if t is not asyncio.current_task()]:
+            await asyncio.wait(pending)
+
     async def shutdown(self) -> None:
         """Stop replies in flight (what they said stays), let them finish briefly, then cancel."""
         for reply_id in list(self._replies):
