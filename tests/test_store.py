@@ -45,13 +45,22 @@ async def test_migrations_match_the_models(store: Store) -> None:
     assert changes == [], "models and migrations drifted: add a migration"
 
 
-async def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
+def test_sqlite_file_in_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     from core.errors import StoreError
 
-    bad = Store.open(f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'x.db'}")
-    with pytest.raises(StoreError, match="could not migrate the database"):
+    with pytest.raises(StoreError, match=r"folder .*missing-dir does not exist.*\[database\] url"):
+        Store.open(f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'x.db'}")
+
+
+async def test_unreachable_database_is_a_clear_error() -> None:
+    from core.errors import StoreError
+
+    # Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    bad = Store.open("postgresql+asyncpg://ember:secret-pw@127.0.0.1:1/ember")
+    with pytest.raises(StoreError, match="could not migrate the database") as raised:
         await bad.upgrade()
     await bad.close()
+    assert "secret-pw" not in str(raised.value), "the password must never reach a message"
 
 
 PLACE = Place("slack", "T1", "C1", thread_id="100.1")

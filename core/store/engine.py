@@ -35,6 +35,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _check_sqlite_folder(database: str | None) -> None:
+    """SQLite creates the file but not its folder. Say so up front: a failed connect would only
+    report "unable to open database file"."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    folder = Path(database).expanduser().parent
+    if not folder.is_dir():
+        raise StoreError(
+            f"the SQLite database's folder {folder} does not exist: create it, or change [database] url"
+        )
+
+
 class Store:
     """Owns the engine. Create with `Store.open(url)`, close with `await store.close()`."""
 
@@ -46,6 +58,8 @@ class Store:
     def open(cls, url: str, *, echo: bool = False) -> Store:
         parsed = make_url(url)
         is_sqlite = parsed.get_backend_name() == "sqlite"
+        if is_sqlite:
+            _check_sqlite_folder(parsed.database)
         options: dict[str, Any] = {"echo": echo}
         if not is_sqlite:
             options.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -71,7 +85,8 @@ class Store:
                 if self.dialect == "postgresql":
                     await conn.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
                 await conn.run_sync(_upgrade_sync)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
+            # asyncpg lets a refused or timed-out connection through as a bare OSError.
             url = self.engine.url.render_as_string(hide_password=True)
             raise StoreError(f"could not migrate the database at {url}: {exc}") from exc
 
