@@ -52,6 +52,7 @@ REQUEST_COOLDOWN = timedelta(days=1)
 SPEND_CACHE = timedelta(seconds=30)
 BUTTON_PREFIX = "ember:access:"
 OPERATOR = "operator"
+MODERATORS_ONLY = "Approving and denying requests is for moderators only; nothing was changed."
 
 
 # ---------------------------------------------------------------- what adapters see
@@ -765,6 +766,8 @@ class AccessService:
         if parsed is None:
             return Decision("That button isn't one of mine.", decided=False, request=None)
         action, request_id = parsed
+        if not moderator.is_moderator:
+            return Decision(MODERATORS_ONLY, decided=False, request=None)
         try:
             return await self.decide(request_id, moderator, approve=action == "approve")
         except CommandError as error:

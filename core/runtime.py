@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from core.access import AccessService
+from core.access import AccessService, Clock
 from core.chat import AccessGate, ChatEngine
 from core.config import Settings
 from core.essays import EssayService
+from core.events import utcnow
 from core.routing import ClientFactory, Router
 from core.store import Store
 
@@ -32,11 +33,13 @@ async def open_runtime(
     client_factory: ClientFactory | None = None,
     access: AccessGate | None = None,
     migrate: bool = True,
+    access_clock: Clock | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Open the store (migrating it), the router and the engine; close them in reverse."""
+    """Open the store (migrating it), the router and the engine; close them in reverse.
+    `access_clock` lets tests move time for grant expiry and daily limits without sleeping."""
     store = Store.open(settings.database.url, echo=settings.database.echo)
     router = Router(settings, client_factory)
-    service = AccessService(settings, store)
+    service = AccessService(settings, store, clock=access_clock or utcnow)
     essays = EssayService(settings, store)
     try:
         if migrate:

@@ -12,10 +12,12 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bots.discord.announcer import DiscordAnnouncer
 from bots.discord.buttons import ReplyButton
 from bots.discord.commands import SlashCommands
 from bots.discord.convert import PLATFORM, place_of
 from bots.discord.history import DiscordHistory
+from bots.discord.notifier import install as install_access
 from bots.discord.responder import Responder
 from core import transcript
 from core.chat_commands import build_commands
@@ -55,6 +57,7 @@ class EmberClient(discord.Client):
     async def setup_hook(self) -> None:
         self._settle_content_intent()
         self.add_dynamic_items(ReplyButton)
+        install_access(self, self.runtime)  # access requests: mod-channel posts, DMs, Approve/Deny
         self.runtime.engine.set_history_reader(PLATFORM, self.history)
         self.tree.add_command(self.slash.group())
         await self.sync_commands()
@@ -89,6 +92,10 @@ class EmberClient(discord.Client):
 
     async def on_ready(self) -> None:
         log.info("connected to Discord as %s in %d servers", self.user, len(self.guilds))
+        # Essay deliveries for Discord flow from now on (the channel cache is filled).
+        self.runtime.essays.register_announcer(
+            PLATFORM, DiscordAnnouncer(self, self.runtime.settings.discord)
+        )
 
     async def on_message(self, message: discord.Message) -> None:
         await self.responder.on_message(message)

@@ -1,0 +1,151 @@
+"""Access by request on Discord: the `core.access.Notifier` and the Approve / Deny buttons.
+
+Requests go to `[discord] mod_channel` (only when that channel is in the requester's server, so
+one server's requests never show in another's) with two persistent buttons whose custom ids
+name the stored request (`core.access.button_id`): a press after a restart still decides it.
+Members hear the outcome by DM. Whether the presser is a moderator is Discord's answer (Manage
+Server, or a role in `moderator_roles`); the decision itself is the core's.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Self
+
+import discord
+
+from bots.discord.convert import user_of
+from bots.discord.sink import NO_PINGS
+from core.access import BUTTON_PREFIX, ButtonAction, Decision, RequestView, button_id, parse_button_id
+from core.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = rf"{re.escape(BUTTON_PREFIX)}(?:approve|deny):[0-9]+"
+LABELS: dict[ButtonAction, tuple[str, discord.ButtonStyle]] = {
+    "approve": ("Approve", discord.ButtonStyle.success),
+    "deny": ("Deny", discord.ButtonStyle.danger),
+}
+EMBED_TEXT = 4000  # under Discord's 4096 for an embed description
+
+
+def install(client: discord.Client, runtime: Runtime) -> None:
+    """Route Approve / Deny presses (also on messages posted before a restart) and let the core
+    post requests and DM members through this client. Call from `setup_hook`."""
+    client.add_dynamic_items(AccessButton)
+    runtime.access.register_notifier("discord", DiscordNotifier(client, runtime.settings.discord.mod_channel))
+
+
+# ---------------------------------------------------------------- what moderators see
+
+
+def request_text(request: RequestView) -> str:
+    return f"Access request #{request.id} from <@{request.user_id}> ({discord.utils.escape_markdown(request.user_name)})"
+
+
+def request_embed(request: RequestView, decided: str = "") -> discord.Embed:
+    reason = discord.utils.escape_markdown(request.reason) if request.reason else "*(no reason given)*"
+    embed = discord.Embed(title=f"Access request #{request.id}", description=reason[:EMBED_TEXT])
+    embed.add_field(name="Member", value=f"<@{request.user_id}>")
+    embed.add_field(name="Asked", value=discord.utils.format_dt(request.created_at, "f"))
+    if decided:
+        embed.add_field(name="Decision", value=decided, inline=False)
+    return embed
+
+
+def decision_view(request: RequestView) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(AccessButton("approve", request.id))
+    view.add_item(AccessButton("deny", request.id))
+    return view
+
+
+class DiscordNotifier:
+    def __init__(self, client: discord.Client, mod_channel: str) -> None:
+        self._client = client
+        self._mod_channel = mod_channel.strip()
+
+    async def notify_moderators(self, workspace_id: str, request: RequestView) -> None:
+        channel = await self._channel_for(workspace_id)
+        await channel.send(
+            request_text(request),
+            embed=request_embed(request),
+            view=decision_view(request),
+            allowed_mentions=NO_PINGS,
+        )
+
+    async def _channel_for(self, workspace_id: str) -> discord.abc.Messageable:
+        """The moderators' channel, if it belongs to this server (the core logs a LookupError
+        and the request waits in `access pending`)."""
+        if not self._mod_channel.isdigit():
+            raise LookupError("no moderators' channel: set [discord] mod_channel to a channel id")
+        number = int(self._mod_channel)
+        channel = self._client.get_channel(number) or await self._client.fetch_channel(number)
+        guild = getattr(channel, "guild", None)
+        if guild is None or str(guild.id) != workspace_id or not isinstance(channel, discord.abc.Messageable):
+            raise LookupError(f"[discord] mod_channel {number} is not a channel of server {workspace_id}")
+        return channel
+
+    async def tell_member(self, workspace_id: str, user_id: str, text: str) -> bool:
+        try:
+            number = int(user_id)
+            user = self._client.get_user(number) or await self._client.fetch_user(number)
+            await user.send(text, allowed_mentions=NO_PINGS)
+        except (ValueError, discord.HTTPException) as error:
+            # Forbidden (50007) is a member who closed DMs; the moderator is told to say it instead.
+            log.info("could not DM %s: %s", user_id, error)
+            return False
+        return True
+
+
+# ---------------------------------------------------------------- the buttons
+
+
+class AccessButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=TEMPLATE):
+    def __init__(self, action: ButtonAction, request_id: int) -> None:
+        label, style = LABELS[action]
+        super().__init__(discord.ui.Button(label=label, style=style, custom_id=button_id(action, request_id)))
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> Self:
+        parsed = parse_button_id(match.string)
+        assert parsed is not None, "the template only matches ids parse_button_id accepts"
+        return cls(*parsed)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        runtime = getattr(interaction.client, "runtime", None)
+        if isinstance(runtime, Runtime):
+            await press(interaction, runtime, self.custom_id)
+
+
+async def press(interaction: discord.Interaction[Any], runtime: Runtime, custom_id: str) -> None:
+    # Acknowledge first (a silent deferred update): deciding writes to the store and DMs the
+    # member, which may take longer than Discord's three seconds.
+    await interaction.response.defer()
+    presser = user_of(interaction.user, runtime.settings.discord.moderator_roles, interaction.permissions)
+    decision = await runtime.access.press(custom_id, presser)
+    try:
+        await retire_buttons(interaction, decision)
+        await interaction.followup.send(decision.text, ephemeral=True, allowed_mentions=NO_PINGS)
+    except discord.HTTPException as error:
+        log.error("could not answer an access button press (%s): %s", decision.text, error)
+
+
+async def retire_buttons(interaction: discord.Interaction[Any], decision: Decision) -> None:
+    """Once a request is decided, its message says by whom and loses its buttons."""
+    request = decision.request
+    if not decision.settled or request is None or interaction.message is None:
+        return
+    await interaction.edit_original_response(
+        content=request_text(request),
+        embed=request_embed(request, decision.summary),
+        view=None,
+        allowed_mentions=NO_PINGS,
+    )
