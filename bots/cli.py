@@ -163,9 +163,12 @@ def _add_essays_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _platform_services(runtime: Any) -> list[Coroutine[Any, Any, None]]:
     """The long-running services whose credentials are present (filled in by each adapter)."""
+    from bots.discord import service as discord
     from bots.slack import service as slack
 
     services: list[Coroutine[Any, Any, None]] = []
+    if discord.configured(runtime.settings):
+        services.append(discord.serve(runtime))
     if slack.configured(runtime.settings):
         services.append(slack.serve(runtime))
     return services

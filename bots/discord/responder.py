@@ -14,7 +14,7 @@ import discord
 
 from bots.discord.convert import message_of, place_of, user_of
 from bots.discord.history import DiscordHistory
-from bots.discord.sink import DiscordSink
+from bots.discord.sink import NO_PINGS, DiscordSink
 from bots.discord.triggers import gather
 from core.chat import Outcome, new_reply_id
 from core.controls import Control, press
@@ -24,6 +24,9 @@ from core.streaming import ReusingSink
 from core.triggers import should_answer
 
 log = logging.getLogger(__name__)
+
+
+NO_DMS = "I don't take direct messages here. Mention me in a channel of the server instead."
 
 
 def has_words(message: discord.Message) -> bool:
@@ -38,6 +41,9 @@ class Responder:
         self._runtime = runtime
         self.history = history
         self._settings = runtime.settings
+        # Seconds between edits of one message (Discord's own limit is about five per five
+        # seconds per channel); the benchmark and tests may shorten it.
+        self.edit_interval = DiscordSink.edit_interval
 
     @property
     def _me(self) -> discord.ClientUser:
@@ -52,8 +58,14 @@ class Responder:
         answer = should_answer(trigger, settings.chat, allow_dms=settings.discord.allow_dms)
         return answer and has_words(message)
 
+    def refused_dm(self, message: discord.Message) -> bool:
+        """A person writing to ember directly where DMs are turned off: worth one line back."""
+        return message.guild is None and not message.author.bot and not self._settings.discord.allow_dms
+
     async def on_message(self, message: discord.Message) -> None:
         if not await self.wants(message):
+            if self.refused_dm(message):
+                await self._refuse_dm(message)
             return
         place = place_of(message.channel)
         roles = self._settings.discord.moderator_roles
@@ -65,10 +77,17 @@ class Responder:
             return
         await self.reply(prompt, history, reply_to=message.id)
 
+    async def _refuse_dm(self, message: discord.Message) -> None:
+        try:
+            await message.channel.send(NO_DMS, allowed_mentions=NO_PINGS)
+        except discord.HTTPException as error:
+            log.warning("could not tell %s that DMs are off: %s", message.author.id, error)
+
     async def reply(self, prompt: Message, history: Sequence[Message], *, reply_to: int | None) -> Outcome:
         """Answer `prompt` where it was said (a thread, a channel or a DM)."""
         reply_id = new_reply_id()
         sink = DiscordSink(self.channel(prompt.place), reply_id, reply_to=reply_to)
+        sink.edit_interval = self.edit_interval
         sink.start_typing()
         try:
             outcome = await self._runtime.engine.respond(prompt, sink, history=history, reply_id=reply_id)
@@ -97,6 +116,7 @@ class Responder:
         old = await self._runtime.engine.reply_handles(reply_id) if control is Control.REGENERATE else []
         after = int(old[-1]) if old else pressed.id if pressed else None
         sink = DiscordSink(channel, reply_id, reply_to=after, interaction=interaction)
+        sink.edit_interval = self.edit_interval
         reusing = ReusingSink(sink, old)
         result = await press(self._runtime.engine, control, reply_id, user, reusing)
         if result.notice:

@@ -28,7 +28,8 @@ REQUEST_GUILD_MEMBERS answers one GUILD_MEMBERS_CHUNK. `compress=zlib-stream` is
 when the intents ask for a privileged intent the application's flags lack
 (`application_flags`, default GATEWAY_MESSAGE_CONTENT), drops MESSAGE_* events the intents don't
 cover, and blanks content/embeds/attachments/components of messages a session without the
-MESSAGE_CONTENT intent may not read (not a DM, not the bot's own, not mentioning the bot).
+MESSAGE_CONTENT intent may not read (not a DM, not the bot's own, not mentioning the bot); REST
+reads of messages are blanked the same way when `application_flags` lack the intent.
 
 Events: `await fake.dispatch(event, payload)` sends to every identified session. Builders
 return payloads in gateway form and update the in-memory model first:
@@ -1569,11 +1570,21 @@ class FakeDiscord:
             chosen = older + newer
         else:
             chosen = ids[-limit:]
-        return json_response([self.messages[i] for i in reversed(chosen)])  # newest first, always
+        # newest first, always
+        return json_response([self._readable(self.messages[i]) for i in reversed(chosen)])
 
     async def _get_message(self, request: web.Request) -> web.StreamResponse:
         channel = self._channel_of(request)
-        return json_response(self._message_of(request, channel))
+        return json_response(self._readable(self._message_of(request, channel)))
+
+    def _readable(self, message: Json) -> Json:
+        """A message as REST shows it: an application without the message-content intent gets
+        the same blanks over REST as over the gateway."""
+        if self.application_flags & (GATEWAY_MESSAGE_CONTENT | GATEWAY_MESSAGE_CONTENT_LIMITED):
+            return message
+        if self._content_allowed(self._gateway_form(message)):
+            return message
+        return {**message, "content": "", "embeds": [], "attachments": [], "components": []}
 
     async def _create_message(self, request: web.Request) -> web.StreamResponse:
         channel = self._channel_of(request)
