@@ -93,6 +93,7 @@ class BenchAnnouncer:
 
     async def announce(self, delivery: Delivery) -> str:
         essay = delivery.announcement
+        await delivery.pace()  # as every adapter does before each request
         return await self._post(
             f"/channels/{delivery.channel_id}/messages",
             {"nonce": delivery.idempotency_key, "title": essay.title, "url": essay.link},
@@ -100,7 +101,8 @@ class BenchAnnouncer:
 
     async def open_discussion(self, delivery: Delivery, message_id: str) -> str | None:
         if not self.threads:
-            return None
+            return None  # no request, so no token spent
+        await delivery.pace()
         return await self._post(
             f"/channels/{delivery.channel_id}/messages/{message_id}/threads", {"name": "x"}
         )
@@ -165,7 +167,6 @@ async def _measure(
         per_second=shipped.per_second * scale,
         burst=shipped.burst * scale,
         concurrency=shipped.concurrency,
-        discussion_requests=1 if threads else 0,
     )
     service.register_announcer("discord", announcer, limit)
     started = time.perf_counter()

@@ -17,17 +17,23 @@ Failures: RateLimited retries after its Retry-After (and pauses the platform whe
 ChannelGone pauses the subscription and tells the moderators; DeliveryRejected fails that one
 row (logged, counted in `ember essays status`); anything else retries with exponential back-off,
 marked uncertain, until MAX_ATTEMPTS. Rows for a platform whose adapter is not running stay
-pending until it registers. Requests are paced per platform (core.ratelimit).
+pending until it registers.
+
+Pacing: each platform has one Pacer (core.ratelimit). The adapter awaits `delivery.pace()`
+right before every platform request it makes for a delivery (the post, a publish, opening a
+thread), so a token is spent exactly when a request is made: a thread the adapter does not
+open, or a retry found already posted, costs nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -47,6 +53,7 @@ from core.store.group_commit import GroupCommit
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Pace = Callable[[], Awaitable[None]]
 MAX_ATTEMPTS = 10
 # How long a claimed row is left alone before another attempt may take it as "uncertain": longer
 # than one paced, time-limited call, and short, because Discord remembers nonces for minutes only.
@@ -93,6 +100,10 @@ class Announcement:
     full_text: str = field(repr=False)
 
 
+async def _no_pace() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One announcement for one channel, as handed to `Announcer.announce`."""
@@ -109,6 +120,9 @@ class Delivery:
     # look for `idempotency_key` before posting again.
     uncertain: bool
     announcement: Announcement
+    # Await before each platform request made for this delivery: waits for the channel's gap
+    # and a token of the platform's budget (shared with every other delivery of the platform).
+    pace: Pace = field(default=_no_pace, repr=False, compare=False)
 
 
 class Announcer(Protocol):
@@ -117,6 +131,7 @@ class Announcer(Protocol):
 
     async def announce(self, delivery: Delivery) -> str:
         """Post the announcement in `delivery.channel_id`; return the platform's message id.
+        Await `delivery.pace()` before each platform request.
         Raise RateLimited, ChannelGone (403/404) or DeliveryRejected (400) when the platform
         says so; DeliveryError for any other certain non-post. Any other exception means
         "may have been posted" and the retry comes with `uncertain=True`."""
@@ -124,6 +139,7 @@ class Announcer(Protocol):
 
     async def open_discussion(self, delivery: Delivery, message_id: str) -> str | None:
         """Open a thread under the posted announcement; return its thread id (None: none).
+        Await `delivery.pace()` before each platform request it makes (none: no token spent).
         Messages in it must reach the core with Place(channel_id=delivery.channel_id,
         thread_id=<this id>), so they are answered with the essay in context."""
         ...
@@ -317,6 +333,7 @@ class Outbox:
         return [await self._claim_of(row) for row in sorted(rows, key=lambda r: r.id)]
 
     async def _claim_of(self, row: Row[Any]) -> _Claim:
+        pacer = self._pacers[row.platform]
         delivery = Delivery(
             id=row.id,
             idempotency_key=delivery_key(row.id),
@@ -327,6 +344,7 @@ class Outbox:
             attempt=row.attempts,
             uncertain=bool(row.uncertain),
             announcement=await self._announcement(row.essay_id),
+            pace=functools.partial(pacer.acquire, row.channel_id),
         )
         return _Claim(delivery, row.subscription_id)
 
@@ -366,7 +384,6 @@ class Outbox:
         announcer = self._announcers[delivery.platform]
         pacer = self._pacers[delivery.platform]
         try:
-            await pacer.acquire(delivery.channel_id)
             async with asyncio.timeout(self._send_timeout):
                 message_id = await announcer.announce(delivery)
         except RateLimited as limited:
@@ -474,10 +491,7 @@ class Outbox:
     async def _discuss(self, delivery: Delivery, message_id: str) -> None:
         """Open the discussion thread and remember it. Best effort: the post already stands."""
         announcer = self._announcers[delivery.platform]
-        pacer = self._pacers[delivery.platform]
         try:
-            for _ in range(pacer.limit.discussion_requests):
-                await pacer.acquire(delivery.channel_id)
             async with asyncio.timeout(self._send_timeout):
                 thread_id = await announcer.open_discussion(delivery, message_id)
         except Exception as error:

@@ -2,8 +2,9 @@
 
 Announcements fan out to many channels at once; the platforms allow only so much (Discord about
 50 requests a second for the whole bot, Slack about one post a second per channel). Each
-request first waits for its channel's gap, then for a token, so bursts are smoothed here rather
-than answered with 429s. A 429 that comes anyway pauses the bucket for its Retry-After.
+request (the adapter asks right before making it, so only requests made cost a token) first
+waits for its channel's gap, then for a token, so bursts are smoothed here rather than
+answered with 429s. A 429 that comes anyway pauses the bucket for its Retry-After.
 
 Reservations are first come, first served: each caller takes a token (the count may go below
 zero) and sleeps exactly until its token would have been earned. No lock is needed in asyncio.
@@ -30,9 +31,6 @@ class RateLimit:
     per_channel_seconds: float = 0.0
     # Announcements sent at once (the bucket, not this, sets the pace; this hides latency).
     concurrency: int = 16
-    # Platform requests the adapter makes to open a discussion thread (Discord: one, to create
-    # the thread; Slack: none, the thread is the announcement's own replies).
-    discussion_requests: int = 1
 
 
 def default_rate_limit(platform: str) -> RateLimit:
@@ -42,9 +40,7 @@ def default_rate_limit(platform: str) -> RateLimit:
         return RateLimit(per_second=45.0, burst=5.0, concurrency=32)
     if platform == "slack":
         # Slack chat.postMessage: about one message per second per channel (short bursts allowed).
-        return RateLimit(
-            per_second=20.0, burst=5.0, per_channel_seconds=1.0, concurrency=16, discussion_requests=0
-        )
+        return RateLimit(per_second=20.0, burst=5.0, per_channel_seconds=1.0, concurrency=16)
     return RateLimit(per_second=10.0, burst=1.0)
 
 

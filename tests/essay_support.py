@@ -80,6 +80,7 @@ class RecordingAnnouncer:
 
     async def announce(self, delivery: Delivery) -> str:
         self.calls.append(delivery)
+        await delivery.pace()  # one request: the post
         if self.errors[delivery.channel_id]:
             raise self.errors[delivery.channel_id].pop(0)
         if delivery.idempotency_key in self.by_key:
@@ -95,7 +96,8 @@ class RecordingAnnouncer:
 
     async def open_discussion(self, delivery: Delivery, message_id: str) -> str | None:
         if not self.threads:
-            return None
+            return None  # no request made, so no pace
+        await delivery.pace()
         thread_id = f"t-{message_id}"
         self.opened.append((delivery.channel_id, thread_id))
         return thread_id

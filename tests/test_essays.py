@@ -13,6 +13,7 @@ import pytest
 from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited
 from core.essays import EssayService
 from core.events import Place, User
+from core.ratelimit import RateLimit
 from core.store import Store
 from tests.essay_support import (
     DATABASES,
@@ -525,3 +526,39 @@ async def test_the_loop_polls_and_delivers(store: Store, clock: FakeTime, feed_s
             await loop
         await service.close()
     assert discord.post_count == 1
+
+
+# ---------------------------------------------------------------- pacing
+
+
+async def test_a_token_is_spent_only_for_a_request_made(
+    service: EssayService, feed_server: FeedServer, clock: FakeTime
+) -> None:
+    """Three posts at one a second, no thread opened: two seconds of waiting, not five (a thread
+    never requested must not cost a token)."""
+    discord = RecordingAnnouncer()
+    discord.threads = False
+    service.register_announcer("discord", discord, RateLimit(per_second=1.0, burst=1.0, concurrency=1))
+    await subscribe(service, 3)
+    await seed(service, feed_server)
+    feed_server.feed().posts.append(post(3, days_ago=0))
+    await service.poll_once()
+    clock.slept.clear()
+    report = await service.deliver_pending()
+    assert report.sent == 3 and discord.post_count == 3
+    assert sum(clock.slept) == pytest.approx(2.0)
+
+
+async def test_a_thread_request_is_paced_like_a_post(
+    service: EssayService, feed_server: FeedServer, clock: FakeTime
+) -> None:
+    discord = RecordingAnnouncer()
+    service.register_announcer("discord", discord, RateLimit(per_second=1.0, burst=1.0, concurrency=1))
+    await subscribe(service, 2)
+    await seed(service, feed_server)
+    feed_server.feed().posts.append(post(3, days_ago=0))
+    await service.poll_once()
+    clock.slept.clear()
+    await service.deliver_pending()
+    assert len(discord.opened) == 2
+    assert sum(clock.slept) == pytest.approx(3.0)  # post, thread, post, thread: four requests

@@ -12,6 +12,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bots.discord.announcer import DiscordAnnouncer
 from bots.discord.buttons import ReplyButton
 from bots.discord.commands import SlashCommands
 from bots.discord.convert import PLATFORM, place_of
@@ -91,6 +92,10 @@ class EmberClient(discord.Client):
 
     async def on_ready(self) -> None:
         log.info("connected to Discord as %s in %d servers", self.user, len(self.guilds))
+        # Essay deliveries for Discord flow from now on (the channel cache is filled).
+        self.runtime.essays.register_announcer(
+            PLATFORM, DiscordAnnouncer(self, self.runtime.settings.discord)
+        )
 
     async def on_message(self, message: discord.Message) -> None:
         await self.responder.on_message(message)

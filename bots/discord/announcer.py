@@ -1,0 +1,210 @@
+"""Essay announcements on Discord (core.essay_outbox.Announcer): an embed, published in
+announcement channels, with a "Discuss with the model" thread under it.
+
+Exactly once: every post carries the delivery's fixed `nonce`, and discord.py adds
+`enforce_nonce` whenever a nonce is given, so a retry after a crash (same nonce, within
+Discord's few-minute window) returns the message already posted instead of posting again.
+Publishing and the thread are idempotent too: "already crossposted" and "a thread already
+exists" (its id is the message's) both count as done.
+
+Nothing pings but the subscription's role: the embed cannot ping, its text has mentions
+defused, and `allowed_mentions` names that one role (or nothing).
+
+Requests go through discord.py's HTTP client, so its own per-route buckets and 429 retries
+apply; what still fails maps to the core's delivery errors (`delivery_error`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Literal
+
+import discord
+
+from bots.discord.endpoints import discord_endpoints
+from core.config import DiscordSettings, Settings, secret
+from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited
+from core.essay_outbox import Announcement, Delivery
+
+log = logging.getLogger(__name__)
+
+THREAD_NAME = "Discuss with the model"
+THREAD_ARCHIVE_MINUTES: Literal[10080] = 10080  # a week: people read an essay over days
+FOOTER = "Reply in the thread below to discuss it with the model."
+ALREADY_CROSSPOSTED = 40033
+THREAD_EXISTS = 160004
+# Embed field limits (Discord's).
+TITLE_LIMIT = 256
+AUTHOR_LIMIT = 256
+
+
+def defused(text: str) -> str:
+    """Newsletter text shown as written: no Markdown, and no mention that renders as one."""
+    return discord.utils.escape_markdown(discord.utils.escape_mentions(text))
+
+
+def fitted(text: str, limit: int) -> str:
+    """`defused(text)` cut to `limit` characters (escaping adds some) on a whole raw character."""
+    shown = defused(text)
+    while len(shown) > limit:
+        text = text[: len(text) - max(1, len(shown) - limit)].rstrip()
+        shown = defused(text + "…")
+    return shown
+
+
+def announcement_embed(essay: Announcement) -> discord.Embed:
+    embed = discord.Embed(
+        title=fitted(essay.title, TITLE_LIMIT),
+        url=essay.link or None,
+        description=defused(essay.summary) or None,
+        timestamp=essay.published_at,
+        colour=discord.Colour.orange(),
+    )
+    if essay.author:
+        embed.set_author(name=fitted(essay.author, AUTHOR_LIMIT))
+    if essay.image_url:
+        embed.set_image(url=essay.image_url)
+    embed.set_footer(text=FOOTER)
+    return embed
+
+
+def role_ping(role_id: str) -> tuple[str | None, discord.AllowedMentions]:
+    """The content and allowed mentions of an announcement: the role, if any, and nothing else."""
+    if not role_id.isdigit():
+        return None, discord.AllowedMentions.none()
+    allowed = discord.AllowedMentions(
+        everyone=False, users=False, roles=[discord.Object(int(role_id))], replied_user=False
+    )
+    return f"<@&{role_id}>", allowed
+
+
+def delivery_error(error: discord.HTTPException) -> DeliveryError | None:
+    """The core's name for a Discord refusal; None when the outcome is unknown (5xx)."""
+    detail = f"{error.status} {error.text or type(error).__name__}".strip()
+    if error.status == 429:
+        # discord.py retries 429s itself; one reaching us is a Cloudflare ban (no `Via`) or
+        # retries used up: everyone waits.
+        headers = error.response.headers
+        retry_after = _seconds(headers.get("Retry-After"), default=60.0)
+        return RateLimited(retry_after, is_global=True, detail=f"Discord: {detail}")
+    if error.status in (403, 404):
+        return ChannelGone(detail)
+    if error.status == 400:
+        return DeliveryRejected(detail)
+    if 400 <= error.status < 500:
+        return DeliveryError(detail)
+    return None
+
+
+def _seconds(value: str | None, *, default: float) -> float:
+    try:
+        return float(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+class DiscordAnnouncer:
+    """Posts essay announcements through a logged-in client (gateway connected or REST only)."""
+
+    def __init__(self, client: discord.Client, settings: DiscordSettings) -> None:
+        self._client = client
+        self._settings = settings
+        # Whether a channel is an announcement channel, for channels not in the client's cache.
+        self._kinds: dict[int, bool] = {}
+
+    async def announce(self, delivery: Delivery) -> str:
+        channel_id = int(delivery.channel_id)
+        content, allowed = role_ping(delivery.role_id)
+        try:
+            announcement_channel = await self._is_announcement_channel(delivery)
+            await delivery.pace()
+            message = await self._messageable(delivery).send(
+                content=content,
+                embed=announcement_embed(delivery.announcement),
+                allowed_mentions=allowed,
+                nonce=delivery.idempotency_key,
+            )
+        except discord.RateLimited as limited:
+            raise RateLimited(limited.retry_after, detail=f"Discord: {limited}") from limited
+        except discord.HTTPException as error:
+            mapped = delivery_error(error)
+            if mapped is None:
+                raise  # a server error: the post may have happened; the retry's nonce decides
+            raise mapped from error
+        if announcement_channel:
+            await self._publish(delivery, channel_id, message.id)
+        return str(message.id)
+
+    async def open_discussion(self, delivery: Delivery, message_id: str) -> str | None:
+        try:
+            await delivery.pace()
+            thread = await self._client.http.start_thread_with_message(
+                delivery.channel_id,
+                message_id,
+                name=THREAD_NAME,
+                auto_archive_duration=THREAD_ARCHIVE_MINUTES,
+                reason="essay announcement",
+            )
+        except discord.HTTPException as error:
+            if error.code == THREAD_EXISTS:
+                return message_id  # opened by an earlier attempt: a message's thread has its id
+            raise
+        return str(thread["id"])
+
+    async def notify_moderators(self, workspace_id: str, text: str) -> None:
+        if not self._settings.mod_channel:
+            raise LookupError("no moderators' channel: set [discord] mod_channel to a channel id")
+        channel = self._client.get_partial_messageable(
+            int(self._settings.mod_channel), guild_id=int(workspace_id) if workspace_id.isdigit() else None
+        )
+        await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+
+    def _messageable(self, delivery: Delivery) -> discord.PartialMessageable:
+        guild = int(delivery.workspace_id) if delivery.workspace_id.isdigit() else None
+        return self._client.get_partial_messageable(int(delivery.channel_id), guild_id=guild)
+
+    async def _is_announcement_channel(self, delivery: Delivery) -> bool:
+        """From the gateway's cache; without one (`ember essays poll --once`), asked once."""
+        channel_id = int(delivery.channel_id)
+        cached = self._client.get_channel(channel_id)
+        if cached is not None:
+            return isinstance(cached, discord.TextChannel) and cached.is_news()
+        if channel_id not in self._kinds:
+            await delivery.pace()
+            fetched = await self._client.fetch_channel(channel_id)
+            self._kinds[channel_id] = isinstance(fetched, discord.TextChannel) and fetched.is_news()
+        return self._kinds[channel_id]
+
+    async def _publish(self, delivery: Delivery, channel_id: int, message_id: int) -> None:
+        """Send the post on to the servers following this channel. Best effort: the post stands."""
+        try:
+            await delivery.pace()
+            await self._client.http.publish_message(channel_id, message_id)
+        except discord.HTTPException as error:
+            if error.code != ALREADY_CROSSPOSTED:
+                log.warning(
+                    "could not publish essay announcement %s in %s: %s", message_id, channel_id, error
+                )
+
+
+def can_announce(settings: Settings, environ: dict[str, str]) -> bool:
+    """Whether `ember essays poll --once` can post on Discord: its token is in the environment."""
+    return bool(environ.get(settings.discord.token_env))
+
+
+@asynccontextmanager
+async def rest_announcer(settings: Settings) -> AsyncIterator[DiscordAnnouncer]:
+    """An announcer over REST alone (no gateway): for `ember essays poll --once`."""
+    config = settings.discord
+    token = secret(config.token_env, "discord.token_env", settings.source)
+    with discord_endpoints(config.api_base_url, config.gateway_url):
+        client = discord.Client(
+            intents=discord.Intents.none(), allowed_mentions=discord.AllowedMentions.none()
+        )
+        try:
+            await client.login(token)
+            yield DiscordAnnouncer(client, config)
+        finally:
+            await client.close()
