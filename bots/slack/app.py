@@ -17,6 +17,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import actions, commands, events
+from bots.slack import announcer as essay_announcer
 from bots.slack.bot import SlackBot
 from bots.slack.files import FileFetcher
 from bots.slack.notifier import SlackNotifier
@@ -82,4 +83,5 @@ def register(
     commands.register(app, bot)
     actions.register(app, bot)
     runtime.access.register_notifier("slack", SlackNotifier(client, settings.slack.mod_channel))
+    essay_announcer.register(app, runtime, client)  # essay announcements flow through this client
     return bot
