@@ -52,12 +52,22 @@ class DiscordSink:
 
     async def post(self, text: str) -> str:
         self.stop_typing()
-        message = await self._channel.send(
-            text,
-            reference=self._reference(),
-            allowed_mentions=NO_PINGS,
-            view=controls_view([Control.STOP], self._reply_id),  # type: ignore[arg-type]
-        )
+        try:
+            message = await self._channel.send(
+                text,
+                **self._reference(),
+                allowed_mentions=NO_PINGS,
+                view=controls_view([Control.STOP], self._reply_id),  # type: ignore[arg-type]
+            )
+        except discord.Forbidden as error:
+            # The core logs the failure with its trace id; this line says what to fix.
+            log.error(
+                "Discord refused ember's reply in channel %s (%s): give ember the View Channel, "
+                "Send Messages, Send Messages in Threads and Read Message History permissions there",
+                self._channel.id,
+                error.text or error,
+            )
+            raise
         self._previous = message.id
         return self._written(str(message.id))
 
@@ -73,7 +83,7 @@ class DiscordSink:
             else:
                 await self._channel.send(
                     text,
-                    reference=self._reference(),
+                    **self._reference(),
                     allowed_mentions=NO_PINGS,
                 )
         except discord.HTTPException as error:
@@ -114,14 +124,16 @@ class DiscordSink:
 
     # ------------------------------------------------------------------ helpers
 
-    def _reference(self) -> discord.MessageReference | Any:
-        """What the next message replies to; MISSING (discord.py's "not given") for nothing."""
+    def _reference(self) -> dict[str, Any]:
+        """`send`'s reference: the message the next one replies to, or none at all (the first
+        message of an answer in a thread). discord.py rejects MISSING here, so leave it out."""
         if self._previous is None:
-            return discord.utils.MISSING
+            return {}
         # If the question was deleted meanwhile, post anyway rather than fail.
-        return discord.MessageReference(
+        reference = discord.MessageReference(
             message_id=self._previous, channel_id=self._channel.id, fail_if_not_exists=False
         )
+        return {"reference": reference}
 
     def _written(self, handle: str) -> str:
         self._last_write[handle] = self._clock()
