@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from core.access import OPERATOR
@@ -131,22 +133,34 @@ async def cmd_essays(args: argparse.Namespace, settings: Settings) -> int:
         if args.essays_command == "status":
             print("\n".join((await service.status()).lines()))
             return 0
-        for platform, announcer in _essay_announcers(runtime).items():
-            service.register_announcer(platform, announcer)
-        if not args.once:
-            await service.run()
-            return 0
-        reports = await service.poll_once()
-        for report in reports:
-            print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
-        print((await service.deliver_pending(wait=args.wait)).summary())
+        async with _essay_announcers(runtime) as announcers:
+            for platform, announcer in announcers.items():
+                service.register_announcer(platform, announcer)
+            if not args.once:
+                await service.run()
+                return 0
+            reports = await service.poll_once()
+            for report in reports:
+                print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+            print((await service.deliver_pending(wait=args.wait)).summary())
     return 0 if all(r.ok for r in reports) else 1
 
 
-def _essay_announcers(runtime: Any) -> dict[str, Any]:
-    """Announcers for `essays poll` whose credentials are present (filled in by each adapter);
-    deliveries for a platform without one stay queued for `ember run`."""
-    return {}
+@asynccontextmanager
+async def _essay_announcers(runtime: Any) -> AsyncIterator[dict[str, Any]]:
+    """Announcers for `essays poll` on the platforms whose tokens are in the environment (REST
+    only: no gateway, no socket); deliveries for the others stay queued for `ember run`."""
+    from bots.discord import announcer as discord
+    from bots.slack import announcer as slack
+
+    async with AsyncExitStack() as stack:
+        announcers: dict[str, Any] = {}
+        for platform, adapter in (("discord", discord), ("slack", slack)):
+            if adapter.can_announce(runtime.settings, os.environ):
+                announcers[platform] = await stack.enter_async_context(
+                    adapter.rest_announcer(runtime.settings)
+                )
+        yield announcers
 
 
 def _add_essays_parser(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,12 +11,17 @@ from pathlib import Path
 from core.events import User
 from core.store import Store
 from tests.essay_support import FakeTime, make_service
+from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.feed_server import FeedServer, Post
+from tests.fakes.slack_server import FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def ember(config: Path, *args: str) -> tuple[int, str, str]:
+async def ember(config: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    # Only the tokens a test gives: a developer's own DISCORD_TOKEN must not reach the real Discord.
+    tokens = ("DISCORD_TOKEN", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
+    environ = {k: v for k, v in os.environ.items() if k not in tokens} | (env or {})
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -26,6 +32,7 @@ async def ember(config: Path, *args: str) -> tuple[int, str, str]:
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=environ,
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode is not None
@@ -72,3 +79,41 @@ async def test_poll_once_and_status(tmp_path: Path, feed_server: FeedServer) -> 
     code, out, err = await ember(config, "essays", "poll", "--once", "--wait", "0")
     assert code == 1
     assert f"{feed_server.url()}: FAILED: HTTP 500" in err
+
+
+async def test_poll_once_delivers_on_every_platform_whose_token_is_set(
+    tmp_path: Path, feed_server: FeedServer, fake_slack: FakeSlack
+) -> None:
+    """REST only: a Discord client logged in without the gateway, a Slack Web API client."""
+    async with FakeDiscord() as discord:
+        channel = discord.channel("general")
+        guild = str(discord.guild.id)
+        database = f"sqlite+aiosqlite:///{tmp_path / 'ember.db'}"
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[database]\nurl = "{database}"\n\n[essays]\nfeeds = ["{feed_server.url()}"]\n'
+            f'\n[discord]\napi_base_url = "{discord.api_base_url}"\n'
+            f'\n[slack]\napi_base_url = "{fake_slack.api_url}"\n\n[logging]\nlevel = "ERROR"\n'
+        )
+        feed_server.feed().posts.append(recent(1, 3))
+        store = Store.open(database)
+        await store.upgrade()
+        service = make_service(store, FakeTime(), [feed_server.url()])
+        await service.poll_once()
+        mod = User("M", "M", "discord", guild, is_moderator=True)
+        await service.subscribe("discord", guild, str(channel.id), "", mod)
+        await service.subscribe("slack", "T1", "C1", "", User("U2", "bob", "slack", "T1", is_moderator=True))
+        await service.close()
+        await store.close()
+        feed_server.feed().posts.append(recent(2, 0.1))
+
+        env = {"DISCORD_TOKEN": discord.token, "SLACK_BOT_TOKEN": fake_slack.bot_token}
+        code, out, err = await ember(config, "essays", "poll", "--once", "--wait", "0", env=env)
+        assert code == 0, err
+        assert "deliveries: 2 sent, 0 to retry, 0 failed" in out
+        [post] = [r for r in discord.requests if r.path == f"/channels/{channel.id}/messages"]
+        assert post.body["embeds"][0]["title"] == "Essay 2" and post.body["enforce_nonce"]
+        assert [r for r in discord.requests if r.route.endswith("/threads")]  # the discussion
+        assert not [f for f in discord.gateway_frames]  # REST only
+        [call] = fake_slack.calls_to("chat.postMessage")
+        assert call.args["channel"] == "C1" and call.args["blocks"][0]["text"]["text"] == "Essay 2"

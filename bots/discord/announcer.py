@@ -17,7 +17,7 @@ apply; what still fails maps to the core's delivery errors (`delivery_error`).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Literal
 
@@ -189,7 +189,7 @@ class DiscordAnnouncer:
                 )
 
 
-def can_announce(settings: Settings, environ: dict[str, str]) -> bool:
+def can_announce(settings: Settings, environ: Mapping[str, str]) -> bool:
     """Whether `ember essays poll --once` can post on Discord: its token is in the environment."""
     return bool(environ.get(settings.discord.token_env))
 
