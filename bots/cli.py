@@ -15,7 +15,7 @@ from typing import Any
 
 from core.access import OPERATOR
 from core.access_commands import grant_line
-from core.config import Settings, check_environment, find_config, load_settings
+from core.config import Settings, check_environment, database_url, find_config, load_settings
 from core.errors import CommandError, ConfigError, StoreError
 from core.events import User
 from core.logs import configure_logging
@@ -38,7 +38,7 @@ async def cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    store = Store.open(settings.database.url)
+    store = Store.open(database_url(settings))
     try:
         await store.upgrade()
     finally:

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from core.errors import ConfigError
 
 OPUS_3 = "claude-3-opus-20240229"
@@ -35,6 +38,8 @@ Provider = Literal["anthropic", "bedrock", "vertex"]
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = "sqlite+aiosqlite:///ember.db"
+    # When the URL carries a password it is a secret: name the variable that holds the whole URL.
+    url_env: str = ""
     echo: bool = False
 
 
@@ -229,6 +234,7 @@ def settings_from_dict(raw: Mapping[str, Any], source: str = "(dict)") -> Settin
 def validate(settings: Settings) -> Settings:
     """Cross-key checks that types alone cannot express."""
     file = settings.source
+    _check_database_url(settings.database.url, file)
     if not settings.models:
         raise ConfigError(file, "models", "no model aliases are defined", 'add a [models."opus-3"] table')
     if settings.chat.default_model not in settings.models:
@@ -271,10 +277,47 @@ def validate(settings: Settings) -> Settings:
     return settings
 
 
+def _check_database_url(url: str, file: str) -> None:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            file, "database.url", f"{url!r} is not a database URL", 'e.g. "sqlite+aiosqlite:///ember.db"'
+        ) from None
+    if parsed.password:
+        raise ConfigError(
+            file,
+            "database.url",
+            "contains a password, and secrets never go in the file",
+            "export the whole URL in an environment variable and name it in database.url_env",
+        )
+
+
+def database_url(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
+    """The URL to open: from the environment when `url_env` names a variable, else `url`."""
+    database = settings.database
+    if not database.url_env:
+        return database.url
+    url = secret(database.url_env, "database.url_env", settings.source, environ)
+    try:
+        make_url(url)
+    except ArgumentError:
+        # The value is a secret: name the variable, never echo what it holds.
+        raise ConfigError(
+            settings.source,
+            "database.url_env",
+            f"environment variable {database.url_env} does not hold a database URL",
+            "e.g. postgresql+asyncpg://user:password@host/ember",
+        ) from None
+    return url
+
+
 def required_env(settings: Settings) -> list[tuple[str, str]]:
-    """(key path, environment variable) pairs that the configured backends need set."""
+    """(key path, environment variable) pairs that the configuration needs set."""
     used = {b.provider for m in settings.models.values() for b in m.backends}
     needs: list[tuple[str, str]] = []
+    if settings.database.url_env:
+        needs.append(("database.url_env", settings.database.url_env))
     if "anthropic" in used:
         needs.append(("providers.anthropic.api_key_env", settings.providers.anthropic.api_key_env))
     if "bedrock" in used:

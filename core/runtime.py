@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from core.access import AccessService, Clock
 from core.chat import AccessGate, ChatEngine
-from core.config import Settings
+from core.config import Settings, database_url
 from core.essays import EssayService
 from core.events import utcnow
 from core.routing import ClientFactory, Router
@@ -37,7 +37,7 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """Open the store (migrating it), the router and the engine; close them in reverse.
     `access_clock` lets tests move time for grant expiry and daily limits without sleeping."""
-    store = Store.open(settings.database.url, echo=settings.database.echo)
+    store = Store.open(database_url(settings), echo=settings.database.echo)
     router = Router(settings, client_factory)
     service = AccessService(settings, store, clock=access_clock or utcnow)
     essays = EssayService(settings, store)

@@ -11,6 +11,7 @@ import pytest
 from core.config import (
     OPUS_3,
     check_environment,
+    database_url,
     find_config,
     load_settings,
     settings_from_dict,
@@ -56,6 +57,12 @@ def test_example_config_is_valid() -> None:
     [
         ("[chat]\ndefault_modle = 'opus-3'\n", "chat.default_modle", "did you mean 'default_model'"),
         ("[databse]\nurl = 'x'\n", "databse", "did you mean 'database'"),
+        ("[database]\nurl = 'not a url'\n", "database.url", "is not a database URL"),
+        (
+            "[database]\nurl = 'postgresql+asyncpg://ember:hunter2@db/ember'\n",
+            "database.url",
+            "name it in database.url_env",
+        ),
         ("[chat]\nhistory_messages = 'ten'\n", "chat.history_messages", "expected a whole number"),
         ("[chat]\nallow_bots = 1\n", "chat.allow_bots", "expected true or false"),
         ("[chat]\ndefault_model = 'opus-4'\n", "chat.default_model", "did you mean 'opus-3'"),
@@ -99,6 +106,20 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_settings(Path("/nonexistent/ember.toml"))
+
+
+def test_database_url_from_the_environment_never_echoes_the_secret() -> None:
+    settings = settings_from_dict({"database": {"url_env": "EMBER_DATABASE_URL"}})
+    secret_url = "postgresql+asyncpg://ember:hunter2@db.internal/ember"
+    assert database_url(settings, {"EMBER_DATABASE_URL": secret_url}) == secret_url
+    with pytest.raises(ConfigError, match="EMBER_DATABASE_URL is not set") as unset:
+        database_url(settings, {})
+    assert unset.value.key == "database.url_env"
+    with pytest.raises(ConfigError, match="does not hold a database URL") as garbled:
+        database_url(settings, {"EMBER_DATABASE_URL": "hunter2-not-a-url"})
+    assert "hunter2" not in str(garbled.value)
+    with pytest.raises(ConfigError, match="EMBER_DATABASE_URL"):
+        check_environment(settings, {"ANTHROPIC_API_KEY": "sk-test"})
 
 
 def test_secret_env_for_used_backends_only() -> None:
