@@ -91,6 +91,14 @@ class Responder:
         sink.start_typing()
         try:
             outcome = await self._runtime.engine.respond(prompt, sink, history=history, reply_id=reply_id)
+        except Exception as error:
+            # Unexpected (the store failing, say); discord.py logs the traceback. The text shown
+            # stays, but no Stop button may outlive the generation.
+            log.error(
+                "answering %s in %s broke off [reply %s]: %r", prompt.id, prompt.place.key, reply_id, error
+            )
+            await sink.abandon()
+            raise
         finally:
             sink.stop_typing()
         await sink.finish(outcome)

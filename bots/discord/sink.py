@@ -122,6 +122,16 @@ class DiscordSink:
                 error,
             )
 
+    async def abandon(self) -> None:
+        """The answer broke off unexpectedly: take Stop off whatever was shown, so no button
+        promises a generation that is no longer running."""
+        self.stop_typing()
+        for handle in list(self._last_write):
+            try:
+                await self.set_controls(handle, [], self._reply_id)
+            except discord.HTTPException as error:
+                log.error("could not remove the buttons of message %s: %s", handle, error)
+
     # ------------------------------------------------------------------ helpers
 
     def _reference(self) -> dict[str, Any]:
