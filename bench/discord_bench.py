@@ -153,13 +153,14 @@ async def measure(
 
     ms = 1000
     done = len([r for r in fake.requests if finished(r)])
+    ending = "all finished in" if done == CONVERSATIONS else "stopped waiting after"
     print(
         f"finished {done} of {CONVERSATIONS}; shown {len(visible)}; broke off {len(failures.messages)}"
         + (f" (first: {failures.messages[0][:300]})" if failures.messages else "")
     )
     print(
         f"{CONVERSATIONS} conversations, {TOKENS} tokens each at {TOKENS_PER_SECOND:.0f} tokens/s, "
-        f"model first token {FIRST_TOKEN * ms:.0f} ms; all finished in {wall:.1f} s"
+        f"model first token {FIRST_TOKEN * ms:.0f} ms; {ending} {wall:.1f} s"
     )
     print(
         f"first visible text, MESSAGE_CREATE → first post: p50 {statistics.median(visible) * ms:.0f} ms, "
