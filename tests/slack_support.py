@@ -13,6 +13,7 @@ the fake Slack and the fake Anthropic API.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -127,9 +128,11 @@ class Ember:
     ) -> list[Call]:
         return await self.slack.wait_for(predicate, count=count, timeout=timeout)
 
-    async def idle(self) -> None:
-        """Until every listener started so far has finished its work."""
-        await self.bot.idle()
+    async def idle(self, timeout: float = SAFETY) -> None:
+        """Until every listener started so far has finished its work (a reply held by the fake
+        model never finishes: release it first)."""
+        async with asyncio.timeout(timeout):
+            await self.bot.idle()
 
 
 @asynccontextmanager
@@ -153,7 +156,6 @@ async def running_ember(
         if settings.slack.mode == "socket":
             await fake.wait_connected(timeout=SAFETY)
         yield Ember(run.bot, runtime, fake, anthropic_fake, settings.slack.mode, run.url)
-        await run.bot.idle()
 
 
 # ---------------------------------------------------------------- call predicates

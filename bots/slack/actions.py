@@ -18,6 +18,7 @@ from bots.slack.bot import SlackBot
 from bots.slack.sink import Target
 from core.access import BUTTON_PREFIX
 from core.controls import PREFIX, Control, parse_control_id, press
+from core.streaming import ReusingSink
 
 Payload = dict[str, Any]
 
@@ -52,12 +53,21 @@ async def press_control(bot: SlackBot, body: Payload, action: Payload, respond: 
     channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id"))
     # A new answer goes where the old one is: its thread, or the channel itself.
     sink = bot.sink(Target(channel, str(message.get("thread_ts") or ""), user.id, team), reply_id)
+    # Regenerate rewrites the old reply's messages in place, as on every platform.
+    old = await bot.runtime.engine.reply_handles(reply_id) if control is Control.REGENERATE else []
+    reusing = ReusingSink(sink, old)
     with bot.replying(reply_id):
-        result = await press(bot.runtime.engine, control, reply_id, user, sink)
+        result = await press(bot.runtime.engine, control, reply_id, user, reusing)
     if result.notice:
         await respond(text=render.trusted(result.notice), response_type="ephemeral", replace_original=False)
-    if result.outcome is not None:
-        await bot.finish(sink, result.outcome)
+    if result.outcome is None:
+        return
+    if control is Control.CONTINUE and message.get("ts"):
+        # Continued: the pressed message's buttons are spent.
+        await sink.clear_buttons(str(message["ts"]), str(message.get("text") or ""))
+    await bot.finish(sink, result.outcome)
+    for handle in reusing.leftover:
+        await sink.delete(handle)
 
 
 async def press_access(bot: SlackBot, body: Payload, action: Payload, respond: AsyncRespond) -> None:

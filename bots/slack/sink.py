@@ -108,7 +108,10 @@ class SlackSink:
         return parts[0].ts
 
     async def edit(self, handle: str, text: str) -> None:
-        await self._draw(self._chains[handle], text)
+        parts = self._chains.get(handle)
+        if parts is None:
+            parts = await self._adopt(handle)
+        await self._draw(parts, text)
 
     async def notice(self, text: str) -> None:
         target = self.target
@@ -117,6 +120,33 @@ class SlackSink:
             user=target.user_id,
             text=render.escape(text),
             thread_ts=target.thread_ts or None,
+        )
+
+    async def _adopt(self, handle: str) -> list[_Part]:
+        """An earlier reply's message that this reply rewrites (regenerate in place): an
+        ordinary message from now on, edited with chat.update."""
+        if self._last is not None:
+            await self._seal(self._last)
+        parts = [_Part(handle, "", streaming=False)]
+        self._chains[handle] = parts
+        self._last = parts[0]
+        self.edit_interval = UPDATE_INTERVAL
+        return parts
+
+    async def delete(self, handle: str) -> None:
+        """Remove a message this reply no longer needs (what a shorter regenerate left over)."""
+        try:
+            await self._client.chat_delete(channel=self.target.channel, ts=handle)
+        except SlackApiError as error:
+            log.info("could not delete leftover message %s (%s)", handle, slack_error(error))
+
+    async def clear_buttons(self, ts: str, shown: str) -> None:
+        """Take the buttons off a message that keeps its (already escaped) text."""
+        await self._client.chat_update(
+            channel=self.target.channel,
+            ts=ts,
+            text=shown,
+            blocks=render.reply_blocks(shown, self.reply_id, []),
         )
 
     # ------------------------------------------------------------------ the end of a reply
