@@ -17,6 +17,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from core import conversation, transcript
 from core.config import Settings
 from core.errors import AccessDenied, ModelError, ModelNotEnabled, ModelRequestError, ModelUnavailable
@@ -150,13 +152,16 @@ class ChatEngine:
         """Answer `message`. `history` is platform-read context (oldest first, without
         `message`); when None, context comes from ember's own store of this place.
         `reply_id` (from `new_reply_id`) lets the adapter label buttons before the reply starts."""
-        await transcript.record_message(self.store, message)
-        if history is None:
-            history = await transcript.load_history(
-                self.store, message.place, limit=self.settings.chat.history_messages, before_id=message.id
-            )
-            history = [m for m in history if m.id != message.id]
-        chosen = alias or await self.channel_model(message.place)
+        # One transaction for everything read or written before the model is asked: on SQLite
+        # each transaction costs several thread hops, which is most of ember's own latency.
+        async with self.store.session() as session:
+            await transcript.record_in(session, self.store, message)
+            if history is None:
+                stored = await transcript.history_in(
+                    session, message.place, limit=self.settings.chat.history_messages, before_id=message.id
+                )
+                history = [m for m in stored if m.id != message.id]
+            chosen = alias or await self._channel_model_in(session, message.place)
         return await self._run(message, [*history, message], sink, chosen, prefill="", reply_id=reply_id)
 
     async def regenerate(self, reply_id: str, user: User, sink: ReplySink) -> Outcome:
@@ -212,7 +217,10 @@ class ChatEngine:
 
     async def channel_model(self, place: Place) -> str:
         async with self.store.session() as session:
-            setting = await session.get(ChannelSetting, place.channel_key)
+            return await self._channel_model_in(session, place)
+
+    async def _channel_model_in(self, session: AsyncSession, place: Place) -> str:
+        setting = await session.get(ChannelSetting, place.channel_key)
         if setting and setting.model_alias in self.settings.models:
             return setting.model_alias
         return self.settings.chat.default_model
@@ -246,20 +254,27 @@ class ChatEngine:
         )
         try:
             async with self.access.admit(prompt.author, prompt.place):
-                await self._save_reply(outcome, prompt, status="streaming")
-                await self._generate(outcome, prompt, history, sink, prefill)
+                # Independent: the reply's row (for its buttons) and extra system text.
+                _, extra = await asyncio.gather(
+                    self._save_reply(outcome, prompt, status="streaming"), self._extra_context(prompt.place)
+                )
+                await self._generate(outcome, prompt, history, sink, prefill, extra)
         except AccessDenied as denied:
             outcome.status, outcome.error = "denied", denied.user_message
             await sink.notice(denied.user_message)
         return outcome
 
     async def _generate(
-        self, outcome: Outcome, prompt: Message, history: Sequence[Message], sink: ReplySink, prefill: str
+        self,
+        outcome: Outcome,
+        prompt: Message,
+        history: Sequence[Message],
+        sink: ReplySink,
+        prefill: str,
+        extra_system: str,
     ) -> None:
         reply = StreamingReply(sink)
-        state = _Attempt(
-            alias=outcome.alias, delivered=prefill, extra_system=await self._extra_context(prompt.place)
-        )
+        state = _Attempt(alias=outcome.alias, delivered=prefill, extra_system=extra_system)
         started = self._clock()
         task = asyncio.create_task(self._stream_routes(state, history, reply, outcome.trace_id))
         self._inflight[outcome.reply_id] = task
@@ -410,18 +425,22 @@ class ChatEngine:
     # ------------------------------------------------------------------ records
 
     async def _save_reply(self, outcome: Outcome, prompt: Message, *, status: str) -> None:
+        """Create the reply's row, or (regenerate, continue) mark the existing one: one statement."""
+        row = {
+            "id": outcome.reply_id,
+            "place_key": prompt.place.key,
+            "prompt_message_id": prompt.id,
+            "requester_id": prompt.author.id,
+            "alias": outcome.alias,
+            "message_ids": "[]",
+            "text": "",
+            "status": status,
+            "stop_reason": "",
+            "created_at": db_now(),
+        }
+        insert = self.store.insert(Reply).values(row)
         async with self.store.session() as session:
-            row = await session.get(Reply, outcome.reply_id)
-            if row is None:
-                row = Reply(
-                    id=outcome.reply_id,
-                    place_key=prompt.place.key,
-                    prompt_message_id=prompt.id,
-                    requester_id=prompt.author.id,
-                    alias=outcome.alias,
-                )
-            row.status = status
-            session.add(row)
+            await session.exec(insert.on_conflict_do_update(index_elements=["id"], set_={"status": status}))
 
     async def _finish_records(
         self, outcome: Outcome, prompt: Message, state: _Attempt, latency: float

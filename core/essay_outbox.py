@@ -39,8 +39,6 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Row, Table, case, func, true, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -509,9 +507,8 @@ class Outbox:
             "essay_id": delivery.announcement.essay_id,
             "created_at": self._clock(),
         }
-        insert = pg_insert if self.store.dialect == "postgresql" else sqlite_insert
         async with self.store.session() as session:
-            await session.exec(insert(EssayThread).values(row).on_conflict_do_nothing())
+            await session.exec(self.store.insert(EssayThread).values(row).on_conflict_do_nothing())
 
     async def notify(self, platform: str, workspace_id: str, text: str) -> bool:
         """Tell a workspace's moderators; False when no adapter could (it is logged either way)."""

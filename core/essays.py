@@ -31,8 +31,6 @@ from typing import Literal
 
 import aiohttp
 from sqlalchemy import Update, and_, false, func, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
@@ -306,10 +304,9 @@ class EssayService:
         return report
 
     async def _feed_row(self, url: str) -> EssayFeed:
-        insert = pg_insert if self.store.dialect == "postgresql" else sqlite_insert
         async with self.store.session() as session:
             # Several hosts may meet a new feed at once: the first insert wins, the rest read it.
-            await session.exec(insert(EssayFeed).values(url=url).on_conflict_do_nothing())
+            await session.exec(self.store.insert(EssayFeed).values(url=url).on_conflict_do_nothing())
             row = await session.get(EssayFeed, url)
         assert row is not None
         return row

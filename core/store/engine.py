@@ -11,6 +11,8 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -71,6 +73,11 @@ class Store:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    def insert(self, table: Any) -> Any:
+        """This database's INSERT, which offers `on_conflict_do_nothing/do_update` (SQLite and
+        PostgreSQL spell them alike, but each dialect has its own construct)."""
+        return (pg_insert if self.dialect == "postgresql" else sqlite_insert)(table)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
