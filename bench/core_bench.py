@@ -4,7 +4,8 @@ The model is the loopback fake with zero latency. The time the request spends in
 on the wire (from the core handing it to the backend client until the first delta comes back)
 is measured separately and subtracted, so the figure is ember's own work: access check, storing
 the message, reading and rendering history, routing, and the first post to the sink.
-The database holds 100,000 usage rows and 10,000 people, as a grown community's would.
+The database holds 100,000 usage rows and 10,000 people, each with an access grant, as a grown
+community's would; access is `request` mode (the default), so every message is checked.
 
 Run: `.venv/bin/python -m bench core` (or `make bench BENCH=core`).
 """
@@ -28,7 +29,7 @@ from core.config import Backend, settings_from_dict
 from core.events import Message, Place, User
 from core.providers import Delta, ModelClient, build_client
 from core.runtime import open_runtime
-from core.store import Person, Usage, db_now
+from core.store import AccessGrant, Person, Usage, db_now
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 
 USERS = 10_000
@@ -108,8 +109,13 @@ async def seed(runtime: Any, rng: random.Random) -> None:
         }
         for _ in range(USAGE_ROWS)
     ]
+    grants = [
+        {"platform": "discord", "workspace_id": "g1", "user_id": str(u), "granted_by": "bench", "version": 0}
+        for u in range(USERS)
+    ]
     async with runtime.store.session() as session:
         await session.exec(insert(Person), params=people)
+        await session.exec(insert(AccessGrant), params=grants)
         for start in range(0, len(usage), 10_000):
             await session.exec(insert(Usage), params=usage[start : start + 10_000])
 
@@ -130,7 +136,7 @@ async def run() -> None:
                 {
                     "database": {"url": f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"},
                     "providers": {"anthropic": {"base_url": fake.url, "api_key_env": "EMBER_BENCH_KEY"}},
-                    "access": {"mode": "open"},
+                    "access": {"mode": "request"},
                 }
             )
 
@@ -158,7 +164,7 @@ async def run() -> None:
                 elapsed = time.perf_counter() - started
     ms = [o * 1000 for o in overheads]
     print(
-        f"database: {USAGE_ROWS:,} usage rows, {USERS:,} people (SQLite); {MESSAGES:,} messages after {WARMUP} warm-up"
+        f"database: {USAGE_ROWS:,} usage rows, {USERS:,} people with grants (SQLite, access mode request); {MESSAGES:,} messages after {WARMUP} warm-up"
     )
     print(
         f"core overhead, message in -> first delta at the sink: p50 {statistics.median(ms):.2f} ms, p99 {percentile(ms, 0.99):.2f} ms"
