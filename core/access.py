@@ -26,8 +26,6 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import Delete, Select, Update, bindparam, exists, func, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -883,8 +881,7 @@ class AccessService:
     ) -> bool:
         platform, workspace_id, user_id = key
         row = {"platform": platform, "workspace_id": workspace_id, "user_id": user_id, "version": 0, **values}
-        insert = pg_insert if self.store.dialect == "postgresql" else sqlite_insert
-        result = await session.exec(insert(AccessGrant).values(row).on_conflict_do_nothing())
+        result = await session.exec(self.store.insert(AccessGrant).values(row).on_conflict_do_nothing())
         return bool(result.rowcount)
 
     @staticmethod
