@@ -104,6 +104,8 @@ class _Attempt:
     model: str = ""
     stop_reason: str = ""
     failures: list[BackendError] = field(default_factory=list)
+    # The reply row's write, started before the model call; done before any text is shown.
+    saving: asyncio.Task[None] | None = None
 
 
 class ChatEngine:
@@ -254,11 +256,15 @@ class ChatEngine:
         )
         try:
             async with self.access.admit(prompt.author, prompt.place):
-                # Independent: the reply's row (for its buttons) and extra system text.
-                _, extra = await asyncio.gather(
-                    self._save_reply(outcome, prompt, status="streaming"), self._extra_context(prompt.place)
-                )
-                await self._generate(outcome, prompt, history, sink, prefill, extra)
+                # The reply's row is written while the model is asked; it is awaited before the
+                # first text is shown (its buttons need it) and before the reply is finished.
+                saving = asyncio.create_task(self._save_reply(outcome, prompt, status="streaming"))
+                try:
+                    extra = await self._extra_context(prompt.place)
+                except BaseException:
+                    await asyncio.wait({saving})  # never leave the write behind
+                    raise
+                await self._generate(outcome, prompt, history, sink, prefill, extra, saving)
         except AccessDenied as denied:
             outcome.status, outcome.error = "denied", denied.user_message
             await sink.notice(denied.user_message)
@@ -272,9 +278,10 @@ class ChatEngine:
         sink: ReplySink,
         prefill: str,
         extra_system: str,
+        saving: asyncio.Task[None],
     ) -> None:
         reply = StreamingReply(sink)
-        state = _Attempt(alias=outcome.alias, delivered=prefill, extra_system=extra_system)
+        state = _Attempt(alias=outcome.alias, delivered=prefill, extra_system=extra_system, saving=saving)
         started = self._clock()
         task = asyncio.create_task(self._stream_routes(state, history, reply, outcome.trace_id))
         self._inflight[outcome.reply_id] = task
@@ -296,6 +303,7 @@ class ChatEngine:
         finally:
             self._inflight.pop(outcome.reply_id, None)
             self._stopped.discard(outcome.reply_id)
+        await saving  # the row must exist before the reply is finished (a write error surfaces here)
         suffix = self._suffix(outcome, reply)
         try:
             outcome.handles = await reply.finish(suffix)
@@ -348,6 +356,9 @@ class ChatEngine:
                     queue.append(route)  # the stream died mid-reply: give it another turn
             if not queue and not state.delivered and not fell_back:
                 fell_back = True  # a different model only when nothing was said yet
+                if state.saving is not None:
+                    await state.saving  # the fallback note is the first text shown
+                    state.saving = None
                 queue = self._fallback_routes(state, reply, trace_id)
         raise self._final_error(state, trace_id)
 
@@ -382,6 +393,9 @@ class ChatEngine:
         first = True
         async for delta in route.client.stream(route.backend.model, request):
             if isinstance(delta, TextDelta):
+                if state.saving is not None:
+                    await state.saving  # buttons on the first text need the reply's row
+                    state.saving = None
                 text = delta.text
                 if first and state.delivered:
                     # The prefill was sent without trailing space; don't let it double up.

@@ -61,13 +61,16 @@ async def record_in(session: AsyncSession, store: Store, message: Message) -> bo
         "updated_at": db_now(),
     }
     inserted = await session.exec(store.insert(Turn).values(turn).on_conflict_do_nothing())
-    upsert = store.insert(Person).values(person)
-    await session.exec(
-        upsert.on_conflict_do_update(
-            index_elements=["platform", "workspace_id", "user_id"],
-            set_={"name": person["name"], "updated_at": person["updated_at"]},
+    who = (place.platform, place.workspace_id, author.id)
+    if not store.name_known(who, author.name):  # an unchanged name costs no statement
+        upsert = store.insert(Person).values(person)
+        await session.exec(
+            upsert.on_conflict_do_update(
+                index_elements=["platform", "workspace_id", "user_id"],
+                set_={"name": person["name"], "updated_at": person["updated_at"]},
+            )
         )
-    )
+        store.note_name(session, who, author.name)
     return bool(inserted.rowcount)
 
 
@@ -152,6 +155,7 @@ async def forget_user(store: Store, platform: str, user_id: str) -> Forgotten:
             .where(col(Usage.platform) == platform, col(Usage.user_id) == user_id)
             .values(user_id="forgotten")
         )
+    store.forget_names(platform, user_id)  # a later message writes the name afresh
     return Forgotten(turns.rowcount, replies.rowcount, usage.rowcount)
 
 

@@ -112,3 +112,30 @@ async def test_forget_removes_a_person_but_keeps_spend(store: Store) -> None:
     async with store.session() as session:
         row = (await session.exec(text("SELECT user_id, cost_micros FROM usage"))).one()  # type: ignore[call-overload]
     assert tuple(row) == ("forgotten", 500)
+
+
+async def test_names_are_written_when_new_changed_or_forgotten(store: Store) -> None:
+
+    async def name() -> str | None:
+        return await transcript.display_name(store, "slack", "T1", "U1")
+
+    await transcript.record_message(store, message(1, "hi"))
+    assert await name() == "Alice"
+    alicia = User("U1", "Alicia", "slack", "T1")
+    await transcript.record_message(store, message(2, "call me Alicia", alicia))
+    assert await name() == "Alicia"
+    await transcript.forget_user(store, "slack", "U1")
+    assert await name() is None
+    await transcript.record_message(store, message(3, "back again", alicia))
+    assert await name() == "Alicia", "after forget, the next message writes the name again"
+
+
+async def test_a_name_in_a_rolled_back_transaction_is_written_next_time(store: Store) -> None:
+
+    with pytest.raises(RuntimeError, match="crash before commit"):
+        async with store.session() as session:
+            await transcript.record_in(session, store, message(1, "hi"))
+            raise RuntimeError("crash before commit")
+    assert await transcript.display_name(store, "slack", "T1", "U1") is None
+    await transcript.record_message(store, message(2, "hi again"))
+    assert await transcript.display_name(store, "slack", "T1", "U1") == "Alice"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,8 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any fixed number: several hosts starting at once take turns migrating PostgreSQL.
 _MIGRATION_LOCK = 7_351_001
+_NAMES_REMEMBERED = 50_000
+_NAMES_KEY = "ember.names_written"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -55,6 +60,17 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+        # SQLite has one writer. Left to itself, a crowd of transactions meets SQLite's busy
+        # handler, which sleeps in growing steps (seconds of latency under load), and a read
+        # transaction that then writes can fail at once with "database is locked". So on
+        # SQLite this process's transactions take turns here instead: first come, first served,
+        # handed over without sleeping. A session opened inside a session (same task) does not
+        # wait for itself. PostgreSQL needs none of this.
+        is_sqlite = engine.dialect.name == "sqlite"
+        self._turns: asyncio.Lock | None = asyncio.Lock() if is_sqlite else None
+        self._holding: ContextVar[bool] = ContextVar(f"ember-store-{id(self)}", default=False)
+        # Names last written per person: an unchanged name is not rewritten with every message.
+        self._names: OrderedDict[tuple[str, str, str], str] = OrderedDict()
 
     @classmethod
     def open(cls, url: str, *, echo: bool = False) -> Store:
@@ -74,6 +90,26 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    def name_known(self, person: tuple[str, str, str], name: str) -> bool:
+        """True when this process last committed exactly `name` for `person`."""
+        return self._names.get(person) == name
+
+    def note_name(self, session: AsyncSession, person: tuple[str, str, str], name: str) -> None:
+        """Remember `name` as written once `session` commits (a rollback forgets it)."""
+        session.info.setdefault(_NAMES_KEY, []).append((person, name))
+
+    def forget_names(self, platform: str, user_id: str) -> None:
+        """After a person's rows are deleted, their name must be written again."""
+        for person in [p for p in self._names if p[0] == platform and p[2] == user_id]:
+            del self._names[person]
+
+    def _remember_names(self, session: AsyncSession) -> None:
+        for person, name in session.info.pop(_NAMES_KEY, ()):
+            self._names[person] = name
+            self._names.move_to_end(person)
+        while len(self._names) > _NAMES_REMEMBERED:
+            self._names.popitem(last=False)
+
     def insert(self, table: Any) -> Any:
         """This database's INSERT, which offers `on_conflict_do_nothing/do_update` (SQLite and
         PostgreSQL spell them alike, but each dialect has its own construct)."""
@@ -82,8 +118,22 @@ class Store:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session whose transaction commits on success and rolls back on any error."""
-        async with self._sessions() as session, session.begin():
-            yield session
+        async with self._turn(), self._sessions() as session:
+            async with session.begin():
+                yield session
+            self._remember_names(session)
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        if self._turns is None or self._holding.get():
+            yield
+            return
+        async with self._turns:
+            token = self._holding.set(True)
+            try:
+                yield
+            finally:
+                self._holding.reset(token)
 
     async def upgrade(self) -> None:
         """Apply every pending migration (idempotent; safe from several hosts at once)."""
