@@ -17,7 +17,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import Select, select, update
+from sqlmodel import col
 
 from core import conversation, transcript
 from core.config import Settings
@@ -26,6 +27,7 @@ from core.events import Message, Place, User
 from core.providers import BackendError, Failure, Finished, TextDelta
 from core.routing import Route, Router
 from core.store import ChannelSetting, Reply, Store, Usage, db_now
+from core.store.hot_reads import HotReads
 from core.streaming import ReplyFailed, ReplySink, StreamingReply
 from core.usage import Tokens, cost_micros
 
@@ -104,8 +106,6 @@ class _Attempt:
     model: str = ""
     stop_reason: str = ""
     failures: list[BackendError] = field(default_factory=list)
-    # The reply row's write, started before the model call; done before any text is shown.
-    saving: asyncio.Task[None] | None = None
 
 
 class ChatEngine:
@@ -125,8 +125,13 @@ class ChatEngine:
         self._clock = clock
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._stopped: set[str] = set()
+        self._saving: dict[str, asyncio.Task[None]] = {}
+        self._reads = HotReads(store)
         self._context_sources: list[ContextSource] = []
         self._readers: dict[str, HistoryReader] = {}
+
+    async def close(self) -> None:
+        await self._reads.close()
 
     def add_context_source(self, source: ContextSource) -> None:
         """Register extra system-prompt context, consulted for every request in a place."""
@@ -154,17 +159,28 @@ class ChatEngine:
         """Answer `message`. `history` is platform-read context (oldest first, without
         `message`); when None, context comes from ember's own store of this place.
         `reply_id` (from `new_reply_id`) lets the adapter label buttons before the reply starts."""
-        # One transaction for everything read or written before the model is asked: on SQLite
-        # each transaction costs several thread hops, which is most of ember's own latency.
-        async with self.store.session() as session:
-            await transcript.record_in(session, self.store, message)
+        # The message is written while the context is read and the model is asked: the model
+        # needs only what is in memory, and under load the writer's turn on SQLite can take
+        # seconds. The write is awaited before the reply is finished (and its error surfaces).
+        recording = asyncio.create_task(transcript.record_message(self.store, message))
+        try:
+            place = message.place
+            reads = [self._channel_query(place)]
             if history is None:
-                stored = await transcript.history_in(
-                    session, message.place, limit=self.settings.chat.history_messages, before_id=message.id
-                )
-                history = [m for m in stored if m.id != message.id]
-            chosen = alias or await self._channel_model_in(session, message.place)
-        return await self._run(message, [*history, message], sink, chosen, prefill="", reply_id=reply_id)
+                reads.append(transcript.history_query(place, limit=self.settings.chat.history_messages))
+            # Context and the channel's model in one read (one thread hop on SQLite).
+            channel, *turns = await self._reads.all_of(*reads)
+            if history is None:
+                history = [m for m in transcript.messages_from(turns[0], place) if m.id != message.id]
+            chosen = alias or self._alias_set(channel)
+            outcome = await self._run(
+                message, [*history, message], sink, chosen, prefill="", reply_id=reply_id, recording=recording
+            )
+        finally:
+            if not recording.done():
+                await asyncio.wait({recording})  # never leave the write behind
+        recording.result()  # a failed write is an error even when the reply was shown
+        return outcome
 
     async def regenerate(self, reply_id: str, user: User, sink: ReplySink) -> Outcome:
         """A new answer to the prompt of an earlier reply (the sink decides where it shows)."""
@@ -191,7 +207,10 @@ class ChatEngine:
         """Only the person who asked, or a moderator, may press a reply's buttons."""
         if user.is_moderator:
             return True
-        async with self.store.session() as session:
+        pending = self._saving.get(reply_id)
+        if pending is not None:
+            await asyncio.wait({pending})  # pressed before its row was written
+        async with self.store.reading() as session:
             reply = await session.get(Reply, reply_id)
         return reply is not None and reply.requester_id == user.id
 
@@ -218,13 +237,18 @@ class ChatEngine:
         return conversation.build(history, system_prompt=system, budget=model.context_tokens)
 
     async def channel_model(self, place: Place) -> str:
-        async with self.store.session() as session:
-            return await self._channel_model_in(session, place)
+        (rows,) = await self._reads.all_of(self._channel_query(place))
+        return self._alias_set(rows)
 
-    async def _channel_model_in(self, session: AsyncSession, place: Place) -> str:
-        setting = await session.get(ChannelSetting, place.channel_key)
-        if setting and setting.model_alias in self.settings.models:
-            return setting.model_alias
+    @staticmethod
+    def _channel_query(place: Place) -> Select[Any]:
+        alias = col(ChannelSetting.model_alias)
+        return select(alias).where(col(ChannelSetting.channel_key) == place.channel_key)
+
+    def _alias_set(self, rows: Sequence[Any]) -> str:
+        """The channel's alias from `_channel_query`'s rows, if still configured; else the default."""
+        if rows and rows[0].model_alias in self.settings.models:
+            return str(rows[0].model_alias)
         return self.settings.chat.default_model
 
     async def set_channel_model(self, place: Place, alias: str, by: User) -> None:
@@ -249,6 +273,7 @@ class ChatEngine:
         *,
         prefill: str,
         reply_id: str | None,
+        recording: asyncio.Task[bool] | None = None,
     ) -> Outcome:
         trace_id = new_trace_id()
         outcome = Outcome(
@@ -256,15 +281,20 @@ class ChatEngine:
         )
         try:
             async with self.access.admit(prompt.author, prompt.place):
-                # The reply's row is written while the model is asked; it is awaited before the
-                # first text is shown (its buttons need it) and before the reply is finished.
+                # The reply's row is written while the model is asked and the text streams (under
+                # load the writer's turn can take seconds on SQLite; the first words should not
+                # wait for it). A button pressed meanwhile waits for it in `may_control`, and
+                # the reply is finished only once it is written.
                 saving = asyncio.create_task(self._save_reply(outcome, prompt, status="streaming"))
+                self._saving[outcome.reply_id] = saving
                 try:
                     extra = await self._extra_context(prompt.place)
-                except BaseException:
-                    await asyncio.wait({saving})  # never leave the write behind
-                    raise
-                await self._generate(outcome, prompt, history, sink, prefill, extra, saving)
+                    writes = [saving] if recording is None else [recording, saving]
+                    await self._generate(outcome, prompt, history, sink, prefill, extra, writes)
+                finally:
+                    if not saving.done():
+                        await asyncio.wait({saving})  # never leave the write behind
+                    self._saving.pop(outcome.reply_id, None)
         except AccessDenied as denied:
             outcome.status, outcome.error = "denied", denied.user_message
             await sink.notice(denied.user_message)
@@ -278,10 +308,10 @@ class ChatEngine:
         sink: ReplySink,
         prefill: str,
         extra_system: str,
-        saving: asyncio.Task[None],
+        writes: list[asyncio.Task[Any]],
     ) -> None:
         reply = StreamingReply(sink)
-        state = _Attempt(alias=outcome.alias, delivered=prefill, extra_system=extra_system, saving=saving)
+        state = _Attempt(alias=outcome.alias, delivered=prefill, extra_system=extra_system)
         started = self._clock()
         task = asyncio.create_task(self._stream_routes(state, history, reply, outcome.trace_id))
         self._inflight[outcome.reply_id] = task
@@ -303,7 +333,8 @@ class ChatEngine:
         finally:
             self._inflight.pop(outcome.reply_id, None)
             self._stopped.discard(outcome.reply_id)
-        await saving  # the row must exist before the reply is finished (a write error surfaces here)
+        for write in writes:
+            await write  # the rows must exist before the reply is finished (an error surfaces here)
         suffix = self._suffix(outcome, reply)
         try:
             outcome.handles = await reply.finish(suffix)
@@ -356,9 +387,6 @@ class ChatEngine:
                     queue.append(route)  # the stream died mid-reply: give it another turn
             if not queue and not state.delivered and not fell_back:
                 fell_back = True  # a different model only when nothing was said yet
-                if state.saving is not None:
-                    await state.saving  # the fallback note is the first text shown
-                    state.saving = None
                 queue = self._fallback_routes(state, reply, trace_id)
         raise self._final_error(state, trace_id)
 
@@ -393,9 +421,6 @@ class ChatEngine:
         first = True
         async for delta in route.client.stream(route.backend.model, request):
             if isinstance(delta, TextDelta):
-                if state.saving is not None:
-                    await state.saving  # buttons on the first text need the reply's row
-                    state.saving = None
                 text = delta.text
                 if first and state.delivered:
                     # The prefill was sent without trailing space; don't let it double up.
@@ -461,12 +486,16 @@ class ChatEngine:
     ) -> None:
         place = prompt.place
         async with self.store.session() as session:
-            row = await session.get(Reply, outcome.reply_id)
-            if row is not None:
-                row.text = state.delivered  # a continuation's prefill is the earlier text
-                row.message_ids = json.dumps(outcome.handles)
-                row.status, row.stop_reason = outcome.status, outcome.stop_reason
-                session.add(row)
+            await session.exec(
+                update(Reply)
+                .where(col(Reply.id) == outcome.reply_id)
+                .values(
+                    text=state.delivered,  # a continuation's prefill is the earlier text
+                    message_ids=json.dumps(outcome.handles),
+                    status=outcome.status,
+                    stop_reason=outcome.stop_reason,
+                )
+            )
             if state.route is not None:
                 session.add(
                     Usage(

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from core.events import Attachment, Message, Place, User
 from core.store import Person, Reply, Store, Turn, Usage, db_now
@@ -92,7 +94,7 @@ async def delete_message(store: Store, place: Place, message_id: str) -> None:
 
 async def load_history(store: Store, place: Place, *, limit: int, before_id: str = "") -> list[Message]:
     """The newest `limit` turns of a place, oldest first (up to and including `before_id`)."""
-    async with store.session() as session:
+    async with store.reading() as session:
         return await history_in(session, place, limit=limit, before_id=before_id)
 
 
@@ -100,16 +102,25 @@ async def history_in(
     session: AsyncSession, place: Place, *, limit: int, before_id: str = ""
 ) -> list[Message]:
     """`load_history` inside the caller's transaction."""
+    rows = list((await session.exec(history_query(place, limit=limit, before_id=before_id))).all())
+    return messages_from(rows, place)
+
+
+def history_query(place: Place, *, limit: int, before_id: str = "") -> SelectOfScalar[Turn]:
+    """The newest `limit` turns of a place, newest first (for `messages_from`)."""
     query = select(Turn).where(Turn.place_key == place.key)
     if before_id:
         anchor = select(Turn.id).where(Turn.place_key == place.key, Turn.message_id == before_id)
         query = query.where(col(Turn.id) <= anchor.scalar_subquery())
-    query = query.order_by(col(Turn.id).desc()).limit(limit)
-    rows = list((await session.exec(query)).all())
+    return query.order_by(col(Turn.id).desc()).limit(limit)
+
+
+def messages_from(rows: Sequence[Any], place: Place) -> list[Message]:
+    """The rows of `history_query` (ORM objects or plain rows alike), oldest first."""
     return [_to_message(row, place) for row in reversed(rows)]
 
 
-def _to_message(row: Turn, place: Place) -> Message:
+def _to_message(row: Any, place: Place) -> Message:
     author = User(
         id=row.author_id, name=row.author_name, platform=place.platform, workspace_id=place.workspace_id
     )

@@ -124,6 +124,13 @@ class Store:
             self._remember_names(session)
 
     @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only. It does not wait for the writers' turn: SQLite (in WAL
+        mode) lets readers work beside the one writer. Writing in it is a mistake."""
+        async with self._sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
     async def _turn(self) -> AsyncIterator[None]:
         if self._turns is None or self._holding.get():
             yield

@@ -47,19 +47,35 @@ class HotReads:
             async with self.store.engine.connect() as conn:
                 row: Row[Any] | None = (await conn.execute(statement, params)).first()
                 return row
+        return await asyncio.get_running_loop().run_in_executor(self._worker(), self._read, statement, params)
+
+    async def all_of(self, *statements: Select[Any]) -> list[list[Row[Any]]]:
+        """Every row of each statement, all in one hop (the chat path reads context this way)."""
+        if not self._sqlite_file:
+            async with self.store.engine.connect() as conn:
+                return [list((await conn.execute(s)).all()) for s in statements]
+        return await asyncio.get_running_loop().run_in_executor(self._worker(), self._read_all, statements)
+
+    def _worker(self) -> ThreadPoolExecutor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ember-hot-reads")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._read, statement, params)
+        return self._executor
 
-    def _read(self, statement: Select[Any], params: Mapping[str, Any] | None) -> Row[Any] | None:
+    def _sync_engine(self) -> Engine:
         # Runs on the worker thread only, so the one connection is never shared between threads.
         if self._engine is None:
             url = self.store.engine.url.set(drivername="sqlite")
             self._engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
             event.listen(self._engine, "connect", _read_only_pragmas)
-        with self._engine.connect() as conn:
+        return self._engine
+
+    def _read(self, statement: Select[Any], params: Mapping[str, Any] | None) -> Row[Any] | None:
+        with self._sync_engine().connect() as conn:
             return conn.execute(statement, params).first()
+
+    def _read_all(self, statements: tuple[Select[Any], ...]) -> list[list[Row[Any]]]:
+        with self._sync_engine().connect() as conn:
+            return [list(conn.execute(s).all()) for s in statements]
 
     async def close(self) -> None:
         executor, self._executor = self._executor, None
