@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from bench.measure import percentile
 from core.access import AccessService
 from core.config import AccessSettings, Settings, settings_from_dict
 from core.errors import AccessDenied
@@ -133,14 +134,9 @@ async def measure(service: AccessService, members: list[User], *, expect: bool) 
     return timings
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def report(label: str, ms: list[float]) -> None:
     print(
-        f"  {label:<14} p50 {statistics.median(ms):6.3f} ms   p99 {percentile(ms, 0.99):6.3f} ms"
+        f"  {label:<14} p50 {statistics.median(ms):6.3f} ms   p99 {percentile(ms, 99):6.3f} ms"
         f"   ({len(ms):,} checks)",
         flush=True,
     )

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from bench.measure import percentile
 from core.config import Backend, settings_from_dict
 from core.events import Message, Place, User
 from core.providers import Delta, ModelClient, build_client
@@ -120,11 +121,6 @@ async def seed(runtime: Any, rng: random.Random) -> None:
             await session.exec(insert(Usage), params=usage[start : start + 10_000])
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def run() -> None:
     rng = random.Random(7)
     timed: list[TimedClient] = []
@@ -167,7 +163,7 @@ async def run() -> None:
         f"database: {USAGE_ROWS:,} usage rows, {USERS:,} people with grants (SQLite, access mode request); {MESSAGES:,} messages after {WARMUP} warm-up"
     )
     print(
-        f"core overhead, message in -> first delta at the sink: p50 {statistics.median(ms):.2f} ms, p99 {percentile(ms, 0.99):.2f} ms"
+        f"core overhead, message in -> first delta at the sink: p50 {statistics.median(ms):.2f} ms, p99 {percentile(ms, 99):.2f} ms"
     )
     print(
         f"whole request including the loopback model: {(WARMUP + MESSAGES) / elapsed:.0f} messages/s (sequential)"

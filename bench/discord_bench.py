@@ -32,16 +32,19 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from bench.measure import (
+    CONVERSATIONS,
+    DEADLINE,
+    FIRST_TOKEN,
+    LAG_TICK,
+    TOKENS,
+    TOKENS_PER_SECOND,
+    percentile,
+    watch_lag,
+)
 from tests.discord_support import EDIT, POST, ember_settings, finished, running_ember
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeMember, FakeUser, Recorded
-
-CONVERSATIONS = 200
-TOKENS_PER_SECOND = 40.0
-TOKENS = 120  # three seconds of streaming per answer
-FIRST_TOKEN = 0.4  # the model's own time to first token
-LAG_TICK = 0.01
-DEADLINE = 90.0  # seconds for all conversations to finish
 
 
 class Failures(logging.Handler):
@@ -56,24 +59,11 @@ class Failures(logging.Handler):
             self.messages.append(record.getMessage())
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
 def world() -> tuple[FakeDiscord, list[FakeChannel], list[FakeUser]]:
     people = [FakeUser(f"person{i}", global_name=f"Person {i}") for i in range(CONVERSATIONS)]
     channels = [FakeChannel(f"room-{i}") for i in range(CONVERSATIONS)]
     guild = FakeGuild("Bench", channels=channels, members=[FakeMember(p) for p in people])
     return FakeDiscord([guild]), channels, people
-
-
-async def watch_lag(lags: list[float], stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    while not stop.is_set():
-        due = loop.time() + LAG_TICK
-        await asyncio.sleep(LAG_TICK)
-        lags.append(max(0.0, loop.time() - due))
 
 
 def write_rates(writes: dict[int, list[float]]) -> tuple[float, float]:

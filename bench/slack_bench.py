@@ -31,39 +31,30 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from bench.measure import (
+    CONVERSATIONS,
+    DEADLINE,
+    FIRST_TOKEN,
+    LAG_TICK,
+    TOKENS,
+    TOKENS_PER_SECOND,
+    percentile,
+    watch_lag,
+)
 from bots.slack.sink import STREAM_INTERVAL, UPDATE_INTERVAL
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.slack_server import FakeSlack, SlackChannel, SlackUser
 from tests.slack_support import ember_settings, finished, running_ember
 
-CONVERSATIONS = 200
-TOKENS_PER_SECOND = 40.0
-TOKENS = 120  # three seconds of streaming per answer
-FIRST_TOKEN = 0.4  # the model's own time to first token
-LAG_TICK = 0.01
-DEADLINE = 90.0  # seconds for all conversations to finish
 FIRST_WRITES = ("chat.startStream", "chat.postMessage")
 WRITES = ("chat.startStream", "chat.appendStream", "chat.stopStream", "chat.postMessage", "chat.update")
 NOT_WEB_API = ("socket", "response_url", "url_private", "upload")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def world() -> FakeSlack:
     people = [SlackUser(f"U{i:04d}", f"person{i}", real_name=f"Person {i}") for i in range(CONVERSATIONS)]
     channels = [SlackChannel(f"C{i:04d}", f"room-{i}") for i in range(CONVERSATIONS)]
     return FakeSlack(users=people, channels=channels)
-
-
-async def watch_lag(lags: list[float], stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    while not stop.is_set():
-        due = loop.time() + LAG_TICK
-        await asyncio.sleep(LAG_TICK)
-        lags.append(max(0.0, loop.time() - due))
 
 
 async def run(*, native: bool) -> None:

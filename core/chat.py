@@ -17,7 +17,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlmodel import col
 
 from core import conversation, transcript
@@ -477,45 +478,52 @@ class ChatEngine:
             "stop_reason": "",
             "created_at": db_now(),
         }
-        insert = self.store.insert(Reply).values(row)
-        async with self.store.session() as session:
-            await session.exec(insert.on_conflict_do_update(index_elements=["id"], set_={"status": status}))
+        upsert = (
+            self.store.insert(Reply)
+            .values(row)
+            .on_conflict_do_update(index_elements=["id"], set_={"status": status})
+        )
+        await self.store.write(lambda conn: conn.execute(upsert))
 
     async def _finish_records(
         self, outcome: Outcome, prompt: Message, state: _Attempt, latency: float
     ) -> None:
         place = prompt.place
-        async with self.store.session() as session:
-            await session.exec(
-                update(Reply)
-                .where(col(Reply.id) == outcome.reply_id)
-                .values(
-                    text=state.delivered,  # a continuation's prefill is the earlier text
-                    message_ids=json.dumps(outcome.handles),
-                    status=outcome.status,
-                    stop_reason=outcome.stop_reason,
-                )
+        statements: list[Any] = [
+            update(Reply)
+            .where(col(Reply.id) == outcome.reply_id)
+            .values(
+                text=state.delivered,  # a continuation's prefill is the earlier text
+                message_ids=json.dumps(outcome.handles),
+                status=outcome.status,
+                stop_reason=outcome.stop_reason,
             )
-            if state.route is not None:
-                session.add(
-                    Usage(
-                        platform=place.platform,
-                        workspace_id=place.workspace_id,
-                        user_id=prompt.author.id,
-                        place_key=place.key,
-                        alias=state.route.alias,
-                        provider=state.route.backend.provider,
-                        model=state.model or state.route.backend.model,
-                        input_tokens=state.tokens.input,
-                        output_tokens=state.tokens.output,
-                        cache_write_tokens=state.tokens.cache_write,
-                        cache_read_tokens=state.tokens.cache_read,
-                        latency_ms=int(latency * 1000),
-                        cost_micros=state.cost,
-                        trace_id=outcome.trace_id,
-                        outcome=outcome.status,
-                    )
-                )
+        ]
+        if state.route is not None:
+            record = Usage(
+                platform=place.platform,
+                workspace_id=place.workspace_id,
+                user_id=prompt.author.id,
+                place_key=place.key,
+                alias=state.route.alias,
+                provider=state.route.backend.provider,
+                model=state.model or state.route.backend.model,
+                input_tokens=state.tokens.input,
+                output_tokens=state.tokens.output,
+                cache_write_tokens=state.tokens.cache_write,
+                cache_read_tokens=state.tokens.cache_read,
+                latency_ms=int(latency * 1000),
+                cost_micros=state.cost,
+                trace_id=outcome.trace_id,
+                outcome=outcome.status,
+            )
+            statements.append(insert(Usage).values(record.model_dump(exclude={"id"})))
+
+        def run(conn: Connection) -> None:
+            for statement in statements:
+                conn.execute(statement)
+
+        await self.store.write(run)
         if outcome.handles and outcome.text:
             bot = User(id="ember", name="ember", platform=place.platform, workspace_id=place.workspace_id)
             await transcript.record_message(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, update
+from sqlalchemy.engine import Connection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -35,12 +36,37 @@ async def record_message(store: Store, message: Message) -> bool:
     True when this call stored it: an adapter that records before answering thereby claims the
     message, so a redelivery (a Slack retry, another host) finds it taken and is not answered.
     """
-    async with store.session() as session:
-        return await record_in(session, store, message)
+    who, name = _person_of(message)
+    statements = _record_statements(store, message, with_name=not store.name_known(who, name))
+
+    def run(conn: Connection) -> bool:
+        results = [conn.execute(statement) for statement in statements]
+        return bool(results[0].rowcount)
+
+    inserted = await store.write(run)
+    if len(statements) > 1:
+        store.remember_name(who, name)
+    return inserted
 
 
 async def record_in(session: AsyncSession, store: Store, message: Message) -> bool:
-    """`record_message` inside the caller's transaction (one round trip fewer per reply)."""
+    """`record_message` inside the caller's transaction."""
+    who, name = _person_of(message)
+    statements = _record_statements(store, message, with_name=not store.name_known(who, name))
+    results = [await session.exec(statement) for statement in statements]
+    if len(statements) > 1:
+        store.note_name(session, who, name)
+    return bool(results[0].rowcount)
+
+
+def _person_of(message: Message) -> tuple[tuple[str, str, str], str]:
+    place, author = message.place, message.author
+    return (place.platform, place.workspace_id, author.id), author.name
+
+
+def _record_statements(store: Store, message: Message, *, with_name: bool) -> list[Any]:
+    """The turn's insert (its rowcount says whether it was new), then, when the name is new or
+    changed, the person's upsert (an unchanged name costs no statement)."""
     place, author = message.place, message.author
     turn = {
         "place_key": place.key,
@@ -55,25 +81,25 @@ async def record_in(session: AsyncSession, store: Store, message: Message) -> bo
         "attachments": _attachments_json(message.attachments),
         "created_at": message.created_at,
     }
-    person = {
-        "platform": place.platform,
-        "workspace_id": place.workspace_id,
-        "user_id": author.id,
-        "name": author.name,
-        "updated_at": db_now(),
-    }
-    inserted = await session.exec(store.insert(Turn).values(turn).on_conflict_do_nothing())
-    who = (place.platform, place.workspace_id, author.id)
-    if not store.name_known(who, author.name):  # an unchanged name costs no statement
-        upsert = store.insert(Person).values(person)
-        await session.exec(
-            upsert.on_conflict_do_update(
+    statements: list[Any] = [store.insert(Turn).values(turn).on_conflict_do_nothing()]
+    if with_name:
+        now = db_now()
+        person = {
+            "platform": place.platform,
+            "workspace_id": place.workspace_id,
+            "user_id": author.id,
+            "name": author.name,
+            "updated_at": now,
+        }
+        statements.append(
+            store.insert(Person)
+            .values(person)
+            .on_conflict_do_update(
                 index_elements=["platform", "workspace_id", "user_id"],
-                set_={"name": person["name"], "updated_at": person["updated_at"]},
+                set_={"name": author.name, "updated_at": now},
             )
         )
-        store.note_name(session, who, author.name)
-    return bool(inserted.rowcount)
+    return statements
 
 
 async def edit_message(store: Store, place: Place, message_id: str, text: str) -> None:

@@ -5,25 +5,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import StaticPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import StoreError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any fixed number: several hosts starting at once take turns migrating PostgreSQL.
 _MIGRATION_LOCK = 7_351_001
@@ -71,6 +74,14 @@ class Store:
         self._holding: ContextVar[bool] = ContextVar(f"ember-store-{id(self)}", default=False)
         # Names last written per person: an unchanged name is not rewritten with every message.
         self._names: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+        # Short writes on the chat path run whole on one thread with a plain sqlite3 connection
+        # (see `write`); in-memory databases cannot be shared that way.
+        database = engine.url.database
+        self._sqlite_file = (
+            is_sqlite and database not in (None, "", ":memory:") and "mode=memory" not in str(engine.url)
+        )
+        self._writer: ThreadPoolExecutor | None = None
+        self._sync_engine: Engine | None = None
 
     @classmethod
     def open(cls, url: str, *, echo: bool = False) -> Store:
@@ -103,12 +114,41 @@ class Store:
         for person in [p for p in self._names if p[0] == platform and p[2] == user_id]:
             del self._names[person]
 
-    def _remember_names(self, session: AsyncSession) -> None:
-        for person, name in session.info.pop(_NAMES_KEY, ()):
-            self._names[person] = name
-            self._names.move_to_end(person)
+    def remember_name(self, person: tuple[str, str, str], name: str) -> None:
+        """`name` is committed for `person`."""
+        self._names[person] = name
+        self._names.move_to_end(person)
         while len(self._names) > _NAMES_REMEMBERED:
             self._names.popitem(last=False)
+
+    def _remember_names(self, session: AsyncSession) -> None:
+        for person, name in session.info.pop(_NAMES_KEY, ()):
+            self.remember_name(person, name)
+
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` (plain SQLAlchemy Core on a sync connection) as one transaction.
+
+        Through aiosqlite each statement is several thread hops, and on SQLite the writers'
+        turn is held for all of them; here, on a SQLite file, the whole transaction is one hop,
+        so the turn is short even when the event loop is busy. Elsewhere it is the async engine.
+        """
+        if not self._sqlite_file:
+            async with self.engine.begin() as conn:
+                return await conn.run_sync(work)
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ember-store-writes")
+        async with self._turn():
+            return await asyncio.get_running_loop().run_in_executor(self._writer, self._write_sync, work)
+
+    def _write_sync(self, work: Callable[[Connection], T]) -> T:
+        # Only ever on the one writer thread, so its connection is never shared between threads.
+        if self._sync_engine is None:
+            url = self.engine.url.set(drivername="sqlite")
+            engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            self._sync_engine = engine
+        with self._sync_engine.begin() as conn:
+            return work(conn)
 
     def insert(self, table: Any) -> Any:
         """This database's INSERT, which offers `on_conflict_do_nothing/do_update` (SQLite and
@@ -155,6 +195,12 @@ class Store:
             raise StoreError(f"could not migrate the database at {url}: {exc}") from exc
 
     async def close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            sync_engine = self._sync_engine
+            if sync_engine is not None:
+                await asyncio.get_running_loop().run_in_executor(writer, sync_engine.dispose)
+            writer.shutdown(wait=True)
         await self.engine.dispose()
 
 
