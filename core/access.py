@@ -1026,11 +1026,7 @@ class AccessService:
 
     def command(self, platform: str) -> str:
         """The top-level command as members type it on this platform."""
-        if platform == "discord":
-            return "/" + self.settings.discord.command.lstrip("/")
-        if platform == "slack":
-            return self.settings.slack.command
-        return "/opus"
+        return self.settings.command_for(platform)
 
 
 def _scoped(place: Place) -> bool:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import Select, insert, select, update
-from sqlalchemy.engine import Connection
 from sqlmodel import col
 
 from core import conversation, transcript
@@ -156,6 +155,7 @@ class ChatEngine:
         history: Sequence[Message] | None = None,
         alias: str | None = None,
         reply_id: str | None = None,
+        recorded: bool = False,
     ) -> Outcome:
         """Answer `message`. `history` is platform-read context (oldest first, without
         `message`); when None, context comes from ember's own store of this place.
@@ -163,25 +163,33 @@ class ChatEngine:
         # The message is written while the context is read and the model is asked: the model
         # needs only what is in memory, and under load the writer's turn on SQLite can take
         # seconds. The write is awaited before the reply is finished (and its error surfaces).
-        recording = asyncio.create_task(transcript.record_message(self.store, message))
+        # An adapter that already recorded the message (to claim it) says so with `recorded`.
+        recording = None if recorded else asyncio.create_task(transcript.record_message(self.store, message))
         try:
-            place = message.place
-            reads = [self._channel_query(place)]
-            if history is None:
-                reads.append(transcript.history_query(place, limit=self.settings.chat.history_messages))
-            # Context and the channel's model in one read (one thread hop on SQLite).
-            channel, *turns = await self._reads.all_of(*reads)
-            if history is None:
-                history = [m for m in transcript.messages_from(turns[0], place) if m.id != message.id]
-            chosen = alias or self._alias_set(channel)
+            context, chosen = await self._context(message, history, alias)
             outcome = await self._run(
-                message, [*history, message], sink, chosen, prefill="", reply_id=reply_id, recording=recording
+                message, context, sink, chosen, prefill="", reply_id=reply_id, recording=recording
             )
         finally:
-            if not recording.done():
+            if recording is not None and not recording.done():
                 await asyncio.wait({recording})  # never leave the write behind
-        recording.result()  # a failed write is an error even when the reply was shown
+        if recording is not None:
+            recording.result()  # a failed write is an error even when the reply was shown
         return outcome
+
+    async def _context(
+        self, message: Message, history: Sequence[Message] | None, alias: str | None
+    ) -> tuple[list[Message], str]:
+        """The conversation ending in `message`, and the alias to answer with: the channel's
+        model and (without platform history) ember's stored turns, in one read."""
+        place = message.place
+        reads = [self._channel_query(place)]
+        if history is None:
+            reads.append(transcript.history_query(place, limit=self.settings.chat.history_messages))
+        channel, *turns = await self._reads.all_of(*reads)
+        if history is None:
+            history = [m for m in transcript.messages_from(turns[0], place) if m.id != message.id]
+        return [*history, message], alias or self._alias_set(channel)
 
     async def regenerate(self, reply_id: str, user: User, sink: ReplySink) -> Outcome:
         """A new answer to the prompt of an earlier reply (the sink decides where it shows)."""
@@ -217,7 +225,7 @@ class ChatEngine:
 
     async def reply_handles(self, reply_id: str) -> list[str]:
         """The platform messages a reply was shown in (for a regenerate that rewrites them)."""
-        async with self.store.session() as session:
+        async with self.store.reading() as session:
             reply = await session.get(Reply, reply_id)
         handles: list[str] = json.loads(reply.message_ids) if reply else []
         return handles
@@ -277,9 +285,7 @@ class ChatEngine:
         recording: asyncio.Task[bool] | None = None,
     ) -> Outcome:
         trace_id = new_trace_id()
-        outcome = Outcome(
-            reply_id=reply_id or uuid.uuid4().hex, trace_id=trace_id, status="done", alias=alias
-        )
+        outcome = Outcome(reply_id=reply_id or new_reply_id(), trace_id=trace_id, status="done", alias=alias)
         try:
             async with self.access.admit(prompt.author, prompt.place):
                 # The reply's row is written while the model is asked and the text streams (under
@@ -328,25 +334,26 @@ class ChatEngine:
             log.warning("model error for %s [trace %s]: %s", prompt.place.key, outcome.trace_id, error.detail)
         except ReplyFailed as failed:
             outcome.status, outcome.error = "error", "the platform refused the reply"
-            log.error(
-                "could not show the reply in %s [trace %s]: %s", prompt.place.key, outcome.trace_id, failed
-            )
+            _log_refused(prompt, outcome, failed)
         finally:
             self._inflight.pop(outcome.reply_id, None)
             self._stopped.discard(outcome.reply_id)
-        for write in writes:
-            await write  # the rows must exist before the reply is finished (an error surfaces here)
         suffix = self._suffix(outcome, reply)
         try:
             outcome.handles = await reply.finish(suffix)
         except ReplyFailed as failed:
-            log.error(
-                "could not show the reply in %s [trace %s]: %s", prompt.place.key, outcome.trace_id, failed
-            )
+            _log_refused(prompt, outcome, failed)
             outcome.status = "error"
             outcome.handles = list(reply.handles)
         self._fill(outcome, state, prefill, reply.text.removesuffix(suffix))
+        # The reply's row must exist before it is finished. A failed early write still lets the
+        # reply finish and its usage be metered; its error is raised afterwards.
+        failed_writes = [
+            e for e in await asyncio.gather(*writes, return_exceptions=True) if isinstance(e, BaseException)
+        ]
         await self._finish_records(outcome, prompt, state, latency=self._clock() - started)
+        if failed_writes:
+            raise failed_writes[0]
 
     @staticmethod
     def _suffix(outcome: Outcome, reply: StreamingReply) -> str:
@@ -519,17 +526,13 @@ class ChatEngine:
             )
             statements.append(insert(Usage).values(record.model_dump(exclude={"id"})))
 
-        def run(conn: Connection) -> None:
-            for statement in statements:
-                conn.execute(statement)
-
-        await self.store.write(run)
         if outcome.handles and outcome.text:
+            # ember's own turn, in the same transaction as the reply and its usage.
             bot = User(id="ember", name="ember", platform=place.platform, workspace_id=place.workspace_id)
-            await transcript.record_message(
-                self.store,
-                Message(id=outcome.handles[0], place=place, author=bot, text=outcome.text, from_self=True),
-            )
+            said = Message(id=outcome.handles[0], place=place, author=bot, text=outcome.text, from_self=True)
+            await transcript.record_message(self.store, said, along_with=statements)
+        else:
+            await self.store.write(lambda conn: [conn.execute(statement) for statement in statements])
 
     async def _reply_and_prompt(self, reply_id: str) -> tuple[Reply, Message]:
         async with self.store.session() as session:
@@ -556,6 +559,10 @@ class ChatEngine:
             self.store, prompt.place, limit=self.settings.chat.history_messages + 1, before_id=prompt.id
         )
         return [m for m in history if m.id != prompt.id]
+
+
+def _log_refused(prompt: Message, outcome: Outcome, failed: ReplyFailed) -> None:
+    log.error("could not show the reply in %s [trace %s]: %s", prompt.place.key, outcome.trace_id, failed)
 
 
 def _place_from_key(key: str) -> Place:

@@ -197,6 +197,14 @@ class Settings:
     def model(self, alias: str) -> ModelSettings:
         return self.models[alias]
 
+    def command_for(self, platform: str) -> str:
+        """The top-level command as members type it on `platform` ("/opus")."""
+        if platform == "discord":
+            return "/" + self.discord.command.lstrip("/")
+        if platform == "slack":
+            return "/" + self.slack.command.lstrip("/")
+        return "/opus"
+
 
 # ---------------------------------------------------------------- discovery and loading
 

@@ -477,7 +477,7 @@ class Outbox:
             )
         log.warning("essay announcements paused for %s: %s", _where(delivery), note)
         if paused.rowcount:
-            command = _command(self.settings, delivery.platform)
+            command = self.settings.command_for(delivery.platform)
             await self.notify(
                 delivery.platform,
                 delivery.workspace_id,
@@ -533,11 +533,3 @@ def _deliveries() -> Table:
 
 def _where(delivery: Delivery) -> str:
     return f"{delivery.platform}:{delivery.workspace_id}:{delivery.channel_id}"
-
-
-def _command(settings: Settings, platform: str) -> str:
-    if platform == "discord":
-        return f"/{settings.discord.command}"
-    if platform == "slack":
-        return settings.slack.command
-    return "/opus"

@@ -574,11 +574,18 @@ class EssayService:
         """A ChatEngine context source: in an announcement's discussion thread, the essay itself."""
         if not place.thread_id:
             return ""
-        async with self.store.session() as session:
-            thread = await session.get(
-                EssayThread, (place.platform, place.workspace_id, place.channel_id, place.thread_id)
+        query = (
+            select(Essay)
+            .join(EssayThread, col(EssayThread.essay_id) == col(Essay.id))
+            .where(
+                col(EssayThread.platform) == place.platform,
+                col(EssayThread.workspace_id) == place.workspace_id,
+                col(EssayThread.channel_id) == place.channel_id,
+                col(EssayThread.thread_id) == place.thread_id,
             )
-            essay = await session.get(Essay, thread.essay_id) if thread else None
+        )
+        async with self.store.reading() as session:
+            essay = (await session.exec(query)).first()
         return discussion_prompt(announcement_of(essay)) if essay else ""
 
     async def status(self) -> EssayStatus:

@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import delete, update
 from sqlalchemy.engine import Connection
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from core.events import Attachment, Message, Place, User
@@ -30,16 +29,19 @@ def _attachments_json(attachments: Sequence[Attachment]) -> str:
     )
 
 
-async def record_message(store: Store, message: Message) -> bool:
+async def record_message(store: Store, message: Message, *, along_with: Sequence[Any] = ()) -> bool:
     """Store one incoming message (once, however often it is delivered) and its author's name.
 
     True when this call stored it: an adapter that records before answering thereby claims the
     message, so a redelivery (a Slack retry, another host) finds it taken and is not answered.
+    `along_with`: further statements to run in the same transaction, before these.
     """
     who, name = _person_of(message)
     statements = _record_statements(store, message, with_name=not store.name_known(who, name))
 
     def run(conn: Connection) -> bool:
+        for statement in along_with:
+            conn.execute(statement)
         results = [conn.execute(statement) for statement in statements]
         return bool(results[0].rowcount)
 
@@ -47,16 +49,6 @@ async def record_message(store: Store, message: Message) -> bool:
     if len(statements) > 1:
         store.remember_name(who, name)
     return inserted
-
-
-async def record_in(session: AsyncSession, store: Store, message: Message) -> bool:
-    """`record_message` inside the caller's transaction."""
-    who, name = _person_of(message)
-    statements = _record_statements(store, message, with_name=not store.name_known(who, name))
-    results = [await session.exec(statement) for statement in statements]
-    if len(statements) > 1:
-        store.note_name(session, who, name)
-    return bool(results[0].rowcount)
 
 
 def _person_of(message: Message) -> tuple[tuple[str, str, str], str]:
@@ -121,14 +113,7 @@ async def delete_message(store: Store, place: Place, message_id: str) -> None:
 async def load_history(store: Store, place: Place, *, limit: int, before_id: str = "") -> list[Message]:
     """The newest `limit` turns of a place, oldest first (up to and including `before_id`)."""
     async with store.reading() as session:
-        return await history_in(session, place, limit=limit, before_id=before_id)
-
-
-async def history_in(
-    session: AsyncSession, place: Place, *, limit: int, before_id: str = ""
-) -> list[Message]:
-    """`load_history` inside the caller's transaction."""
-    rows = list((await session.exec(history_query(place, limit=limit, before_id=before_id))).all())
+        rows = (await session.exec(history_query(place, limit=limit, before_id=before_id))).all()
     return messages_from(rows, place)
 
 

@@ -72,11 +72,6 @@ def next_month(now: datetime) -> datetime:
     return (start + timedelta(days=32)).replace(day=1)
 
 
-async def record(store: Store, row: Usage) -> None:
-    async with store.session() as session:
-        session.add(row)
-
-
 async def totals(
     store: Store, *, platform: str, workspace_id: str, since: datetime, user_id: str | None = None
 ) -> UsageTotals:
@@ -93,6 +88,6 @@ async def totals(
     ).where(Usage.platform == platform, Usage.workspace_id == workspace_id, Usage.created_at >= since)
     if user_id is not None:
         query = query.where(Usage.user_id == user_id)
-    async with store.session() as session:
+    async with store.reading() as session:
         count, tokens, cost = (await session.exec(query)).one()
     return UsageTotals(int(count), int(tokens), int(cost))

@@ -167,3 +167,10 @@ def test_config_check_command(tmp_path: Path) -> None:
     no_key = run_cli("--config", str(write(tmp_path, "")), "config", "check", env={})
     assert no_key.returncode == 2
     assert "ANTHROPIC_API_KEY is not set" in no_key.stderr
+
+
+def test_the_command_reads_the_same_however_it_is_configured() -> None:
+    for discord, slack in [("opus", "/opus"), ("/opus", "opus")]:
+        settings = settings_from_dict({"discord": {"command": discord}, "slack": {"command": slack}})
+        assert settings.command_for("discord") == "/opus"
+        assert settings.command_for("slack") == "/opus"

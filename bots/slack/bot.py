@@ -48,13 +48,14 @@ class SlackBot:
     def sink(self, target: Target, reply_id: str) -> SlackSink:
         return SlackSink(self.client, target, reply_id, self.streaming)
 
-    async def answer(self, message: Message, where: Where) -> Outcome:
-        """Stream the model's answer to `message` where it belongs, then give it its buttons."""
+    async def answer(self, message: Message, where: Where, *, recorded: bool = False) -> Outcome:
+        """Stream the model's answer to `message` where it belongs, then give it its buttons.
+        `recorded`: the message is in the store already (an event claims it that way)."""
         reply_id = new_reply_id()
         target = Target(where.channel, where.thread_ts, message.author.id, message.place.workspace_id)
         sink = self.sink(target, reply_id)
         with self.replying(reply_id):
-            outcome = await self.runtime.engine.respond(message, sink, reply_id=reply_id)
+            outcome = await self.runtime.engine.respond(message, sink, reply_id=reply_id, recorded=recorded)
         await self.finish(sink, outcome)
         return outcome
 

@@ -46,7 +46,7 @@ async def on_message_event(bot: SlackBot, body: Event, event: Event, context: As
         return
     heard = await hear(bot, body, event, context)
     if heard is not None:
-        await bot.answer(*heard)
+        await bot.answer(*heard, recorded=True)  # `heard` recorded it to claim it
 
 
 def place_of(bot: SlackBot, body: Event, channel: str, ts: str, thread_ts: str, channel_type: str) -> Where:

@@ -17,7 +17,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -31,7 +31,6 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # Any fixed number: several hosts starting at once take turns migrating PostgreSQL.
 _MIGRATION_LOCK = 7_351_001
 _NAMES_REMEMBERED = 50_000
-_NAMES_KEY = "ember.names_written"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -74,12 +73,6 @@ class Store:
         self._holding: ContextVar[bool] = ContextVar(f"ember-store-{id(self)}", default=False)
         # Names last written per person: an unchanged name is not rewritten with every message.
         self._names: OrderedDict[tuple[str, str, str], str] = OrderedDict()
-        # Short writes on the chat path run whole on one thread with a plain sqlite3 connection
-        # (see `write`); in-memory databases cannot be shared that way.
-        database = engine.url.database
-        self._sqlite_file = (
-            is_sqlite and database not in (None, "", ":memory:") and "mode=memory" not in str(engine.url)
-        )
         self._writer: ThreadPoolExecutor | None = None
         self._sync_engine: Engine | None = None
 
@@ -101,13 +94,17 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def is_sqlite_file(self) -> bool:
+        """A SQLite file (not in memory): other connections, on other threads, can open it too.
+        Hot paths use such connections to do a whole transaction in one thread hop."""
+        url = self.engine.url
+        in_memory = url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+        return self.dialect == "sqlite" and not in_memory
+
     def name_known(self, person: tuple[str, str, str], name: str) -> bool:
         """True when this process last committed exactly `name` for `person`."""
         return self._names.get(person) == name
-
-    def note_name(self, session: AsyncSession, person: tuple[str, str, str], name: str) -> None:
-        """Remember `name` as written once `session` commits (a rollback forgets it)."""
-        session.info.setdefault(_NAMES_KEY, []).append((person, name))
 
     def forget_names(self, platform: str, user_id: str) -> None:
         """After a person's rows are deleted, their name must be written again."""
@@ -121,10 +118,6 @@ class Store:
         while len(self._names) > _NAMES_REMEMBERED:
             self._names.popitem(last=False)
 
-    def _remember_names(self, session: AsyncSession) -> None:
-        for person, name in session.info.pop(_NAMES_KEY, ()):
-            self.remember_name(person, name)
-
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` (plain SQLAlchemy Core on a sync connection) as one transaction.
 
@@ -132,7 +125,7 @@ class Store:
         turn is held for all of them; here, on a SQLite file, the whole transaction is one hop,
         so the turn is short even when the event loop is busy. Elsewhere it is the async engine.
         """
-        if not self._sqlite_file:
+        if not self.is_sqlite_file:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(work)
         if self._writer is None:
@@ -143,10 +136,7 @@ class Store:
     def _write_sync(self, work: Callable[[Connection], T]) -> T:
         # Only ever on the one writer thread, so its connection is never shared between threads.
         if self._sync_engine is None:
-            url = self.engine.url.set(drivername="sqlite")
-            engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
-            event.listen(engine, "connect", _sqlite_pragmas)
-            self._sync_engine = engine
+            self._sync_engine = sqlite_thread_engine(self.engine.url, _sqlite_pragmas)
         with self._sync_engine.begin() as conn:
             return work(conn)
 
@@ -158,10 +148,8 @@ class Store:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session whose transaction commits on success and rolls back on any error."""
-        async with self._turn(), self._sessions() as session:
-            async with session.begin():
-                yield session
-            self._remember_names(session)
+        async with self._turn(), self._sessions() as session, session.begin():
+            yield session
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
@@ -204,6 +192,16 @@ class Store:
         await self.engine.dispose()
 
 
+def sqlite_thread_engine(url: URL, on_connect: Callable[[Any, Any], None]) -> Engine:
+    """A plain (synchronous) sqlite3 engine on the same file as `url`, with one connection, for
+    the one worker thread that uses it."""
+    engine = create_engine(
+        url.set(drivername="sqlite"), poolclass=StaticPool, connect_args={"check_same_thread": False}
+    )
+    event.listen(engine, "connect", on_connect)
+    return engine
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -212,4 +210,4 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def _upgrade_sync(connection: Connection) -> None:
-    command.upgrade(alembic_config(connection), "heads")
+    command.upgrade(alembic_config(connection), "head")

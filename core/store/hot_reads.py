@@ -16,10 +16,9 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy import Engine, Row, Select, create_engine, event
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import Engine, Row, Select
 
-from core.store.engine import Store
+from core.store.engine import Store, sqlite_thread_engine
 
 
 def _read_only_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -34,9 +33,7 @@ class HotReads:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        url = store.engine.url
-        in_memory = url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
-        self._sqlite_file = store.dialect == "sqlite" and not in_memory
+        self._sqlite_file = store.is_sqlite_file
         self._executor: ThreadPoolExecutor | None = None
         self._engine: Engine | None = None
 
@@ -64,9 +61,7 @@ class HotReads:
     def _sync_engine(self) -> Engine:
         # Runs on the worker thread only, so the one connection is never shared between threads.
         if self._engine is None:
-            url = self.store.engine.url.set(drivername="sqlite")
-            self._engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
-            event.listen(self._engine, "connect", _read_only_pragmas)
+            self._engine = sqlite_thread_engine(self.store.engine.url, _read_only_pragmas)
         return self._engine
 
     def _read(self, statement: Select[Any], params: Mapping[str, Any] | None) -> Row[Any] | None:

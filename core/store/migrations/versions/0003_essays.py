@@ -1,7 +1,7 @@
 """essay announcements: feeds, essays, subscriptions, the delivery outbox, discussion threads
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-# A sibling of 0002 (access): `Store.upgrade` applies every head, in either order.
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
