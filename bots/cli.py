@@ -27,7 +27,7 @@ Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(find_config(args.config))
+    return load_settings(find_config(getattr(args, "config", None)))
 
 
 async def cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -217,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--config",
         metavar="FILE",
+        # Accepted before or after the command; a subcommand's own default must not erase a
+        # value given earlier on the line, so an absent option sets nothing at all.
+        default=argparse.SUPPRESS,
         help="settings file (default: $EMBER_CONFIG, else ./config.toml, else built-in)",
     )
     parser = argparse.ArgumentParser(

@@ -22,7 +22,14 @@ from sqlmodel import col
 
 from core import conversation, transcript
 from core.config import Settings
-from core.errors import AccessDenied, ModelError, ModelNotEnabled, ModelRequestError, ModelUnavailable
+from core.errors import (
+    AccessDenied,
+    ModelError,
+    ModelNotEnabled,
+    ModelRequestError,
+    ModelUnavailable,
+    new_trace_id,
+)
 from core.events import Message, Place, User
 from core.providers import BackendError, Failure, Finished, TextDelta
 from core.routing import Route, Router
@@ -61,10 +68,6 @@ class HistoryReader(Protocol):
         """Oldest first, ending with message `upto` as it reads now (at most `limit` messages);
         `upto=""` means the conversation as it stands. Empty when `upto` is gone."""
         ...
-
-
-def new_trace_id() -> str:
-    return uuid.uuid4().hex[:12]
 
 
 def new_reply_id() -> str:

@@ -7,14 +7,17 @@ Handlers return a CommandResult; adapters only render it.
 
 from __future__ import annotations
 
+import logging
 import re
 import shlex
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from core.errors import CommandError, NotModerator, UsageError
+from core.errors import CommandError, NotModerator, UsageError, new_trace_id
 from core.events import Place, User
+
+log = logging.getLogger(__name__)
 
 ParamKind = Literal["text", "user", "channel", "role", "int", "alias"]
 
@@ -165,6 +168,20 @@ class Commands:
         """Parse and run; every CommandError becomes a private answer to the caller."""
         try:
             spec, args = self.parse(text)
+        except CommandError as error:
+            return CommandResult(error.user_message, ephemeral=True)
+        return await self.answer(spec, args, ctx)
+
+    async def answer(self, spec: CommandSpec, args: dict[str, Any], ctx: CommandContext) -> CommandResult:
+        """Run a parsed command for a platform: a CommandError becomes a private answer to the
+        caller, anything else a private apology with a trace id that the log carries too."""
+        try:
             return await self.run(spec, args, ctx)
         except CommandError as error:
-            return CommandResult(str(error), ephemeral=True)
+            return CommandResult(error.user_message, ephemeral=True)
+        except Exception:
+            trace = new_trace_id()
+            log.exception("command %s failed [trace %s]", spec.name, trace)
+            return CommandResult(
+                f"Sorry, that command failed on ember's side (trace {trace}).", ephemeral=True
+            )

@@ -243,6 +243,14 @@ def validate(settings: Settings) -> Settings:
     """Cross-key checks that types alone cannot express."""
     file = settings.source
     _check_database_url(settings.database.url, file)
+    mod_channel = settings.discord.mod_channel
+    if mod_channel and not mod_channel.isdigit():
+        raise ConfigError(
+            file,
+            "discord.mod_channel",
+            f"{mod_channel!r} is not a channel id",
+            "in Discord, right-click the channel → Copy Channel ID (Developer Mode on), and quote it",
+        )
     if not settings.models:
         raise ConfigError(file, "models", "no model aliases are defined", 'add a [models."opus-3"] table')
     if settings.chat.default_model not in settings.models:

@@ -24,6 +24,13 @@ contains a secret.
 
 from __future__ import annotations
 
+import uuid
+
+
+def new_trace_id() -> str:
+    """A short id that a user's error line and the log line share."""
+    return uuid.uuid4().hex[:12]
+
 
 class EmberError(Exception):
     """Base of every error ember raises on purpose."""
@@ -120,6 +127,14 @@ class RateLimited(DeliveryError):
         self.retry_after = max(0.0, retry_after)
         self.is_global = is_global
         super().__init__(detail or f"rate limited; retry after {self.retry_after:g} s")
+
+
+def retry_after_seconds(value: str | float | None, default: float = 60.0) -> float:
+    """A platform's Retry-After value (header or body) in seconds; `default` when absent or garbled."""
+    try:
+        return float(value) if value is not None else default
+    except ValueError:
+        return default
 
 
 class ChannelGone(DeliveryError):

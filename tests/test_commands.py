@@ -91,3 +91,18 @@ async def test_help_lists_every_command() -> None:
     result = await commands.execute("help", CommandContext(MEMBER, PLACE, runtime=None))
     for name in ("ask", "prompt", "model", "forget", "help"):
         assert f"/opus {name}" in result.text
+
+
+async def test_a_command_that_breaks_answers_privately_with_a_trace_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
+        raise RuntimeError("the database went away")
+
+    commands = Commands([CommandSpec(("status",), "status", broken, ())])
+    result = await commands.execute("status", CommandContext(MEMBER, PLACE, runtime=None))
+    assert result.ephemeral
+    assert result.text.startswith("Sorry, that command failed on ember's side (trace ")
+    trace = result.text.removesuffix(").").rsplit(" ", 1)[-1]
+    assert any(trace in r.getMessage() and r.exc_info for r in caplog.records), "the log carries the trace"
+    assert "database went away" not in result.text

@@ -79,6 +79,7 @@ def test_example_config_is_valid() -> None:
             "does not exist",
         ),
         ("[discord]\nroom_channels = 123\n", "discord.room_channels", "expected an array"),
+        ("[discord]\nmod_channel = '#mods'\n", "discord.mod_channel", "is not a channel id"),
         ("[discord]\nroom_channels = [123]\n", "discord.room_channels[0]", "put quotes around it"),
         (
             "[models.opus-3]\nbackends = [{provider = 'anthropic', model = 'm'}]\ntemperature = 3\n",
@@ -174,3 +175,19 @@ def test_the_command_reads_the_same_however_it_is_configured() -> None:
         settings = settings_from_dict({"discord": {"command": discord}, "slack": {"command": slack}})
         assert settings.command_for("discord") == "/opus"
         assert settings.command_for("slack") == "/opus"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--config", "/nonexistent/ember.toml", "db", "upgrade"],
+        ["db", "upgrade", "--config", "/nonexistent/ember.toml"],
+    ],
+)
+def test_config_option_counts_before_or_after_the_command(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bots.cli import main
+
+    assert main(argv) == 2
+    assert "/nonexistent/ember.toml: file not found" in capsys.readouterr().err

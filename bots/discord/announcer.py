@@ -24,8 +24,9 @@ from typing import Literal
 import discord
 
 from bots.discord.endpoints import discord_endpoints
+from bots.discord.notifier import moderators_channel
 from core.config import DiscordSettings, Settings, secret
-from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited
+from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited, retry_after_seconds
 from core.essay_outbox import Announcement, Delivery
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def delivery_error(error: discord.HTTPException) -> DeliveryError | None:
         # discord.py retries 429s itself; one reaching us is a Cloudflare ban (no `Via`) or
         # retries used up: everyone waits.
         headers = error.response.headers
-        retry_after = _seconds(headers.get("Retry-After"), default=60.0)
+        retry_after = retry_after_seconds(headers.get("Retry-After"))
         return RateLimited(retry_after, is_global=True, detail=f"Discord: {detail}")
     if error.status in (403, 404):
         return ChannelGone(detail)
@@ -96,13 +97,6 @@ def delivery_error(error: discord.HTTPException) -> DeliveryError | None:
     if 400 <= error.status < 500:
         return DeliveryError(detail)
     return None
-
-
-def _seconds(value: str | None, *, default: float) -> float:
-    try:
-        return float(value) if value is not None else default
-    except ValueError:
-        return default
 
 
 class DiscordAnnouncer:
@@ -154,11 +148,7 @@ class DiscordAnnouncer:
         return str(thread["id"])
 
     async def notify_moderators(self, workspace_id: str, text: str) -> None:
-        if not self._settings.mod_channel:
-            raise LookupError("no moderators' channel: set [discord] mod_channel to a channel id")
-        channel = self._client.get_partial_messageable(
-            int(self._settings.mod_channel), guild_id=int(workspace_id) if workspace_id.isdigit() else None
-        )
+        channel = await moderators_channel(self._client, self._settings.mod_channel, workspace_id)
         await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
 
     def _messageable(self, delivery: Delivery) -> discord.PartialMessageable:

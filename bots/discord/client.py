@@ -53,6 +53,7 @@ class EmberClient(discord.Client):
         self.responder = Responder(self, runtime, self.history)
         commands = build_commands(f"/{settings.command}")
         self.slash = SlashCommands(self, runtime, commands, self.responder)
+        self._announcing = False
 
     async def setup_hook(self) -> None:
         self._settle_content_intent()
@@ -92,6 +93,9 @@ class EmberClient(discord.Client):
 
     async def on_ready(self) -> None:
         log.info("connected to Discord as %s in %d servers", self.user, len(self.guilds))
+        if self._announcing:
+            return  # a reconnect: keep the announcer and its pacer (a 429's pause must hold)
+        self._announcing = True
         # Essay deliveries for Discord flow from now on (the channel cache is filled).
         self.runtime.essays.register_announcer(
             PLATFORM, DiscordAnnouncer(self, self.runtime.settings.discord)

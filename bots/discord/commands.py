@@ -21,9 +21,7 @@ from discord import app_commands
 from bots.discord.convert import place_of, user_of
 from bots.discord.responder import Responder
 from bots.discord.sink import NO_PINGS
-from core.chat import new_trace_id
 from core.commands import CommandContext, CommandResult, Commands, CommandSpec, Param, ParamKind
-from core.errors import CommandError
 from core.events import Message, User
 from core.runtime import Runtime
 from core.streaming import split_all
@@ -191,14 +189,7 @@ class SlashCommands:
             )
 
     async def _execute(self, spec: CommandSpec, args: dict[str, Any], ctx: CommandContext) -> CommandResult:
-        try:
-            return await self._commands.run(spec, args, ctx)
-        except CommandError as error:
-            return CommandResult(error.user_message)
-        except Exception:
-            trace = new_trace_id()
-            log.exception("/%s %s failed [trace %s]", self._settings.command, spec.name, trace)
-            return CommandResult(f"Sorry, that command failed on ember's side (trace {trace}).")
+        return await self._commands.answer(spec, args, ctx)
 
     async def _ask(self, interaction: Interaction, prompt: str, ctx: CommandContext) -> None:
         """Show the question, open a thread named after it, and answer there."""

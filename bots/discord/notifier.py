@@ -61,31 +61,34 @@ def decision_view(request: RequestView) -> discord.ui.View:
     return view
 
 
+async def moderators_channel(
+    client: discord.Client, mod_channel: str, workspace_id: str
+) -> discord.abc.Messageable:
+    """`[discord] mod_channel`, if it belongs to this server: one server's requests and delivery
+    failures never show in another's. Otherwise LookupError, which the core logs."""
+    if not mod_channel:
+        raise LookupError("no moderators' channel: set [discord] mod_channel to a channel id")
+    number = int(mod_channel)  # digits only: the configuration is validated
+    channel = client.get_channel(number) or await client.fetch_channel(number)
+    guild = getattr(channel, "guild", None)
+    if guild is None or str(guild.id) != workspace_id or not isinstance(channel, discord.abc.Messageable):
+        raise LookupError(f"[discord] mod_channel {number} is not a channel of server {workspace_id}")
+    return channel
+
+
 class DiscordNotifier:
     def __init__(self, client: discord.Client, mod_channel: str) -> None:
         self._client = client
         self._mod_channel = mod_channel.strip()
 
     async def notify_moderators(self, workspace_id: str, request: RequestView) -> None:
-        channel = await self._channel_for(workspace_id)
+        channel = await moderators_channel(self._client, self._mod_channel, workspace_id)
         await channel.send(
             request_text(request),
             embed=request_embed(request),
             view=decision_view(request),
             allowed_mentions=NO_PINGS,
         )
-
-    async def _channel_for(self, workspace_id: str) -> discord.abc.Messageable:
-        """The moderators' channel, if it belongs to this server (the core logs a LookupError
-        and the request waits in `access pending`)."""
-        if not self._mod_channel.isdigit():
-            raise LookupError("no moderators' channel: set [discord] mod_channel to a channel id")
-        number = int(self._mod_channel)
-        channel = self._client.get_channel(number) or await self._client.fetch_channel(number)
-        guild = getattr(channel, "guild", None)
-        if guild is None or str(guild.id) != workspace_id or not isinstance(channel, discord.abc.Messageable):
-            raise LookupError(f"[discord] mod_channel {number} is not a channel of server {workspace_id}")
-        return channel
 
     async def tell_member(self, workspace_id: str, user_id: str, text: str) -> bool:
         try:

@@ -128,7 +128,7 @@ class Responder:
         reusing = ReusingSink(sink, old)
         result = await press(self._runtime.engine, control, reply_id, user, reusing)
         if result.notice:
-            await interaction.followup.send(result.notice, ephemeral=True)
+            await interaction.followup.send(result.notice, ephemeral=True, allowed_mentions=NO_PINGS)
         if result.outcome is None:
             return
         if control is Control.CONTINUE and pressed is not None:

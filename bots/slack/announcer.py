@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import render
 from core.config import Settings, SlackSettings
-from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited
+from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited, retry_after_seconds
 from core.essay_outbox import Announcement, Delivery
 from core.runtime import Runtime
 
@@ -140,7 +140,9 @@ def delivery_error(error: SlackApiError) -> DeliveryError | None:
     response = error.response
     code = str(response.get("error") or "")
     if code == "ratelimited" or response.status_code == 429:
-        retry_after = _seconds(response.headers.get("Retry-After") or response.headers.get("retry-after"))
+        retry_after = retry_after_seconds(
+            response.headers.get("Retry-After") or response.headers.get("retry-after")
+        )
         return RateLimited(retry_after, detail=f"Slack: ratelimited; retry after {retry_after:g} s")
     if code in GONE:
         return ChannelGone(code)
@@ -149,13 +151,6 @@ def delivery_error(error: SlackApiError) -> DeliveryError | None:
     if code in REFUSED:
         return DeliveryError(code)
     return None
-
-
-def _seconds(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 60.0
 
 
 class SlackAnnouncer:

@@ -55,9 +55,9 @@ async def execute(bot: SlackBot, raw: str, context: CommandContext) -> CommandRe
     try:
         spec, args = bot.commands.parse(raw)
         args = await readable_args(bot, spec, args, raw)
-        return await bot.commands.run(spec, args, context)
     except CommandError as error:
-        return CommandResult(str(error), ephemeral=True)
+        return CommandResult(error.user_message, ephemeral=True)
+    return await bot.commands.answer(spec, args, context)
 
 
 async def readable_args(bot: SlackBot, spec: CommandSpec, args: dict[str, Any], raw: str) -> dict[str, Any]:
@@ -86,11 +86,11 @@ async def show(bot: SlackBot, invoker: User, result: CommandResult, respond: Asy
     if result.attachment is not None:
         name, content = result.attachment
         if len(content) <= SNIPPET_CHARS:
-            text += f"\n```\n{render.escape(content)}\n```"
+            text += "\n" + render.code_block(content)
         elif await send_file(bot, invoker, name, content):
             text += f"\nIt is long, so I've sent it to you as a file (`{render.escape(name)}`) in our DM."
         else:
-            text += f"\n```\n{render.escape(content[:SNIPPET_CHARS])}\n```\n_(cut short)_"
+            text += "\n" + render.code_block(content[:SNIPPET_CHARS]) + "\n_(cut short)_"
     await respond(text=text, response_type="ephemeral" if result.ephemeral else "in_channel")
 
 

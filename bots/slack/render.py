@@ -99,9 +99,9 @@ def asked(user_id: str, prompt: str) -> str:
     return f"<@{user_id}> asked:\n{quoted}"
 
 
-def snippet(summary: str, content: str) -> str:
-    """Long command output inline, as a code block under its summary (mrkdwn)."""
-    return f"{escape(summary)}\n```\n{escape(content)}\n```"
+def code_block(content: str) -> str:
+    """Command output shown inline, as an inert code block (mrkdwn)."""
+    return f"```\n{escape(content)}\n```"
 
 
 def access_request_blocks(request: RequestView, *, decided: str = "") -> list[Block]:
