@@ -174,7 +174,7 @@ class StreamingReply:
 
     async def _sync(self) -> None:
         limit = self._sink.max_chars
-        while True:
+        while self._tail != self._shown:  # nothing new: no write, so no wait for the throttle
             await self._throttle()  # more text may arrive meanwhile; the write below carries it
             if len(self._tail) > limit:
                 head, rest = split_once(self._tail, limit)

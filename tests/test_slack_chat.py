@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bots.slack.convert import unescape
+from core.triggers import DMS_OFF
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.slack_server import FakeSlack
 from tests.slack_support import (
@@ -117,6 +118,9 @@ async def test_direct_messages_can_be_switched_off(
         await ember.deliver(fake_slack.message(dm, "U1", "hello"))
         await ember.idle()
     assert not fake_anthropic.requests
+    # Never silence: the person is told, once, where ember does talk.
+    [told] = [m for m in fake_slack.messages(dm) if m.get("user") == fake_slack.bot_user_id]
+    assert told["text"] == DMS_OFF
 
 
 @MODES

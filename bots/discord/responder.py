@@ -21,12 +21,9 @@ from core.controls import Control, press
 from core.events import Message, Place
 from core.runtime import Runtime
 from core.streaming import ReusingSink
-from core.triggers import should_answer
+from core.triggers import DMS_OFF, refuses_direct, should_answer
 
 log = logging.getLogger(__name__)
-
-
-NO_DMS = "I don't take direct messages here. Mention me in a channel of the server instead."
 
 
 def has_words(message: discord.Message) -> bool:
@@ -52,19 +49,12 @@ class Responder:
 
     # ------------------------------------------------------------------ messages
 
-    async def wants(self, message: discord.Message) -> bool:
+    async def on_message(self, message: discord.Message) -> None:
         settings = self._settings
         trigger = await gather(message, self._me, settings.chat, settings.discord.room_channels)
-        answer = should_answer(trigger, settings.chat, allow_dms=settings.discord.allow_dms)
-        return answer and has_words(message)
-
-    def refused_dm(self, message: discord.Message) -> bool:
-        """A person writing to ember directly where DMs are turned off: worth one line back."""
-        return message.guild is None and not message.author.bot and not self._settings.discord.allow_dms
-
-    async def on_message(self, message: discord.Message) -> None:
-        if not await self.wants(message):
-            if self.refused_dm(message):
+        allow_dms = settings.discord.allow_dms
+        if not (should_answer(trigger, settings.chat, allow_dms=allow_dms) and has_words(message)):
+            if refuses_direct(trigger, allow_dms=allow_dms):
                 await self._refuse_dm(message)
             return
         place = place_of(message.channel)
@@ -79,7 +69,7 @@ class Responder:
 
     async def _refuse_dm(self, message: discord.Message) -> None:
         try:
-            await message.channel.send(NO_DMS, allowed_mentions=NO_PINGS)
+            await message.channel.send(DMS_OFF, allowed_mentions=NO_PINGS)
         except discord.HTTPException as error:
             log.warning("could not tell %s that DMs are off: %s", message.author.id, error)
 

@@ -9,19 +9,23 @@ across hosts by the transcript's unique row for the message.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
 
 from bots.slack import convert
 from bots.slack.bot import SlackBot
 from bots.slack.convert import Where
 from core import transcript
 from core.events import Message, User
-from core.triggers import Trigger, should_answer
+from core.triggers import DMS_OFF, Trigger, refuses_direct, should_answer
 
 Event = dict[str, Any]
+
+log = logging.getLogger(__name__)
 
 
 def register(app: AsyncApp, bot: SlackBot) -> None:
@@ -64,7 +68,10 @@ async def hear(
     thread_ts = str(event.get("thread_ts") or "")
     where = place_of(bot, body, channel, ts, thread_ts, str(event.get("channel_type") or ""))
     trigger = await trigger_for(bot, event, where, context)
-    if not should_answer(trigger, bot.runtime.settings.chat, allow_dms=bot.settings.allow_dms):
+    allow_dms = bot.settings.allow_dms
+    if not should_answer(trigger, bot.runtime.settings.chat, allow_dms=allow_dms):
+        if refuses_direct(trigger, allow_dms=allow_dms) and bot.recent.claim(f"message:{channel}:{ts}"):
+            await _say_dms_are_off(bot, channel)
         return None
     if not bot.recent.claim(f"message:{channel}:{ts}"):
         return None  # the app_mention and message events of one message
@@ -72,6 +79,13 @@ async def hear(
     if not await transcript.record_message(bot.runtime.store, message):
         return None  # stored already: another delivery (or another host) has it
     return message, where
+
+
+async def _say_dms_are_off(bot: SlackBot, channel: str) -> None:
+    try:
+        await bot.client.chat_postMessage(channel=channel, text=DMS_OFF)
+    except SlackApiError as error:
+        log.warning("could not tell %s that DMs are off: %s", channel, error)
 
 
 async def trigger_for(bot: SlackBot, event: Event, where: Where, context: AsyncBoltContext) -> Trigger:
