@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlmodel import select
 
 from core.access import RequestView
 from core.events import User
@@ -137,3 +138,9 @@ class RecordingSink:
 
     async def notice(self, text: str) -> None:
         self.notices.append(text)
+
+
+async def table_rows(store: Store, table: Any) -> list[Any]:
+    """Every row of an ORM table, as the store holds it now."""
+    async with store.reading() as session:
+        return list((await session.exec(select(table))).all())

@@ -6,20 +6,23 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from sqlalchemy import text
 
 from core.config import settings_from_dict
 from core.essays import Delivery, EssayService
 from core.ratelimit import RateLimit
+from core.runtime import Runtime
 from core.store import Store
-from tests.fakes.feed_server import Post
+from tests.fakes.feed_server import FeedServer, Post
 
 START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 # Pace that never makes a test wait (the pacer has its own tests).
@@ -161,3 +164,52 @@ def make_service(
 async def rows(store: Store, sql: str) -> list[tuple[Any, ...]]:
     async with store.engine.connect() as conn:
         return [tuple(r) for r in (await conn.execute(text(sql))).all()]
+
+
+# ---------------------------------------------------------------- end to end, on a platform fake
+
+
+@dataclass
+class Crash:
+    """Makes a platform fake stop answering once it stored more than `after` announcements:
+    the posts stand, ember never hears back (then the test kills ember)."""
+
+    after: int
+    stored: int = 0
+    armed: bool = True
+    crashed: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def hang_after(
+    crash: Crash, handler: Handler, is_announcement: Callable[[web.Request, web.StreamResponse], bool]
+) -> Handler:
+    """`handler`, answering as usual until `crash` trips: then it stores and never answers."""
+
+    async def answer_then_hang(request: web.Request) -> web.StreamResponse:
+        response = await handler(request)
+        if crash.armed and is_announcement(request, response):
+            crash.stored += 1
+            if crash.stored > crash.after:
+                crash.crashed.set()
+                await crash.release.wait()
+        return response
+
+    return answer_then_hang
+
+
+def now_post(slug: str, title: str, **fields: Any) -> Post:
+    return Post(slug, title, datetime.now(UTC) - timedelta(hours=1), **fields)
+
+
+async def seed_and_publish(runtime: Runtime, feeds: FeedServer, new: Post) -> None:
+    """First poll (an older essay: recorded, not announced), then the new essay appears."""
+    feeds.feed().posts.append(now_post("older", "An older essay"))
+    [first] = await runtime.essays.poll_once()
+    assert first.ok and first.first_poll and not first.announced
+    feeds.feed().posts.append(new)
+    [second] = await runtime.essays.poll_once()
+    assert second.announced == (new.title,), second

@@ -12,7 +12,6 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
-from sqlmodel import select
 
 from bots.discord.client import make_client
 from core.access import MODERATORS_ONLY
@@ -20,7 +19,7 @@ from core.config import Settings
 from core.events import utcnow
 from core.runtime import open_runtime
 from core.store import AccessAudit, AccessGrant, AccessRequest, Usage
-from tests.access_support import Clock, snapshot
+from tests.access_support import Clock, snapshot, table_rows
 from tests.discord_support import Ember, custom_ids, ember_settings, finished, posts_in
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.discord_server import (
@@ -186,11 +185,6 @@ async def chat(ember: Ember, user: FakeUser, channel: FakeChannel, text: str, re
     await ember.wait(finished, count=replies)
 
 
-async def rows(ember: Ember, table: Any) -> list[Any]:
-    async with ember.runtime.store.session() as session:
-        return list((await session.exec(select(table))).all())
-
-
 # ---------------------------------------------------------------- the tests
 
 
@@ -203,7 +197,7 @@ async def test_a_non_member_is_told_how_to_ask_and_the_model_is_not_called(
         assert text.startswith("Hi Bob! Talking with Claude Opus 3 here is by request")
         assert "`/opus access request [reason]`" in text
         assert fake_anthropic.requests == []
-        assert await rows(ember, Usage) == []
+        assert await table_rows(ember.runtime.store, Usage) == []
 
 
 async def test_request_posts_buttons_to_the_moderators_and_approve_lets_the_member_chat(
@@ -215,7 +209,7 @@ async def test_request_posts_buttons_to_the_moderators_and_approve_lets_the_memb
         assert said == "Thanks, Bob! Your request is with the moderators; you'll hear back by DM."
 
         sent, card = await request_card(ember)
-        [request] = await rows(ember, AccessRequest)
+        [request] = await table_rows(ember.runtime.store, AccessRequest)
         approve, deny = f"ember:access:approve:{request.id}", f"ember:access:deny:{request.id}"
         assert custom_ids(sent.body) == [approve, deny]
         assert card["content"] == f"Access request #{request.id} from <@{bob.id}> (Bob)"
@@ -236,7 +230,7 @@ async def test_request_posts_buttons_to_the_moderators_and_approve_lets_the_memb
 
         await chat(ember, bob, general, "hello at last", replies=1)
         assert len(fake_anthropic.requests) == 1
-        [audit] = [a for a in await rows(ember, AccessAudit) if a.action == "approve"]
+        [audit] = [a for a in await table_rows(ember.runtime.store, AccessAudit) if a.action == "approve"]
         assert (audit.actor_id, audit.target_id) == (str(alice.id), str(bob.id))
 
 
@@ -247,7 +241,7 @@ async def test_deny_tells_the_member_and_the_card_says_so(
         dave, bob, general = fake.user("dave"), fake.user("bob"), fake.channel("general")
         await answer(ember, bob, general, "access request")
         _, card = await request_card(ember)
-        [request] = await rows(ember, AccessRequest)
+        [request] = await table_rows(ember.runtime.store, AccessRequest)
 
         # dave holds no permission at all: the role named in moderator_roles makes him a moderator.
         reply = await press(ember, dave, int(card["id"]), f"ember:access:deny:{request.id}")
@@ -271,7 +265,7 @@ async def test_a_button_pressed_by_a_member_or_twice_changes_nothing_more(
         alice, bob, carol = fake.user("alice"), fake.user("bob"), fake.user("carol")
         await answer(ember, bob, fake.channel("general"), "access request")
         _, card = await request_card(ember)
-        [request] = await rows(ember, AccessRequest)
+        [request] = await table_rows(ember.runtime.store, AccessRequest)
         approve = f"ember:access:approve:{request.id}"
         before = await snapshot(ember.runtime.store)
 
@@ -291,8 +285,11 @@ async def test_a_button_pressed_by_a_member_or_twice_changes_nothing_more(
             f"Request #{request.id} from <@{bob.id}> was already approved by <@{alice.id}> at "
         )
         assert second.endswith("nothing changed.")
-        assert [g.status for g in await rows(ember, AccessGrant)] == ["active"]
-        assert [a.action for a in await rows(ember, AccessAudit)] == ["request", "approve"]
+        assert [g.status for g in await table_rows(ember.runtime.store, AccessGrant)] == ["active"]
+        assert [a.action for a in await table_rows(ember.runtime.store, AccessAudit)] == [
+            "request",
+            "approve",
+        ]
 
 
 async def test_a_button_pressed_after_a_decision_by_command_says_so_and_retires(
@@ -325,7 +322,7 @@ async def test_two_moderators_pressing_at_once_make_one_decision(
         alice, dave, bob = fake.user("alice"), fake.user("dave"), fake.user("bob")
         await answer(ember, bob, fake.channel("general"), "access request")
         _, card = await request_card(ember)
-        [request] = await rows(ember, AccessRequest)
+        [request] = await table_rows(ember.runtime.store, AccessRequest)
         presses = [
             fake.button_press(alice, int(card["id"]), f"ember:access:approve:{request.id}"),
             fake.button_press(dave, int(card["id"]), f"ember:access:deny:{request.id}"),
@@ -334,13 +331,15 @@ async def test_two_moderators_pressing_at_once_make_one_decision(
             await fake.dispatch("INTERACTION_CREATE", payload)
         replies = [str((await followup(ember, p))["content"]) for p in presses]
 
-        [decided] = [r for r in await rows(ember, AccessRequest)]
-        decisions = [a for a in await rows(ember, AccessAudit) if a.action in ("approve", "deny")]
+        [decided] = [r for r in await table_rows(ember.runtime.store, AccessRequest)]
+        decisions = [
+            a for a in await table_rows(ember.runtime.store, AccessAudit) if a.action in ("approve", "deny")
+        ]
         assert len(decisions) == 1 and decided.status in ("approved", "denied")
         winner = 0 if decided.status == "approved" else 1
         assert replies[winner].startswith(("Approved request", "Denied request"))
         assert f"was already {decided.status} by <@{decided.decided_by}>" in replies[1 - winner]
-        grants = await rows(ember, AccessGrant)
+        grants = await table_rows(ember.runtime.store, AccessGrant)
         assert len(grants) == (1 if decided.status == "approved" else 0)
 
 
@@ -387,7 +386,7 @@ async def test_a_grant_for_days_expires_on_the_clock(
         assert await ember.runtime.access.expire_due() == 1
         dms = await dms_to(ember, bob, count=2)
         assert dms[1].startswith("Your access to Claude Opus 3 has ended.")
-        assert [a.action for a in await rows(ember, AccessAudit)] == ["grant", "expire"]
+        assert [a.action for a in await table_rows(ember.runtime.store, AccessAudit)] == ["grant", "expire"]
         assert await answer(ember, alice, general, "access list") == "Nobody has a grant here yet."
 
 
@@ -400,7 +399,7 @@ async def test_a_member_role_grants_implicitly(
         assert len(fake_anthropic.requests) == 1
         status = await answer(ember, carol, general, "access status")
         assert status == "You may talk with Claude Opus 3 here through a member role."
-        assert await rows(ember, AccessGrant) == []
+        assert await table_rows(ember.runtime.store, AccessGrant) == []
 
 
 MODERATOR_COMMANDS = [
@@ -497,7 +496,9 @@ async def test_a_grant_in_one_server_does_not_open_another_but_opens_dms(
         # A request from the other server is kept, but never shown in this server's #mods.
         said = await answer(ember, yan, fake.channel("lounge"), "access request")
         assert said.endswith("Your request is recorded; the moderators will see it and you'll hear back.")
-        assert [r.workspace_id for r in await rows(ember, AccessRequest)] == [str(fake.guilds[1].id)]
+        assert [r.workspace_id for r in await table_rows(ember.runtime.store, AccessRequest)] == [
+            str(fake.guilds[1].id)
+        ]
         assert fake.history(fake.channel("mods")) == []
         assert len(fake_anthropic.requests) == 1
 
@@ -548,7 +549,11 @@ async def test_bad_input_gets_a_clear_answer(
         await answer(ember, alice, general, "access grant", user=bob, days=5)
         extended = await answer(ember, alice, general, "access grant", user=bob, days=5)
         assert extended.startswith(f"<@{bob.id}> already had access until ")
-        assert [a.action for a in await rows(ember, AccessAudit)] == ["request", "approve", "extend"]
+        assert [a.action for a in await table_rows(ember.runtime.store, AccessAudit)] == [
+            "request",
+            "approve",
+            "extend",
+        ]
 
 
 async def test_a_member_with_closed_dms_is_reported_to_the_moderator(

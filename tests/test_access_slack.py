@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import select
 
 from bots.slack.service import running
 from core.access import MODERATORS_ONLY
@@ -18,7 +17,7 @@ from core.config import Settings
 from core.events import User, utcnow
 from core.runtime import open_runtime
 from core.store import AccessAudit, AccessGrant, AccessRequest
-from tests.access_support import Clock, snapshot
+from tests.access_support import Clock, snapshot, table_rows
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.slack_server import FakeSlack, SlackChannel, SlackUser
 from tests.slack_support import (
@@ -135,11 +134,6 @@ def dms_to(ember: Ember, user_id: str) -> list[str]:
     ]
 
 
-async def rows(ember: Ember, table: Any) -> list[Any]:
-    async with ember.runtime.store.session() as session:
-        return list((await session.exec(select(table))).all())
-
-
 # ---------------------------------------------------------------- the tests
 
 
@@ -164,7 +158,7 @@ async def test_request_card_approve_then_the_member_can_chat(
         said = await answer(ember, "U1", "access request I read <!channel> every essay")
         assert said == "Thanks, alice! Your request is with the moderators; you'll hear back by DM."
         posted = await card(ember)
-        [request] = await rows(ember, AccessRequest)
+        [request] = await table_rows(ember.runtime.store, AccessRequest)
         assert request.reason == "I read @channel every essay"
         assert action_ids(posted["blocks"]) == [
             request_id("approve", request.id),
@@ -209,7 +203,7 @@ async def test_deny_by_a_moderator_group_and_presses_by_members_or_late(
         ]
         late = await press(ember, "U2", posted, approve)
         assert late.startswith("Request #1 from <@U1> was already denied by <@U4> at ")
-        assert await rows(ember, AccessGrant) == []
+        assert await table_rows(ember.runtime.store, AccessGrant) == []
         assert "by request" in await refusal(ember, "U1", "please?")
         assert fake_anthropic.requests == []
 
@@ -227,12 +221,18 @@ async def test_two_moderators_pressing_at_once_make_one_decision(
         answers = [
             str(c.args["text"]) for c in await ember.wait(lambda c: c.method == "response_url", count=3)
         ][1:]
-        [decided] = await rows(ember, AccessRequest)
+        [decided] = await table_rows(ember.runtime.store, AccessRequest)
         assert sum(a.startswith(("Approved request", "Denied request")) for a in answers) == 1
         assert sum(f"was already {decided.status} by <@{decided.decided_by}>" in a for a in answers) == 1
-        decisions = [a.action for a in await rows(ember, AccessAudit) if a.action in ("approve", "deny")]
+        decisions = [
+            a.action
+            for a in await table_rows(ember.runtime.store, AccessAudit)
+            if a.action in ("approve", "deny")
+        ]
         assert len(decisions) == 1
-        assert len(await rows(ember, AccessGrant)) == (1 if decided.status == "approved" else 0)
+        assert len(await table_rows(ember.runtime.store, AccessGrant)) == (
+            1 if decided.status == "approved" else 0
+        )
 
 
 async def test_revoke_mid_conversation_and_expiry_on_the_clock(
@@ -261,7 +261,7 @@ async def test_revoke_mid_conversation_and_expiry_on_the_clock(
         assert await ember.runtime.access.expire_due() == 1
         assert dms_to(ember, "U1")[-1].startswith("Your access to Claude Opus 3 has ended.")
         assert len(fake_anthropic.requests) == 2
-        actions = [a.action for a in await rows(ember, AccessAudit)]
+        actions = [a.action for a in await table_rows(ember.runtime.store, AccessAudit)]
         assert actions == ["grant", "revoke", "grant", "expire"]
 
 
@@ -380,4 +380,4 @@ async def test_bad_input_gets_a_clear_answer(
         assert (
             again == "You've already asked, and the moderators haven't decided yet. You'll hear back by DM."
         )
-        assert [a.action for a in await rows(ember, AccessAudit)] == ["request"]
+        assert [a.action for a in await table_rows(ember.runtime.store, AccessAudit)] == ["request"]

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -27,6 +26,7 @@ from core.essays import EssayService
 from core.events import User, utcnow
 from core.runtime import Runtime, open_runtime
 from tests.discord_support import EDIT, POST, Ember, ember_settings, model_text
+from tests.essay_support import Crash, hang_after, now_post, rows, seed_and_publish
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.discord_server import (
     BODY,
@@ -41,7 +41,7 @@ from tests.fakes.discord_server import (
     Recorded,
     run_client,
 )
-from tests.fakes.feed_server import FeedServer, Post
+from tests.fakes.feed_server import FeedServer
 
 CHANNELS = 20
 CROSSPOST = "POST /channels/{channel_id}/messages/{message_id}/crosspost"
@@ -64,34 +64,15 @@ def essay_guild() -> FakeGuild:
     )
 
 
-@dataclass
-class Crash:
-    """Makes the fake Discord stop answering after it stored `after` announcements: the posts
-    stand, ember never hears back (then the test kills ember)."""
-
-    after: int
-    stored: int = 0
-    armed: bool = True
-    crashed: asyncio.Event = field(default_factory=asyncio.Event)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-
-
 def crash_after(fake: FakeDiscord, after: int) -> Crash:
     """Must run before the fake starts (its routes take the handler then)."""
     crash = Crash(after)
-    create: Callable[[web.Request], Awaitable[web.StreamResponse]] = fake._create_message
 
-    async def create_then_hang(request: web.Request) -> web.StreamResponse:
-        response = await create(request)
-        body = request[BODY] or {}
-        if crash.armed and isinstance(body, dict) and body.get("embeds"):
-            crash.stored += 1
-            if crash.stored > crash.after:
-                crash.crashed.set()
-                await crash.release.wait()
-        return response
+    def is_announcement(request: web.Request, _response: web.StreamResponse) -> bool:
+        body = request[BODY]
+        return isinstance(body, dict) and bool(body.get("embeds"))
 
-    fake._create_message = create_then_hang  # type: ignore[method-assign]
+    fake._create_message = hang_after(crash, fake._create_message, is_announcement)  # type: ignore[method-assign]
     return crash
 
 
@@ -152,29 +133,10 @@ async def subscribe(runtime: Runtime, fake: FakeDiscord, names: list[str], role:
         await runtime.essays.subscribe("discord", by.workspace_id, str(fake.channel(name).id), role, by)
 
 
-def now_post(slug: str, title: str, **fields: Any) -> Post:
-    return Post(slug, title, datetime.now(UTC) - timedelta(hours=1), **fields)
-
-
 def announcements(fake: FakeDiscord, channel: FakeChannel) -> list[Json]:
     """ember's essay posts in a channel, as the fake holds them."""
     bot = str(fake.bot.id)
     return [m for m in fake.history(channel) if m["author"]["id"] == bot and m["embeds"]]
-
-
-async def seed_and_publish(runtime: Runtime, feeds: FeedServer, new: Post) -> None:
-    """First poll (an older essay: recorded, not announced), then the new essay appears."""
-    feeds.feed().posts.append(now_post("older", "An older essay"))
-    [first] = await runtime.essays.poll_once()
-    assert first.ok and first.first_poll and not first.announced
-    feeds.feed().posts.append(new)
-    [second] = await runtime.essays.poll_once()
-    assert second.announced == (new.title,), second
-
-
-async def rows(runtime: Runtime, sql: str) -> list[tuple[Any, ...]]:
-    async with runtime.store.engine.connect() as conn:
-        return [tuple(r) for r in (await conn.execute(text(sql))).all()]
 
 
 # ---------------------------------------------------------------- announcing
@@ -265,9 +227,13 @@ async def test_killed_mid_fan_out_then_restarted_leaves_one_announcement_per_cha
                 await later.close()
             assert report.failed == 0 and report.retrying == 0
             sent = dict(
-                await rows(ember.runtime, "SELECT channel_id, platform_message_id FROM essay_deliveries")
+                await rows(
+                    ember.runtime.store, "SELECT channel_id, platform_message_id FROM essay_deliveries"
+                )
             )
-            assert await rows(ember.runtime, "SELECT DISTINCT state FROM essay_deliveries") == [("sent",)]
+            assert await rows(ember.runtime.store, "SELECT DISTINCT state FROM essay_deliveries") == [
+                ("sent",)
+            ]
 
     for name in names:
         [message] = announcements(fake, fake.channel(name))

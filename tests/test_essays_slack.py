@@ -5,16 +5,13 @@ for the discussion thread."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from sqlalchemy import text
 
 from bots.slack.announcer import EVENT_TYPE, READ_ACTION, SlackAnnouncer
 from core.config import Settings
@@ -22,8 +19,9 @@ from core.essay_outbox import LEASE
 from core.essays import EssayService
 from core.events import User, utcnow
 from core.runtime import Runtime
+from tests.essay_support import Crash, hang_after, now_post, rows, seed_and_publish
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
-from tests.fakes.feed_server import FeedServer, Post
+from tests.fakes.feed_server import FeedServer
 from tests.fakes.slack_server import Call, FakeSlack, Json, SlackChannel, SlackUser
 from tests.slack_support import ember_settings, running_ember
 
@@ -43,34 +41,15 @@ def essay_slack(**options: Any) -> FakeSlack:
     return FakeSlack(TEAM, users=users, channels=channels, **options)
 
 
-@dataclass
-class Crash:
-    """Makes the fake Slack stop answering once it stored more than `after` announcements: the
-    posts stand, ember never hears back (then the test kills ember)."""
-
-    after: int
-    stored: int = 0
-    armed: bool = True
-    crashed: asyncio.Event = field(default_factory=asyncio.Event)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-
-
 def crash_after(fake: FakeSlack, after: int) -> Crash:
     """Must run before the fake starts (its routes take the handler then)."""
     crash = Crash(after)
-    answer: Callable[[web.Request], Awaitable[web.StreamResponse]] = fake._api
 
-    async def answer_then_hang(request: web.Request) -> web.StreamResponse:
-        response = await answer(request)
+    def is_announcement(_request: web.Request, response: web.StreamResponse) -> bool:
         body = response.body if isinstance(response, web.Response) else b""
-        if crash.armed and isinstance(body, bytes) and EVENT_TYPE.encode() in body:
-            crash.stored += 1
-            if crash.stored > crash.after:
-                crash.crashed.set()
-                await crash.release.wait()
-        return response
+        return isinstance(body, bytes) and EVENT_TYPE.encode() in body
 
-    fake._api = answer_then_hang  # type: ignore[method-assign]
+    fake._api = hang_after(crash, fake._api, is_announcement)  # type: ignore[method-assign]
     return crash
 
 
@@ -95,20 +74,6 @@ def settings_for(tmp_path: Path, fake: FakeSlack, anthropic: FakeAnthropic, feed
 async def subscribe(runtime: Runtime, channels: list[str], role: str = "") -> None:
     for channel in channels:
         await runtime.essays.subscribe("slack", TEAM, channel, role, MOD)
-
-
-def now_post(slug: str, title: str, **fields: Any) -> Post:
-    return Post(slug, title, datetime.now(UTC) - timedelta(hours=1), **fields)
-
-
-async def seed_and_publish(runtime: Runtime, feeds: FeedServer, new: Post) -> None:
-    """First poll (an older essay: recorded, not announced), then the new essay appears."""
-    feeds.feed().posts.append(now_post("older", "An older essay"))
-    [first] = await runtime.essays.poll_once()
-    assert first.ok and first.first_poll and not first.announced
-    feeds.feed().posts.append(new)
-    [second] = await runtime.essays.poll_once()
-    assert second.announced == (new.title,), second
 
 
 def announcements(fake: FakeSlack, channel: str) -> list[Json]:
@@ -140,11 +105,6 @@ def falsy(value: Any) -> bool:
     return value in (False, "false", "0", 0)
 
 
-async def rows(runtime: Runtime, sql: str) -> list[tuple[Any, ...]]:
-    async with runtime.store.engine.connect() as conn:
-        return [tuple(r) for r in (await conn.execute(text(sql))).all()]
-
-
 # ---------------------------------------------------------------- announcing
 
 
@@ -161,7 +121,9 @@ async def test_a_new_essay_is_announced_once_per_channel_and_not_again_after_a_r
             await seed_and_publish(ember.runtime, feed_server, essay)
             report = await ember.runtime.essays.deliver_pending()
             assert report.sent == 3 and report.failed == 0
-            threads = await rows(ember.runtime, "SELECT channel_id, thread_id FROM essay_threads ORDER BY 1")
+            threads = await rows(
+                ember.runtime.store, "SELECT channel_id, thread_id FROM essay_threads ORDER BY 1"
+            )
 
         by_channel = {c.args["channel"]: c for c in posts(fake)}
         assert sorted(by_channel) == ["C0", "C1", "C2"]
@@ -213,7 +175,7 @@ async def test_killed_mid_fan_out_then_restarted_leaves_one_announcement_per_cha
             with pytest.raises(asyncio.CancelledError):
                 await delivering
             sending = await rows(
-                ember.runtime, "SELECT count(*) FROM essay_deliveries WHERE state = 'sending'"
+                ember.runtime.store, "SELECT count(*) FROM essay_deliveries WHERE state = 'sending'"
             )
             assert sending[0][0] >= 1  # posted (or about to be), never marked
         crash.armed = False
@@ -231,9 +193,13 @@ async def test_killed_mid_fan_out_then_restarted_leaves_one_announcement_per_cha
                 await later.close()
             assert report.failed == 0 and report.retrying == 0
             sent = dict(
-                await rows(ember.runtime, "SELECT channel_id, platform_message_id FROM essay_deliveries")
+                await rows(
+                    ember.runtime.store, "SELECT channel_id, platform_message_id FROM essay_deliveries"
+                )
             )
-            assert await rows(ember.runtime, "SELECT DISTINCT state FROM essay_deliveries") == [("sent",)]
+            assert await rows(ember.runtime.store, "SELECT DISTINCT state FROM essay_deliveries") == [
+                ("sent",)
+            ]
 
     for channel in channels:
         [message] = announcements(fake, channel)
@@ -298,7 +264,8 @@ async def test_a_channel_ember_cannot_post_in_pauses_its_subscription_and_tells_
             assert not views["CGONE"].enabled and "is_archived" in views["CGONE"].disabled_reason
             assert not views["COUT"].enabled and "not_in_channel" in views["COUT"].disabled_reason
             failed = await rows(
-                ember.runtime, "SELECT channel_id, last_error FROM essay_deliveries WHERE state = 'failed'"
+                ember.runtime.store,
+                "SELECT channel_id, last_error FROM essay_deliveries WHERE state = 'failed'",
             )
             assert failed == [("C0", "rejected by slack: invalid_blocks")]
         told = [m["text"] for m in fake.messages("CMOD") if m.get("user") == fake.bot_user_id]
