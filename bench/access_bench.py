@@ -200,7 +200,7 @@ def throwaway_postgres() -> Iterator[str]:
 async def run() -> None:
     print(
         f"access check: {GRANTS:,} grants in {WORKSPACES} workspaces, {USAGE_ROWS:,} usage rows "
-        f"over 90 days; {CHECKS:,} checks after {WARMUP} warm-up",
+        f"over 90 days; {CHECKS:,} checks after {WARMUP} warm-up (target: p99 under 1 ms on SQLite)",
         flush=True,
     )
     with tempfile.TemporaryDirectory() as tmp:

@@ -121,7 +121,7 @@ async def measure(
     stop.set()
     await watcher
 
-    asked = {person.username: 0.0 for person in people}
+    asked: dict[str, float] = {}  # who → when the model was asked (absent: never asked)
     for request in anthropic.requests:
         words = str(request.body["messages"]).split("question from ")[-1]
         asked[words.split("'")[0].split('"')[0]] = request.at
@@ -131,8 +131,8 @@ async def measure(
             writes[channel_of(r)].append(r.time)
     visible, before_model, after_model = [], [], []
     for person, channel in zip(people, channels, strict=True):
-        if not writes[channel.id]:
-            continue  # never shown (counted below)
+        if not writes[channel.id] or person.username not in asked:
+            continue  # never shown, or never reached the model (counted below)
         first_post, model_asked = writes[channel.id][0], asked[person.username]
         visible.append(first_post - sent[channel.id])
         before_model.append(model_asked - sent[channel.id])

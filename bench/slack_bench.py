@@ -106,6 +106,7 @@ async def measure(fake: FakeSlack, anthropic: FakeAnthropic, *, native: bool) ->
     visible = [first_write[c] - sent[c] for c in sent if c in first_write]
     overhead = [v - FIRST_TOKEN for v in visible]
     before_model = [asked[c] - sent[c] for c in sent if c in asked]
+    after_model = [first_write[c] - (asked[c] + FIRST_TOKEN) for c in sent if c in asked and c in first_write]
     gaps = [b - a for t in writes.values() for a, b in itertools.pairwise(t)]
     web_api = [c for c in calls if c.method not in NOT_WEB_API]
     by_method = Counter(c.method for c in web_api)
@@ -136,6 +137,11 @@ async def measure(fake: FakeSlack, anthropic: FakeAnthropic, *, native: bool) ->
         print(
             f"  of which before the model request:      p50 {statistics.median(before_model) * ms:.0f} ms, "
             f"p99 {percentile(before_model, 99) * ms:.0f} ms"
+        )
+    if after_model:
+        print(
+            f"  after the model's first token:          p50 {statistics.median(after_model) * ms:.0f} ms, "
+            f"p99 {percentile(after_model, 99) * ms:.0f} ms"
         )
     per_reply = len(web_api) / max(done, 1)
     listed = ", ".join(f"{m} {n / max(done, 1):.2f}" for m, n in by_method.most_common())

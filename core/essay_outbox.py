@@ -56,6 +56,8 @@ MAX_ATTEMPTS = 10
 # How long a claimed row is left alone before another attempt may take it as "uncertain": longer
 # than one paced, time-limited call, and short, because Discord remembers nonces for minutes only.
 LEASE = timedelta(minutes=2)
+# Opening a discussion thread is retried this often when the platform says "wait".
+DISCUSS_ATTEMPTS = 3
 RETRY_BASE = timedelta(seconds=30)
 RETRY_CAP = timedelta(hours=1)
 # A Retry-After of 0 is still a little wait, so a confused platform cannot spin the worker.
@@ -489,14 +491,25 @@ class Outbox:
     async def _discuss(self, delivery: Delivery, message_id: str) -> None:
         """Open the discussion thread and remember it. Best effort: the post already stands."""
         announcer = self._announcers[delivery.platform]
-        try:
-            async with asyncio.timeout(self._send_timeout):
-                thread_id = await announcer.open_discussion(delivery, message_id)
-        except Exception as error:
-            log.warning(
-                "no discussion thread for essay delivery %d in %s: %r", delivery.id, _where(delivery), error
-            )
-            return
+        thread_id: str | None = None
+        for attempt in range(1, DISCUSS_ATTEMPTS + 1):
+            try:
+                async with asyncio.timeout(self._send_timeout):
+                    thread_id = await announcer.open_discussion(delivery, message_id)
+                break
+            except RateLimited as limited:
+                if attempt == DISCUSS_ATTEMPTS:
+                    log.warning("no discussion thread for %s: still rate limited", _where(delivery))
+                    return
+                await asyncio.sleep(limited.retry_after)  # a busy moment, not a refusal: wait it out
+            except Exception as error:
+                log.warning(
+                    "no discussion thread for essay delivery %d in %s: %r",
+                    delivery.id,
+                    _where(delivery),
+                    error,
+                )
+                return
         if not thread_id:
             return
         row = {

@@ -73,6 +73,7 @@ class RecordingAnnouncer:
         self.errors: dict[str, list[BaseException]] = defaultdict(list)
         self.die_after: int | None = None
         self.threads = True
+        self.thread_errors: list[BaseException] = []  # raised by the next open_discussion calls
         self.opened: list[tuple[str, str]] = []  # (channel, thread id)
         self.moderators: list[tuple[str, str]] = []  # (workspace, text)
         self.posted_event = asyncio.Event()
@@ -101,6 +102,8 @@ class RecordingAnnouncer:
         if not self.threads:
             return None  # no request made, so no pace
         await delivery.pace()
+        if self.thread_errors:
+            raise self.thread_errors.pop(0)
         thread_id = f"t-{message_id}"
         self.opened.append((delivery.channel_id, thread_id))
         return thread_id

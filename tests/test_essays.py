@@ -511,6 +511,21 @@ async def test_the_discussion_thread_brings_the_essay_into_context(
     assert await service.discussion_context(Place("slack", "G1", channel, thread_id=thread)) == ""
 
 
+async def test_a_rate_limited_discussion_thread_is_opened_after_the_wait(
+    service: EssayService, feed_server: FeedServer
+) -> None:
+    discord = announcer(service)
+    discord.thread_errors = [RateLimited(0.0), RateLimited(0.0)]
+    await subscribe(service, 1)
+    await seed(service, feed_server)
+    feed_server.feed().posts.append(post(3, days_ago=0))
+    await service.poll_once()
+    await service.deliver_pending()
+    [(channel, thread)] = discord.opened
+    assert discord.thread_errors == [], "both waits were taken"
+    assert await service.discussion_context(Place("discord", "G1", channel, thread_id=thread))
+
+
 async def test_the_loop_polls_and_delivers(store: Store, clock: FakeTime, feed_server: FeedServer) -> None:
     service = make_service(store, clock, [feed_server.url()], announce_existing=True)
     discord = announcer(service)
