@@ -117,6 +117,13 @@ async def load_history(store: Store, place: Place, *, limit: int, before_id: str
     return messages_from(rows, place)
 
 
+async def has_spoken(store: Store, place: Place) -> bool:
+    """Whether ember has said anything in `place` (one indexed lookup, not a history read)."""
+    query = select(Turn.id).where(Turn.place_key == place.key, Turn.role == "assistant").limit(1)
+    async with store.reading() as session:
+        return (await session.exec(query)).first() is not None
+
+
 def history_query(place: Place, *, limit: int, before_id: str = "") -> SelectOfScalar[Turn]:
     """The newest `limit` turns of a place, newest first (for `messages_from`)."""
     query = select(Turn).where(Turn.place_key == place.key)

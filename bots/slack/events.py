@@ -107,17 +107,16 @@ async def trigger_for(bot: SlackBot, event: Event, where: Where, context: AsyncB
         trigger = dataclasses.replace(trigger, in_bot_thread=True)
     addressed = trigger.mentions_bot or trigger.is_direct or trigger.in_room_channel or trigger.in_bot_thread
     in_thread = bool(event.get("thread_ts"))
-    if (in_thread and not addressed) or (from_bot and bot.runtime.settings.chat.allow_bots):
+    store = bot.runtime.store
+    if in_thread and not addressed and await transcript.has_spoken(store, where.place):
+        trigger = dataclasses.replace(trigger, in_bot_thread=True)  # a thread ember talks in
+    if from_bot and bot.runtime.settings.chat.allow_bots:
         history = await transcript.load_history(
-            bot.runtime.store, where.place, limit=bot.runtime.settings.chat.history_messages
+            store, where.place, limit=bot.runtime.settings.chat.history_messages
         )
         speaker = sender or bot_id
-        trigger = dataclasses.replace(
-            trigger,
-            in_bot_thread=trigger.in_bot_thread or (in_thread and any(m.from_self for m in history)),
-            # Loop guard: how often this bot already spoke here.
-            bot_depth=sum(1 for m in history if m.author.id == speaker) if from_bot else 0,
-        )
+        # Loop guard: how often this bot already spoke here.
+        trigger = dataclasses.replace(trigger, bot_depth=sum(1 for m in history if m.author.id == speaker))
     return trigger
 
 
