@@ -352,7 +352,13 @@ class AccessService:
         facts = _Facts(granted=bool(via))
         if not via or daily:
             facts = await self._lookup(
-                user.id, place.platform, place.workspace_id, _scoped(place), now, grant=not via, daily=daily
+                user.id,
+                place.platform,
+                place.workspace_id,
+                not place.is_direct,
+                now,
+                grant=not via,
+                daily=daily,
             )
         if not facts.granted:
             raise AccessDenied(self._refusal(user, place, pending=facts.pending))
@@ -432,7 +438,7 @@ class AccessService:
         return True
 
     def _refusal(self, user: User, place: Place, *, pending: bool) -> str:
-        model, space = self.model_name, _space(place.platform)
+        model, space = self.model_name, space_word(place.platform)
         if self.mode == "closed":
             return (
                 f"Sorry, {user.name}: talking with {model} here is by invitation of the moderators, "
@@ -470,7 +476,7 @@ class AccessService:
         if cap > 0 and await self._month_spend(place.platform, place.workspace_id, now) >= cap:
             renews = usage.next_month(now)
             raise AccessDenied(
-                f"This {_space(place.platform)} has used its monthly budget of "
+                f"This {space_word(place.platform)} has used its monthly budget of "
                 f"${limits.monthly_spend_usd:,.2f} for {self.model_name}. It resets on "
                 f"{renews.day} {renews:%B} at 00:00 UTC, {in_text(renews - now)}."
             )
@@ -585,7 +591,7 @@ class AccessService:
         model = self.model_name
         if not workspace_id:
             raise CommandError(
-                f"Access is given per {_space(user.platform)}, so please ask from a channel there."
+                f"Access is given per {space_word(user.platform)}, so please ask from a channel there."
             )
         if user.is_bot:
             raise CommandError("Bots can't request access.")
@@ -778,7 +784,7 @@ class AccessService:
         if not moderator.is_moderator:
             raise NotModerator()
         note, days = clean_text(note, "note"), check_days(days)
-        _need_workspace(moderator.platform, workspace_id)
+        require_workspace(moderator.platform, workspace_id)
         pending = await self._pending(moderator.platform, workspace_id, target_id)
         if pending is not None:
             decision = await self.decide(pending.id, moderator, True, note, days=days)
@@ -1029,11 +1035,6 @@ class AccessService:
         return self.settings.command_for(platform)
 
 
-def _scoped(place: Place) -> bool:
-    """Whether only this workspace's grants count: not in a direct message."""
-    return not place.is_direct
-
-
 def _scope(place: Place) -> str | None:
     """The workspace whose grants count here; None (any workspace) in a direct message."""
     return None if place.is_direct else place.workspace_id
@@ -1043,13 +1044,18 @@ def _platform(name: str) -> Platform:
     return "discord" if name == "discord" else "slack" if name == "slack" else "console"
 
 
-def _space(platform: str) -> str:
+def space_word(platform: str) -> str:
+    """What the platform calls the place grants belong to."""
     return "server" if platform == "discord" else "workspace"
 
 
-def _need_workspace(platform: str, workspace_id: str) -> None:
+def require_workspace(platform: str, workspace_id: str) -> str:
+    """`workspace_id`, or a clear CommandError where there is none (a DM)."""
     if not workspace_id:
-        raise CommandError(f"Access is per {_space(platform)}: please run this in a channel there.")
+        raise CommandError(
+            f"Access is per {space_word(platform)}: please run this in a channel there, not in a DM."
+        )
+    return workspace_id
 
 
 def _plan_grant(

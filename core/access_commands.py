@@ -20,6 +20,8 @@ from core.access import (
     Standing,
     in_text,
     mention,
+    require_workspace,
+    space_word,
     when_text,
 )
 from core.commands import CommandContext, CommandResult, CommandSpec, Param
@@ -36,11 +38,7 @@ def _service(ctx: CommandContext) -> AccessService:
 
 
 def _workspace(ctx: CommandContext) -> str:
-    workspace = ctx.place.workspace_id or ctx.invoker.workspace_id
-    if not workspace:
-        space = "server" if ctx.invoker.platform == "discord" else "workspace"
-        raise CommandError(f"Access is per {space}: please run this in a channel there, not in a DM.")
-    return workspace
+    return require_workspace(ctx.invoker.platform, ctx.place.workspace_id or ctx.invoker.workspace_id)
 
 
 def _invoker(ctx: CommandContext) -> User:
@@ -106,7 +104,7 @@ def _describe(service: AccessService, standing: Standing, user_id: str, own: boo
         "bot": f"{subject} may talk with {model}, because bots are allowed here.",
         "moderator": f"{subject} may always talk with {model}: moderators may.",
         "role": f"{subject} may talk with {model} here through a member role.",
-        "grant": f"{subject} may talk with {model} here through access in a {_space(platform)} where I live.",
+        "grant": f"{subject} may talk with {model} here through access in a {space_word(platform)} where I live.",
     }
     if standing.via:
         return reasons[standing.via]
@@ -118,10 +116,6 @@ def _describe(service: AccessService, standing: Standing, user_id: str, own: boo
     if own and service.mode == "request":
         text += f" You can ask with `{service.command(platform)} access request [reason]`."
     return text
-
-
-def _space(platform: str) -> str:
-    return "server" if platform == "discord" else "workspace"
 
 
 # ---------------------------------------------------------------- moderators
@@ -235,7 +229,7 @@ async def usage_(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
     if limits.monthly_spend_usd and ctx.invoker.is_moderator:
         spent = await usage.totals(service.store, **scope, since=usage.month_start(now))
         lines.append(
-            f"This {_space(platform)} has spent {usage.format_dollars(spent.cost_micros)} of its "
+            f"This {space_word(platform)} has spent {usage.format_dollars(spent.cost_micros)} of its "
             f"${limits.monthly_spend_usd:,.2f} monthly budget."
         )
     return CommandResult("\n".join(lines))
