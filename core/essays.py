@@ -316,13 +316,16 @@ class EssayService:
         # Oldest first, so announcements go out in publication order; undated items keep feed order.
         items = sorted(reversed(parsed.items), key=lambda i: i.published_at or self._clock())
         first_poll = not feed.seeded
+        known_guids, known_paths = await self._known(family, items)
         # A "new" feed whose items ember already knows is the same newsletter at a new address.
         announcing = (
-            not first_poll or self.settings.essays.announce_existing or await self._knows_any(family, items)
+            not first_poll or self.settings.essays.announce_existing or bool(known_guids or known_paths)
         )
         oldest = self._clock() - timedelta(days=self.settings.essays.max_age_days)
         recorded, queued, announced = 0, 0, []
         for item in items:
+            if item.key in known_guids:
+                continue  # known under this very guid: nothing to write (one read for the whole feed)
             announce = announcing and (item.published_at is None or item.published_at >= oldest)
             outcome = await self._record_item(feed.url, family, item, announce)
             if outcome is None:
@@ -349,17 +352,22 @@ class EssayService:
         by_path = and_(col(Essay.family) == family, col(Essay.post_path) == path) if path else false()
         return or_(col(Essay.guid) == key, by_path)
 
-    async def _knows_any(self, family: str, items: Sequence[feeds.FeedItem]) -> bool:
+    async def _known(self, family: str, items: Sequence[feeds.FeedItem]) -> tuple[set[str], set[str]]:
+        """Which of the feed's guids, and of its post paths (in this newsletter), ember knows."""
         keys = [i.key for i in items]
         paths = [i.post_path for i in items if i.post_path]
-        query = select(func.count()).where(
+        query = select(Essay.guid, Essay.family, Essay.post_path).where(
             or_(
                 col(Essay.guid).in_(keys),
                 and_(col(Essay.family) == family, col(Essay.post_path).in_(paths)),
             )
         )
-        async with self.store.session() as session:
-            return bool((await session.exec(query)).one())
+        async with self.store.reading() as session:
+            rows = (await session.exec(query)).all()
+        wanted = set(keys)
+        guids = {guid for guid, _, _ in rows if guid in wanted}
+        known_paths = {path for _, fam, path in rows if fam == family and path}
+        return guids, known_paths
 
     async def _record_item(
         self, feed_url: str, family: str, item: feeds.FeedItem, announce: bool
