@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from core.config import load_settings
+from core.config import settings_from_dict
 from core.logs import REDACTED, SecretFilter, secret_env_names
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 
@@ -63,7 +63,8 @@ async def test_unknown_model_alias_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_secret_values_never_reach_a_log_line(monkeypatch: object, caplog: object) -> None:
-    settings = load_settings(ROOT / "config.example.toml")
+    # Defaults name the Anthropic, Discord and Slack secrets; a provider section names its own.
+    settings = settings_from_dict({"providers": {"bedrock": {"aws_secret_key_env": "AWS_SECRET_ACCESS_KEY"}}})
     assert {"ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY", "DISCORD_TOKEN", "SLACK_BOT_TOKEN"} <= set(
         secret_env_names(settings)
     )
