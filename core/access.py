@@ -35,7 +35,6 @@ from core.config import Settings
 from core.errors import AccessDenied, CommandError, NotModerator, StoreError, UsageError
 from core.events import Place, Platform, User, utcnow
 from core.store import AccessAudit, AccessGrant, AccessRequest, Store, Usage
-from core.store.hot_reads import HotReads
 
 log = logging.getLogger(__name__)
 
@@ -322,11 +321,7 @@ class AccessService:
         # Replies in flight per (platform, user): per process, like the replies themselves.
         self._running: dict[tuple[str, str], int] = {}
         self._spend: dict[tuple[str, str], _Spend] = {}
-        self._reads = HotReads(store)
         self._statements: dict[tuple[bool, bool, bool], Select[Any]] = {}
-
-    async def close(self) -> None:
-        await self._reads.close()
 
     def register_notifier(self, platform: str, notifier: Notifier) -> None:
         self._notifiers[platform] = notifier
@@ -422,7 +417,7 @@ class AccessService:
             "now": now,
             "day": usage.day_start(now),
         }
-        row = await self._reads.first(statement, params)
+        row = await self.store.reads.first(statement, params)
         # Without FROM, or with only aggregates, a select always has exactly one row.
         values: tuple[Any, ...] = tuple(row) if row is not None else ()
         granted = bool(values[0]) if grant else True

@@ -34,7 +34,6 @@ from core.events import Message, Place, User
 from core.providers import BackendError, Failure, Finished, TextDelta
 from core.routing import Route, Router
 from core.store import ChannelSetting, Reply, Store, Usage, db_now
-from core.store.hot_reads import HotReads
 from core.streaming import ReplyFailed, ReplySink, StreamingReply
 from core.usage import Tokens, cost_micros
 
@@ -129,12 +128,8 @@ class ChatEngine:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._stopped: set[str] = set()
         self._saving: dict[str, asyncio.Task[None]] = {}
-        self._reads = HotReads(store)
         self._context_sources: list[ContextSource] = []
         self._readers: dict[str, HistoryReader] = {}
-
-    async def close(self) -> None:
-        await self._reads.close()
 
     def add_context_source(self, source: ContextSource) -> None:
         """Register extra system-prompt context, consulted for every request in a place."""
@@ -189,7 +184,7 @@ class ChatEngine:
         reads = [self._channel_query(place)]
         if history is None:
             reads.append(transcript.history_query(place, limit=self.settings.chat.history_messages))
-        channel, *turns = await self._reads.all_of(*reads)
+        channel, *turns = await self.store.reads.all_of(*reads)
         if history is None:
             history = [m for m in transcript.messages_from(turns[0], place) if m.id != message.id]
         return [*history, message], alias or self._alias_set(channel)
@@ -249,7 +244,7 @@ class ChatEngine:
         return conversation.build(history, system_prompt=system, budget=model.context_tokens)
 
     async def channel_model(self, place: Place) -> str:
-        (rows,) = await self._reads.all_of(self._channel_query(place))
+        (rows,) = await self.store.reads.all_of(self._channel_query(place))
         return self._alias_set(rows)
 
     @staticmethod

@@ -41,7 +41,6 @@ async def open_runtime(
     router = Router(settings, client_factory)
     service = AccessService(settings, store, clock=access_clock or utcnow)
     essays = EssayService(settings, store)
-    engine: ChatEngine | None = None
     try:
         if migrate:
             await store.upgrade()
@@ -51,9 +50,6 @@ async def open_runtime(
         engine.add_context_source(essays.discussion_context)
         yield Runtime(settings, store, router, engine, access=service, essays=essays)
     finally:
-        if engine is not None:
-            await engine.close()
         await essays.close()
-        await service.close()
         await router.close()
         await store.close()

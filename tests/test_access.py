@@ -62,10 +62,9 @@ def notifier() -> RecordingNotifier:
 
 
 @pytest.fixture
-async def make(store: Store, clock: Clock, notifier: RecordingNotifier) -> AsyncIterator[MakeService]:
+def make(store: Store, clock: Clock, notifier: RecordingNotifier) -> MakeService:
     """An AccessService over the test store with `[access]` (and other) settings as given, and
     the recording notifier unless another (or None) is named."""
-    built: list[AccessService] = []
 
     def build(
         access: dict[str, Any] | None = None, *, notify: Any = notifier, **tables: Any
@@ -74,12 +73,9 @@ async def make(store: Store, clock: Clock, notifier: RecordingNotifier) -> Async
         service = AccessService(settings, store, clock=clock)
         if notify is not None:
             service.register_notifier("discord", notify)
-        built.append(service)
         return service
 
-    yield build
-    for service in built:
-        await service.close()
+    return build
 
 
 @pytest.fixture

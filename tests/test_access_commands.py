@@ -66,7 +66,6 @@ async def runtime(db_url: str, clock: Clock, notifier: RecordingNotifier) -> Asy
         runtime.access = AccessService(settings, runtime.store, clock=clock)
         runtime.access.register_notifier("discord", notifier)
         yield runtime
-        await runtime.access.close()
 
 
 async def run(runtime: Runtime, who: User, text: str, place: Place = CHANNEL) -> CommandResult:

@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -14,16 +13,17 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import StaticPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import StoreError
+from core.store.hot_reads import HotReads
+from core.store.sqlite_thread import SqliteThread, writer_pragmas
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -31,17 +31,6 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # Any fixed number: several hosts starting at once take turns migrating PostgreSQL.
 _MIGRATION_LOCK = 7_351_001
 _NAMES_REMEMBERED = 50_000
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers proceed while one writer commits; the busy timeout makes writers queue
-    # instead of failing with "database is locked".
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
 
 
 def _check_sqlite_folder(database: str | None) -> None:
@@ -73,8 +62,11 @@ class Store:
         self._holding: ContextVar[bool] = ContextVar(f"ember-store-{id(self)}", default=False)
         # Names last written per person: an unchanged name is not rewritten with every message.
         self._names: OrderedDict[tuple[str, str, str], str] = OrderedDict()
-        self._writer: ThreadPoolExecutor | None = None
-        self._sync_engine: Engine | None = None
+        # Chat-path writes (see `write`) and hot reads each run whole on a thread of their own.
+        self._writer = (
+            SqliteThread(engine.url, writer_pragmas, "ember-store-writes") if self.is_sqlite_file else None
+        )
+        self.reads = HotReads(engine, sqlite_file=self.is_sqlite_file)
 
     @classmethod
     def open(cls, url: str, *, echo: bool = False) -> Store:
@@ -87,7 +79,7 @@ class Store:
             options.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
         engine = create_async_engine(url, **options)
         if is_sqlite:
-            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(engine.sync_engine, "connect", writer_pragmas)
         return cls(engine)
 
     @property
@@ -125,20 +117,11 @@ class Store:
         turn is held for all of them; here, on a SQLite file, the whole transaction is one hop,
         so the turn is short even when the event loop is busy. Elsewhere it is the async engine.
         """
-        if not self.is_sqlite_file:
+        if self._writer is None:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(work)
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ember-store-writes")
         async with self._turn():
-            return await asyncio.get_running_loop().run_in_executor(self._writer, self._write_sync, work)
-
-    def _write_sync(self, work: Callable[[Connection], T]) -> T:
-        # Only ever on the one writer thread, so its connection is never shared between threads.
-        if self._sync_engine is None:
-            self._sync_engine = sqlite_thread_engine(self.engine.url, _sqlite_pragmas)
-        with self._sync_engine.begin() as conn:
-            return work(conn)
+            return await self._writer.run(work, transaction=True)
 
     def insert(self, table: Any) -> Any:
         """This database's INSERT, which offers `on_conflict_do_nothing/do_update` (SQLite and
@@ -183,23 +166,10 @@ class Store:
             raise StoreError(f"could not migrate the database at {url}: {exc}") from exc
 
     async def close(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            sync_engine = self._sync_engine
-            if sync_engine is not None:
-                await asyncio.get_running_loop().run_in_executor(writer, sync_engine.dispose)
-            writer.shutdown(wait=True)
+        await self.reads.close()
+        if self._writer is not None:
+            await self._writer.close()
         await self.engine.dispose()
-
-
-def sqlite_thread_engine(url: URL, on_connect: Callable[[Any, Any], None]) -> Engine:
-    """A plain (synchronous) sqlite3 engine on the same file as `url`, with one connection, for
-    the one worker thread that uses it."""
-    engine = create_engine(
-        url.set(drivername="sqlite"), poolclass=StaticPool, connect_args={"check_same_thread": False}
-    )
-    event.listen(engine, "connect", on_connect)
-    return engine
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
