@@ -171,7 +171,6 @@ async def bench(url: str, name: str) -> None:
         }
         for label, (service, who, expect) in services.items():
             report(label, await measure(service, who, expect=expect))
-            await service.close()
     finally:
         await store.close()
 
