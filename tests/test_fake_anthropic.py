@@ -268,15 +268,16 @@ async def test_error_midstream_may_name_another_error_type(
     assert seen == []
 
 
-async def test_a_dropped_connection_is_a_raw_httpx2_error(
+async def test_a_dropped_connection_is_an_api_connection_error(
     fake_anthropic: FakeAnthropic, client: anthropic.AsyncAnthropic
 ) -> None:
+    # anthropic 2.17 wraps a stream cut mid-body; older SDKs let the raw httpx2 error through.
     fake_anthropic.script.append(Reply.drop(["one ", "two ", "three"], after=2))
     seen: list[str] = []
-    with pytest.raises(httpx2.RemoteProtocolError) as caught:
+    with pytest.raises(anthropic.APIConnectionError) as caught:
         await collect(client, OPUS, seen)
-    assert isinstance(caught.value, httpx2.TransportError)
-    assert not isinstance(caught.value, anthropic.AnthropicError)
+    assert isinstance(caught.value.__cause__, httpx2.RemoteProtocolError)
+    assert not isinstance(caught.value, anthropic.APITimeoutError)
     assert seen == ["one ", "two "]
 
 
@@ -296,10 +297,11 @@ async def test_slow_first_token_comes_after_message_start(fake_anthropic: FakeAn
         api_key="test", base_url=fake_anthropic.url, max_retries=0, timeout=httpx2.Timeout(5.0, read=0.2)
     ) as impatient:
         kinds: list[str] = []
-        with pytest.raises(httpx2.ReadTimeout):
+        with pytest.raises(anthropic.APITimeoutError) as caught:
             async with impatient.messages.stream(model=OPUS, max_tokens=8, messages=HELLO) as stream:
                 async for event in stream:
                     kinds.append(event.type)
+    assert isinstance(caught.value.__cause__, httpx2.ReadTimeout)
     assert kinds == ["message_start", "content_block_start"]
 
 
@@ -342,8 +344,9 @@ async def test_closing_the_fake_cuts_a_held_stream() -> None:
             texts = stream.text_stream.__aiter__()
             assert await anext(texts) == "a"
             await fake.close()
-            with pytest.raises(httpx2.RemoteProtocolError):
+            with pytest.raises(anthropic.APIConnectionError) as caught:
                 await anext(texts)
+            assert isinstance(caught.value.__cause__, httpx2.RemoteProtocolError)
 
 
 async def test_per_model_scripts_come_before_the_shared_one(
@@ -407,7 +410,7 @@ async def test_vertex_faults_match_the_direct_api(
     fake_anthropic: FakeAnthropic, vertex: anthropic.AsyncAnthropicVertex, fault: str
 ) -> None:
     fake_anthropic.script.append(getattr(Reply, fault)(["a", "b", "c"], after=1))
-    expected = anthropic.APIStatusError if fault == "error_midstream" else httpx2.RemoteProtocolError
+    expected = anthropic.APIStatusError if fault == "error_midstream" else anthropic.APIConnectionError
     seen: list[str] = []
     with pytest.raises(expected):
         await collect(vertex, VERTEX_OPUS, seen)
@@ -462,8 +465,9 @@ async def test_bedrock_drop_and_throttling(
 ) -> None:
     fake_anthropic.script.extend([Reply.drop(["a", "b"], after=1), Reply.status(429)])
     seen: list[str] = []
-    with pytest.raises(httpx2.RemoteProtocolError):
+    with pytest.raises(anthropic.APIConnectionError) as dropped:
         await collect(bedrock, BEDROCK_OPUS, seen)
+    assert isinstance(dropped.value.__cause__, httpx2.RemoteProtocolError)
     with pytest.raises(anthropic.RateLimitError) as caught:
         await collect(bedrock, BEDROCK_OPUS, [])
     assert seen == ["a"]

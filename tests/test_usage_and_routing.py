@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import anthropic
+import httpx2
+import pytest
+
 from core.config import Backend, Price, settings_from_dict
+from core.providers import Failure, classify
 from core.routing import Breaker, Router
 from core.usage import Tokens, cost_micros, format_dollars, next_month
 
@@ -90,3 +95,28 @@ def test_cooling_backends_go_last_and_fallback_is_labelled() -> None:
     assert [(r.alias, r.is_fallback) for r in fallback] == [("sonnet", True)]
     assert router.fallback("sonnet") == []
     assert router.breaker(Backend("anthropic", "claude-3-opus-20240229")).failures == 1
+
+
+def _request() -> httpx2.Request:
+    return httpx2.Request("POST", "https://api.anthropic.com/v1/messages")
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [
+        # anthropic 2.17 and newer: transport faults while reading a stream are wrapped.
+        anthropic.APIConnectionError(message="peer closed connection", request=_request()),
+        anthropic.APITimeoutError(request=_request()),
+        # Older SDKs let the raw transport error out of the stream: still a retryable fault.
+        httpx2.RemoteProtocolError("peer closed connection without sending complete message body"),
+        httpx2.ReadTimeout("timed out"),
+    ],
+    ids=["api-connection-error", "api-timeout-error", "raw-remote-protocol", "raw-read-timeout"],
+)
+def test_transport_faults_in_either_sdk_spelling_are_retryable(raised: Exception) -> None:
+    assert classify(raised).failure is Failure.RETRYABLE
+
+
+def test_a_programming_error_is_not_mistaken_for_a_backend_fault() -> None:
+    with pytest.raises(KeyError):
+        classify(KeyError("model"))

@@ -49,7 +49,7 @@ parsed JSON body, model, stream flag, loop time); `await fake.wait_for_request(i
 i-th (0-based) once it has arrived and `await fake.wait_for_requests(n)` waits for n of them.
 Leaving the `async with` (or `await fake.close()`) cuts streams still paused or held.
 
-What the SDK (anthropic 2.12 on httpx2 2.16, `max_retries=0`) raises, as pinned by
+What the SDK (anthropic 2.17 on httpx2, `max_retries=0`) raises, as pinned by
 tests/test_fake_anthropic.py — the core's failover depends on these:
 
 - `Reply.status(529)`: `anthropic.OverloadedError` (an `InternalServerError`, status 529);
@@ -58,8 +58,9 @@ tests/test_fake_anthropic.py — the core's failover depends on these:
 - `Reply.error_midstream`: plain `anthropic.APIStatusError` (no subclass) with
   `status_code == 200`, raised while iterating, after the first deltas were delivered;
   `exc.body` is the error event's JSON (bedrock: error type `modelStreamErrorException`).
-- `Reply.drop`: `httpx2.RemoteProtocolError` (an `httpx2.TransportError`), raised while
-  iterating; NOT wrapped in any anthropic exception.
+- `Reply.drop`: `anthropic.APIConnectionError` whose `__cause__` is `httpx2.RemoteProtocolError`,
+  raised while iterating (SDKs before 2.17 raised the raw httpx2 error; the core handles both).
+- A read timeout while the stream is open: `anthropic.APITimeoutError` (cause `httpx2.ReadTimeout`).
 - `Reply.disconnect`: `anthropic.APIConnectionError` (the SDK wraps transport errors that
   happen while sending the request), raised when the stream is opened.
 """
