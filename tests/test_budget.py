@@ -166,3 +166,21 @@ def test_a_window_needs_a_positive_limit_and_span() -> None:
         Window(0, 1.0)
     with pytest.raises(ValueError, match="seconds > 0"):
         Window(5, float("nan"))
+
+
+async def test_the_headroom_kept_for_replies_goes_to_first_and_final_text_only() -> None:
+    time = VirtualTime()
+    policy = BudgetPolicy(windows={GLOBAL: Window(3, 1.0)}, kept_for_replies={GLOBAL: 2}, typing_headroom=0)
+    budget = RequestScheduler(policy, clock=time.clock, sleep=time.sleep)
+    calls = Recorder(time)
+    await asyncio.gather(
+        budget.send(Priority.ESSAY_POST, calls.call("essay 1")),
+        budget.send(Priority.ESSAY_POST, calls.call("essay 2")),
+    )
+    # One essay post per window: the other two slots are kept for replies, which take them at once.
+    await asyncio.gather(
+        budget.send(Priority.FIRST_TEXT, calls.call("first")),
+        budget.send(Priority.FINAL_TEXT, calls.call("final")),
+    )
+    assert calls.sent == [("essay 1", 0.0), ("essay 2", 1.0), ("first", 1.0), ("final", 1.0)]
+    await budget.aclose()

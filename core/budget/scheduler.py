@@ -11,7 +11,8 @@ dispatcher sends, whenever a slot frees, the most urgent call that fits:
   newest call wins and keeps the older one's place in line, so a message never has two
   queued edits and its newest text goes out first;
 - intermediate edits leave `kept_for_final` slots of a window free, so a reply's final text
-  never waits out a window;
+  never waits out a window; everything but a reply's text leaves `kept_for_replies` free, so
+  the headroom under a platform's limit goes to what people are waiting for;
 - typing goes out only with headroom and an empty queue, and is dropped otherwise.
 
 429s still happen (other clients of the token, clocks that disagree): the adapter reports them
@@ -56,6 +57,9 @@ class BudgetPolicy:
     windows: Mapping[str, Window]
     # Free slots, per window kind, that intermediate edits and typing must leave behind.
     kept_for_final: Mapping[str, int] = field(default_factory=lambda: {"channel": 1})
+    # Free slots, per window kind, that everything but a reply's first and final text leaves
+    # behind: the headroom under the platform's limit is spent only on what people wait for.
+    kept_for_replies: Mapping[str, int] = field(default_factory=dict)
     # Typing needs this many free slots in the global window (and nothing queued) to go out.
     typing_headroom: int = 10
 
@@ -162,9 +166,13 @@ class RequestScheduler:
         return all(self._windows.room(key, now) >= self._needed(Priority.TYPING, key) for key in keys)
 
     def _needed(self, priority: Priority, key: str) -> int:
+        kind = kind_of(key)
+        needed = 1
+        if priority > Priority.FINAL_TEXT:
+            needed += self.policy.kept_for_replies.get(kind, 0)
         if priority >= Priority.EDIT:
-            return 1 + self.policy.kept_for_final.get(kind_of(key), 0)
-        return 1
+            needed += self.policy.kept_for_final.get(kind, 0)
+        return needed
 
     def _fits(self, item: _Queued, now: float) -> bool:
         return all(self._windows.room(key, now) >= self._needed(item.priority, key) for key in item.keys)
