@@ -41,7 +41,7 @@ SIZES = (1, 10, 50)
 FIRST_TOKEN = 0.5
 TOKENS = 200
 TOKENS_PER_SECOND = 40.0
-DEADLINE = 60.0
+DEADLINE = 30.0
 
 
 def bursts() -> int:
@@ -49,7 +49,7 @@ def bursts() -> int:
 
 
 def world(channels: int) -> tuple[FakeDiscord, list[FakeChannel], list[FakeUser]]:
-    people = [FakeUser(f"person{i}") for i in range(max(SIZES))]
+    people = [FakeUser(f"person{i}") for i in range(channels)]
     rooms = [FakeChannel(f"room-{i}") for i in range(channels)]
     guild = FakeGuild("Bench", channels=rooms, members=[FakeMember(p) for p in people])
     return FakeDiscord([guild], limits=DiscordLimits()), rooms, people
@@ -114,9 +114,8 @@ async def run_size(size: int, repeats: int) -> str:
                     first: list[float] = []
                     final: list[float] = []
                     for burst in range(repeats):
-                        got = await one_burst(
-                            fake, anthropic, rooms[burst * size : (burst + 1) * size], people
-                        )
+                        chosen = slice(burst * size, (burst + 1) * size)
+                        got = await one_burst(fake, anthropic, rooms[chosen], people[chosen])
                         first += got[0]
                         final += got[1]
             ms = 1000
