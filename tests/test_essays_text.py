@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core import feeds
 from core.errors import FeedError
-from core.essays import EssayService
+from core.essays import EssayService, feed_parsing, feeds, plain_text
 from core.events import User
 from core.store import Store
 from tests.essay_support import FAST, FakeTime, RecordingAnnouncer, make_service, open_store, post
@@ -30,17 +29,18 @@ def test_html_becomes_plain_text_with_paragraphs() -> None:
         "<ul><li>one</li><li>two</li></ul><p>Last.</p>"
     )
     assert (
-        feeds.html_to_text(html) == "A heading\n\nFirst & foremost, a line\nbreak.\n\n• one\n• two\n\nLast."
+        plain_text.html_to_text(html)
+        == "A heading\n\nFirst & foremost, a line\nbreak.\n\n• one\n• two\n\nLast."
     )
 
 
 def test_summaries_are_one_paragraph_of_at_most_300_characters() -> None:
     long = "<p>" + " ".join(f"word{n}" for n in range(200)) + "</p><p>more</p>"
-    summary = feeds.summarize(feeds.html_to_text(long))
+    summary = plain_text.summarize(plain_text.html_to_text(long))
     assert len(summary) <= 300 and summary.endswith("…") and "\n" not in summary
     assert summary[:-1].split()[-1].startswith("word")  # cut between words
-    assert feeds.summarize("short") == "short"
-    assert len(feeds.summarize("x" * 1000)) == 300
+    assert plain_text.summarize("short") == "short"
+    assert len(plain_text.summarize("x" * 1000)) == 300
 
 
 @pytest.mark.parametrize(
@@ -55,7 +55,7 @@ def test_summaries_are_one_paragraph_of_at_most_300_characters() -> None:
     ],
 )
 def test_post_paths_are_normalised(url: str, path: str | None) -> None:
-    assert feeds.post_path(url) == path
+    assert feed_parsing.post_path(url) == path
 
 
 def test_retry_after_reads_seconds_and_dates() -> None:
@@ -68,7 +68,7 @@ def test_retry_after_reads_seconds_and_dates() -> None:
 
 def test_a_substack_item_parses_into_every_field() -> None:
     feed = Feed(posts=[post(1, title="On <b>being</b> retired", subtitle="<p>Sub &amp; title</p>")])
-    parsed = feeds.parse(render(feed), "application/rss+xml")
+    parsed = feed_parsing.parse(render(feed), "application/rss+xml")
     [item] = parsed.items
     assert parsed.title == "Opus 3 Essays"
     assert item.key == "https://opus3.substack.com/p/essay-1"
@@ -81,7 +81,7 @@ def test_a_substack_item_parses_into_every_field() -> None:
 
 def test_unsafe_links_and_images_are_dropped() -> None:
     feed = Feed(posts=[post(1, image="javascript:alert(1)")])
-    [item] = feeds.parse(render(feed)).items
+    [item] = feed_parsing.parse(render(feed)).items
     assert item.image_url == ""
 
 
@@ -96,7 +96,7 @@ def test_unsafe_links_and_images_are_dropped() -> None:
 )
 def test_unusable_feeds_are_errors(body: bytes, problem: str) -> None:
     with pytest.raises(FeedError, match=problem):
-        feeds.parse(body)
+        feed_parsing.parse(body)
 
 
 async def test_html_in_descriptions_reaches_the_adapter_as_short_text(
