@@ -1,9 +1,9 @@
 """A feed's health: its schedule after a success, its back-off after a failure, and the one alert.
 
-A feed that fails (timeout, HTTP error, malformed or empty) backs off exponentially on its own,
-up to BACKOFF_CAP (or longer when the server asks, up to a day); its state shows in `ember
-essays status` and the log, and after a day of failures the moderators of every subscribed
-workspace are told once. Nothing here can stop chat or the other feeds.
+A feed that fails (timeout, HTTP error, malformed or empty, or anything unexpected) backs off
+exponentially on its own, up to BACKOFF_CAP; a server's Retry-After is honoured up to that cap
+too. Its state shows in `ember essays status` and the log, and after a day of failures the
+moderators of every subscribed workspace are told once. Nothing here can stop chat or the other feeds.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ class FeedHealth:
         since = feed.first_failure_at or now
         wait = self._backoff(failures)
         if error.retry_after is not None:
-            wait = max(wait, min(timedelta(seconds=error.retry_after), ALERT_AFTER))
+            # The server's wish is honoured up to the back-off's own cap: absurd values are common.
+            wait = max(wait, timedelta(seconds=min(error.retry_after, self._cap_seconds())))
         await self._feeds.record_failure(feed.url, failures, since, str(error), now + wait)
         log.warning(
             "essay feed %s failed (%d in a row, since %s; next try in %.0f min): %s",
@@ -76,10 +77,12 @@ class FeedHealth:
             await self._alert(feed.url, since, error)
 
     def _backoff(self, failures: int) -> timedelta:
-        poll = self.settings.essays.poll_seconds
-        base = min(poll, 60.0)
-        cap = max(poll, BACKOFF_CAP.total_seconds())
-        return self.jittered(min(cap, base * 2 ** min(failures - 1, 30)))
+        base = min(self.settings.essays.poll_seconds, 60.0)
+        return self.jittered(min(self._cap_seconds(), base * 2 ** min(failures - 1, 30)))
+
+    def _cap_seconds(self) -> float:
+        """The longest a failing feed waits: BACKOFF_CAP, or the poll interval when longer."""
+        return max(self.settings.essays.poll_seconds, BACKOFF_CAP.total_seconds())
 
     def jittered(self, seconds: float) -> timedelta:
         # ±10%, so several hosts (and several feeds) drift apart instead of polling in step.

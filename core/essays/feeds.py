@@ -23,6 +23,8 @@ from core.essays import wording
 USER_AGENT = "ember/0.1 (essay announcements for Discord and Slack communities; feed reader)"
 ACCEPT = "application/rss+xml, application/atom+xml;q=0.9, application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1"
 MAX_REDIRECTS = 5
+# A sane bound for any server's Retry-After (the poller waits far less: core.essays.feed_health).
+RETRY_AFTER_CEILING = 366 * 24 * 3600.0
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
@@ -122,16 +124,17 @@ async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> byte
 
 
 def retry_after_seconds(value: str, now: datetime | None = None) -> float | None:
-    """Retry-After as seconds: either a number or an HTTP date. None when absent or unreadable."""
+    """Retry-After as seconds (a number or an HTTP date), between 0 and RETRY_AFTER_CEILING.
+    None when absent or unreadable: a server's garbage is no reason to fail, nor to wait."""
     value = value.strip()
     if not value:
         return None
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():  # "²" and "١٢" are digits to str.isdigit
+        return min(float(value), RETRY_AFTER_CEILING)  # 400 digits make float() infinite
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return min(max(0.0, (when - (now or datetime.now(UTC))).total_seconds()), RETRY_AFTER_CEILING)

@@ -107,35 +107,41 @@ class Poller:
         return [url for url in urls if url not in later]
 
     async def _poll(self, url: str) -> FeedReport:
-        feed = await self._feeds.ensure(url)
+        """One feed's poll, whatever happens in it: a failure is recorded against this feed
+        alone and backs it off, and the other feeds' polls carry on."""
+        feed = FeedRecord(url)
         try:
-            fetched = await feeds.fetch(
-                self._session(),
-                url,
-                etag=feed.etag,
-                last_modified=feed.last_modified,
-                deadline=self._fetch_deadline,
-                max_bytes=self._max_feed_bytes,
-            )
-            # Parsing a large feed takes a while: off the loop, so chat never waits for it.
-            parsed = (
-                None
-                if fetched.body is None
-                else await asyncio.to_thread(parse, fetched.body, fetched.content_type)
-            )
+            feed = await self._feeds.ensure(url)
+            return await self._fetch_and_record(feed)
         except FeedError as error:
-            await self._health.failed(feed, error)
-            return FeedReport(url, ok=False, error=str(error))
-        except Exception as error:  # a bug or a surprise from a library: still only this feed
+            return await self._failed(feed, error)
+        except Exception as error:  # a bug, a surprise from a library, a hostile answer
             log.exception("polling %s failed unexpectedly", url)
-            failure = FeedError(wording.unexpected(error))
-            await self._health.failed(feed, failure)
-            return FeedReport(url, ok=False, error=str(failure))
-        report = FeedReport(url, ok=True, not_modified=True)
-        if parsed is not None:
+            return await self._failed(feed, FeedError(wording.unexpected(error)))
+
+    async def _fetch_and_record(self, feed: FeedRecord) -> FeedReport:
+        fetched = await feeds.fetch(
+            self._session(),
+            feed.url,
+            etag=feed.etag,
+            last_modified=feed.last_modified,
+            deadline=self._fetch_deadline,
+            max_bytes=self._max_feed_bytes,
+        )
+        report = FeedReport(feed.url, ok=True, not_modified=True)
+        if fetched.body is not None:
+            # Parsing a large feed takes a while: off the loop, so chat never waits for it.
+            parsed = await asyncio.to_thread(parse, fetched.body, fetched.content_type)
             report = await self._record(feed, parsed)
         await self._health.succeeded(feed, fetched)
         return report
+
+    async def _failed(self, feed: FeedRecord, error: FeedError) -> FeedReport:
+        try:
+            await self._health.failed(feed, error)
+        except Exception:  # the database, most likely: the report still says what happened
+            log.exception("could not record the failure of %s", feed.url)
+        return FeedReport(feed.url, ok=False, error=str(error))
 
     async def _record(self, feed: FeedRecord, parsed: ParsedFeed) -> FeedReport:
         family = (parsed.title or feed.url).casefold()[:200]
