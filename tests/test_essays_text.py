@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import FeedError
-from core.essays import EssayService, feed_parsing, feeds, plain_text
+from core.essays import Announcement, EssayService, feed_encoding, feed_parsing, feeds, plain_text
 from core.events import User
 from core.store import Store
 from tests.essay_support import FAST, FakeTime, RecordingAnnouncer, make_service, open_store, post
@@ -121,3 +121,66 @@ async def test_html_in_descriptions_reaches_the_adapter_as_short_text(
     # Left exactly as written: escaping and mention suppression are the adapter's job.
     assert essay.summary.startswith("Hello @everyone and <@123> <!channel> — bold bold")
     assert essay.title == "*Stars* & @here"
+
+
+# ---------------------------------------------------------------- encodings, end to end
+
+TITLE = "Café — naïve, déjà vu"
+SUBTITLE = "Ünïcödé «quoted»"
+
+
+def encoded_feed(encoding: str, declared: str, *, title: str = TITLE) -> bytes:
+    """A Substack feed whose XML declaration says `declared`, its text in `encoding`."""
+    text = render(Feed(posts=[post(1, title=title, subtitle=SUBTITLE)])).decode("utf-8")
+    return text.replace('encoding="UTF-8"', f'encoding="{declared}"', 1).encode(encoding)
+
+
+async def first_essay(store: Store, feed_server: FeedServer, body: bytes, content_type: str) -> Announcement:
+    feed = feed_server.feed()
+    feed.body, feed.content_type = body, content_type
+    service = make_service(store, FakeTime(), [feed_server.url()])
+    [report] = await service.poll_once()
+    essay = await service.latest()
+    await service.close()
+    assert report.ok and essay is not None, report.error
+    return essay
+
+
+@pytest.mark.parametrize(
+    ("encoding", "declared", "content_type"),
+    [
+        ("utf-8", "UTF-8", "application/rss+xml; charset=utf-8"),
+        ("iso-8859-1", "ISO-8859-1", "application/rss+xml"),  # the XML declaration alone says so
+        ("windows-1252", "UTF-8", "application/rss+xml; charset=windows-1252"),  # the header wins
+        ("windows-1252", "windows-1252", "text/xml"),  # text/xml with no charset: the declaration
+        ("utf-16", "UTF-16", "application/xml"),  # a byte order mark
+    ],
+)
+async def test_a_feed_is_read_in_the_encoding_it_declares(
+    store: Store, feed_server: FeedServer, encoding: str, declared: str, content_type: str
+) -> None:
+    title = TITLE if encoding != "iso-8859-1" else TITLE.replace("—", "-")  # latin-1 has no dash
+    essay = await first_essay(store, feed_server, encoded_feed(encoding, declared, title=title), content_type)
+    assert (essay.title, essay.summary) == (title, SUBTITLE)
+
+
+async def test_undecodable_bytes_show_as_one_replacement_character_each(
+    store: Store, feed_server: FeedServer
+) -> None:
+    # A UTF-8 feed with one stray byte: that byte becomes U+FFFD, and nothing else changes
+    # (feedparser alone reads the whole feed as windows-1252 then: "CafÃ© â€” naÃ¯ve").
+    body = encoded_feed("utf-8", "UTF-8", title=TITLE + " STRAY").replace(b"STRAY", b"\xff")
+    essay = await first_essay(store, feed_server, body, "application/rss+xml; charset=utf-8")
+    assert essay.title == TITLE + " \ufffd"
+    assert essay.summary == SUBTITLE
+
+
+def test_decoding_counts_only_its_own_replacements_and_passes_over_unknown_charsets() -> None:
+    # One stray byte, and one U+FFFD the feed wrote itself.
+    decoded = feed_encoding.decode(b"<x>Caf\xc3\xa9 \xff \xef\xbf\xbd</x>", "text/xml")
+    assert (decoded.encoding, decoded.replaced) == ("utf-8", 1)
+    assert decoded.body.decode() == "<x>Café \ufffd \ufffd</x>"
+    latin = b'<?xml version="1.0" encoding="iso-8859-1"?><x>Caf\xe9</x>'
+    decoded = feed_encoding.decode(latin, "application/xml; charset=no-such-charset")
+    assert decoded.encoding == "iso-8859-1"
+    assert decoded.body.decode() == '<?xml version="1.0" encoding="utf-8"?><x>Café</x>'

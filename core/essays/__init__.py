@@ -3,6 +3,7 @@
 The modules, one concept each:
 
     feeds          fetching a feed (conditional GET, deadline, size cap, redirects)
+    feed_encoding  a feed's bytes decoded as they declare, bad bytes shown as U+FFFD
     feed_parsing   reading a feed strictly; an item's identity (guid, post path)
     plain_text     HTML to plain text, cleaned and cut
     poller         polling the configured feeds, recording new items

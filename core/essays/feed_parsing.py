@@ -1,8 +1,8 @@
 """Reading a feed's bytes strictly, and knowing an item again.
 
-`parse` reads the bytes with feedparser and refuses what is not a usable feed (malformed XML,
-an HTML page, no items) rather than announcing half of it; every refusal is a FeedError. An
-item is known by its guid (`stable_key`) and by its post path within its newsletter
+`parse` decodes the bytes as they declare (core.essays.feed_encoding), reads them with
+feedparser and refuses what is not a usable feed (malformed XML, an HTML page, no items) rather
+than announcing half of it; every refusal is a FeedError. An item is known by its guid (`stable_key`) and by its post path within its newsletter
 (`post_path`), so a changed guid or a moved domain does not make it new.
 """
 
@@ -21,6 +21,7 @@ import feedparser
 
 from core.errors import FeedError
 from core.essays import wording
+from core.essays.feed_encoding import decode
 from core.essays.plain_text import clean_line, html_to_text, summarize, truncate
 
 TITLE_CHARS = 256
@@ -53,8 +54,11 @@ class ParsedFeed:
 
 def parse(body: bytes, content_type: str = "") -> ParsedFeed:
     """Read a feed; FeedError when it is malformed, not a feed, or has no items."""
-    headers = {"content-type": content_type} if content_type else None
-    result = feedparser.parse(body, response_headers=headers)
+    decoded = decode(body, content_type)
+    # The parser gets UTF-8 and is told so: no second guess at the encoding (core.essays.feed_encoding).
+    media_type = content_type.partition(";")[0].strip()
+    headers = {"content-type": media_type + "; charset=utf-8"} if media_type else None
+    result = feedparser.parse(decoded.body, response_headers=headers)
     problem = result.get("bozo_exception")
     if isinstance(problem, xml.sax.SAXException):
         # feedparser's lenient fallback would still salvage items from broken XML; a truncated
