@@ -2,9 +2,11 @@
 
 Exactly once, step by step:
 1. Recording an essay writes one `essay_deliveries` row per enabled subscription in the same
-   transaction (core.store.essays_repo), so an essay is never recorded without its deliveries (or vice versa).
+   transaction (core.store.essays_repo), so an essay is never recorded without its deliveries
+   (or vice versa).
 2. A worker claims a due row with a compare-and-set (state → "sending", attempts + 1, a lease;
-   core.store.outbox_repo) and commits that *before* calling the platform. Two hosts never claim the same row.
+   core.store.outbox_repo) and commits that *before* calling the platform. Two hosts never
+   claim the same row.
 3. It calls the platform adapter's `Announcer.announce(delivery)` and marks the row "sent" with
    the platform's message id only after the platform confirmed the post.
 4. If ember dies between 3's post and its mark, the row is still "sending". When the lease runs
