@@ -16,10 +16,7 @@ from core.access.requests import Decision, RequestWorkflow
 from core.access.values import AuditEntry, Clock, GrantView, RequestView, Standing
 from core.config import Settings
 from core.events import Place, User, utcnow
-
-# A module, not its class: the repository imports core.access's values, so this import may
-# meet a half-imported access_repo (when it was imported first); its class is read at run time.
-from core.store import Store, access_repo
+from core.store import Store
 
 
 class AccessService:
@@ -36,7 +33,11 @@ class AccessService:
         self.settings = settings
         self.store = store
         self._clock = clock
-        self._repo = access_repo.AccessRepository(store)
+        # Imported here, not above: the repository builds core.access's values, so importing it
+        # while core.access itself loads would go round in a circle.
+        from core.store.access_repo import AccessRepository
+
+        self._repo = AccessRepository(store)
         self._notices = Notices()
         self._gate = MessageGate(settings, self._repo, clock, spend_cache)
         self._requests = RequestWorkflow(settings, self._repo, self._gate, self._notices, clock)
