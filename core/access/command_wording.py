@@ -10,7 +10,6 @@ from core.access.wording import in_text, mention, space_word, when_text
 
 NO_REQUESTS = "No requests are waiting."
 NO_GRANTS = "Nobody has a grant here yet."
-NO_GRANTS_THERE = "Nobody has a grant there."
 NOTHING_RECORDED = "Nothing has been recorded yet."
 
 
