@@ -13,8 +13,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from core.access import OPERATOR
-from core.access_commands import grant_line
+from core.access import OPERATOR, grant_line
 from core.config import Settings, check_environment, database_url, find_config, load_settings
 from core.errors import CommandError, ConfigError, StoreError
 from core.events import User

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core import transcript
-from core.access_commands import ACCESS_COMMANDS
+from core.access.commands import ACCESS_COMMANDS
 from core.commands import CommandContext, CommandResult, Commands, CommandSpec, Param
 from core.errors import NotModerator, UsageError
 from core.essays.commands import ESSAY_COMMANDS
