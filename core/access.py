@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import usage
+from core.chat import usage
 from core.config import Settings
 from core.errors import AccessDenied, CommandError, NotModerator, StoreError, UsageError
 from core.events import Place, Platform, User, utcnow

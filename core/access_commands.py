@@ -11,7 +11,6 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from core import usage
 from core.access import (
     AccessService,
     AuditEntry,
@@ -24,6 +23,7 @@ from core.access import (
     space_word,
     when_text,
 )
+from core.chat import usage
 from core.commands import CommandContext, CommandResult, CommandSpec, Param
 from core.errors import CommandError, NotModerator
 from core.events import User

@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
-from core import transcript
+from core.chat import transcript
 from core.events import Message, Place, User
 from core.store import Store, Usage
 from core.store.engine import alembic_config

@@ -12,7 +12,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import discord
 
-from core.controls import PREFIX, Control, control_id, parse_control_id
+from core.chat.controls import PREFIX, Control, control_id, parse_control_id
 
 STYLES = {
     Control.STOP: discord.ButtonStyle.danger,

@@ -17,11 +17,12 @@ from bots.discord.history import DiscordHistory
 from bots.discord.sink import NO_PINGS, DiscordSink
 from bots.discord.triggers import gather
 from core.chat import Outcome, new_reply_id
-from core.controls import Control, press
+from core.chat.controls import Control, press
+from core.chat.streaming import ReusingSink
+from core.chat.triggers import refuses_direct, should_answer
+from core.chat.wording import DMS_OFF
 from core.events import Message, Place
 from core.runtime import Runtime
-from core.streaming import ReusingSink
-from core.triggers import DMS_OFF, refuses_direct, should_answer
 
 log = logging.getLogger(__name__)
 

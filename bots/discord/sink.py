@@ -18,7 +18,7 @@ import discord
 
 from bots.discord.buttons import controls_view
 from core.chat import Outcome
-from core.controls import Control, controls_for
+from core.chat.controls import Control, controls_for
 
 log = logging.getLogger(__name__)
 

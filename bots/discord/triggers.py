@@ -10,8 +10,8 @@ from collections.abc import Collection
 
 import discord
 
+from core.chat.triggers import Trigger
 from core.config import ChatSettings
-from core.triggers import Trigger
 
 
 def is_from_me(message: discord.Message, me: discord.abc.Snowflake) -> bool:

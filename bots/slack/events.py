@@ -19,9 +19,10 @@ from slack_sdk.errors import SlackApiError
 from bots.slack import convert
 from bots.slack.bot import SlackBot
 from bots.slack.convert import Where
-from core import transcript
+from core.chat import transcript
+from core.chat.triggers import Trigger, refuses_direct, should_answer
+from core.chat.wording import DMS_OFF
 from core.events import Message, User
-from core.triggers import DMS_OFF, Trigger, refuses_direct, should_answer
 
 Event = dict[str, Any]
 
