@@ -1,6 +1,6 @@
 """Messages in, replies out: the Discord side of a conversation with the model.
 
-Each step is one small method: decide whether to answer (`core.triggers`), turn the message
+Each step is one small method: decide whether to answer (`core.chat.triggers`), turn the message
 and its context into neutral values, hand them to the engine with a sink, then put the right
 buttons on the result. Button presses come back through `on_control`.
 """

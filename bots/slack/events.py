@@ -1,6 +1,6 @@
 """Messages in: mentions, thread follow-ups, DMs and room channels become core messages.
 
-Whether to answer is the core's one rule (`core.triggers.should_answer`); this module only
+Whether to answer is the core's one rule (`core.chat.triggers.should_answer`); this module only
 gathers the facts. A message is answered once however often it arrives: Slack's retries and
 the `app_mention`/`message` pair are caught by event id and by (channel, ts) in memory, and
 across hosts by the transcript's unique row for the message.
