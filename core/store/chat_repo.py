@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import col
 from sqlmodel import select as select_model
@@ -24,7 +25,7 @@ from sqlmodel import select as select_model
 from core.events import Message, Place
 from core.store.engine import Store
 from core.store.models import ChannelSetting, Reply, Usage, db_now
-from core.store.transcript_repo import TranscriptRepo, history_query, messages_from
+from core.store.transcript_repo import TranscriptRepo, latest_turns_statement, messages_from
 
 
 @dataclass(frozen=True)
@@ -76,9 +77,19 @@ class ChatRepo:
 
     # ------------------------------------------------------------------ channel settings
 
+    @cached_property
+    def _channel_statement(self) -> Select[Any]:
+        # Built once per repository: building a statement costs more than SQLite takes to run it.
+        alias = col(ChannelSetting.model_alias)
+        return select(alias).where(col(ChannelSetting.channel_key) == bindparam("channel_key"))
+
+    @cached_property
+    def _turns_statement(self) -> Select[Any]:
+        return latest_turns_statement()
+
     async def channel_alias(self, place: Place) -> str | None:
         """The model alias a moderator chose for the channel of `place`, if any."""
-        (rows,) = await self._store.reads.all_of(_channel_query(place))
+        (rows,) = await self._store.reads.all_of(self._channel_statement, params=_keys(place))
         return _alias_of(rows)
 
     async def channel_alias_and_history(
@@ -87,7 +98,7 @@ class ChatRepo:
         """The channel's alias and the newest stored turns of `place` (oldest first), in one
         hop: this is read for every message before the model is asked."""
         channel, turns = await self._store.reads.all_of(
-            _channel_query(place), history_query(place, limit=history_limit)
+            self._channel_statement, self._turns_statement, params={**_keys(place), "turns": history_limit}
         )
         return _alias_of(channel), messages_from(turns, place)
 
@@ -210,9 +221,8 @@ def place_from_key(key: str) -> Place:
     )
 
 
-def _channel_query(place: Place) -> Select[Any]:
-    alias = col(ChannelSetting.model_alias)
-    return select(alias).where(col(ChannelSetting.channel_key) == place.channel_key)
+def _keys(place: Place) -> dict[str, Any]:
+    return {"channel_key": place.channel_key, "place_key": place.key}
 
 
 def _alias_of(rows: list[Any]) -> str | None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Executable, delete, update
+from sqlalchemy import Executable, bindparam, delete, update
 from sqlalchemy.engine import Connection
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -118,6 +118,13 @@ def history_query(place: Place, *, limit: int, before_id: str = "") -> SelectOfS
         anchor = select(Turn.id).where(Turn.place_key == place.key, Turn.message_id == before_id)
         query = query.where(col(Turn.id) <= anchor.scalar_subquery())
     return query.order_by(col(Turn.id).desc()).limit(limit)
+
+
+def latest_turns_statement() -> SelectOfScalar[Turn]:
+    """`history_query` for the chat path, with the place and the number of turns left as the
+    parameters `place_key` and `turns`: built once, it costs nothing per message."""
+    query = select(Turn).where(Turn.place_key == bindparam("place_key"))
+    return query.order_by(col(Turn.id).desc()).limit(bindparam("turns"))
 
 
 def messages_from(rows: Sequence[Any], place: Place) -> list[Message]:
