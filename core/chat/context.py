@@ -12,7 +12,6 @@ from typing import Protocol
 
 from core.config import Settings
 from core.events import Message, Place
-from core.store import Store
 from core.store.chat_repo import ChatRepo, StoredReply
 from core.store.transcript_repo import TranscriptRepo
 
@@ -33,10 +32,10 @@ class HistoryReader(Protocol):
 class ContextReader:
     """Gathers context for the engine; owns the registered sources and platform readers."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, records: ChatRepo, transcript: TranscriptRepo) -> None:
         self._settings = settings
-        self._chat = ChatRepo(store)
-        self._transcript = TranscriptRepo(store)
+        self._chat = records
+        self._transcript = transcript
         self._sources: list[ContextSource] = []
         self._readers: dict[str, HistoryReader] = {}
 

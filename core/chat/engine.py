@@ -48,10 +48,10 @@ class ChatEngine:
         self.router = router
         self.access: AccessGate = access or OpenGate()
         self._clock = clock
-        self._context = ContextReader(settings, store)
-        self._failover = Failover(settings, router)
         self._records = ChatRepo(store)
         self._transcript = TranscriptRepo(store)
+        self._context = ContextReader(settings, self._records, self._transcript)
+        self._failover = Failover(settings, router)
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._stopped: set[str] = set()
         self._saving: dict[str, asyncio.Task[None]] = {}

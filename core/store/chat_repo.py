@@ -69,7 +69,8 @@ class UsageTotals:
 
 
 class ChatRepo:
-    """`ChatRepo(store)`: holds nothing but the store, so any number may share one."""
+    """`ChatRepo(store)`. It keeps no data, only statements it built once, so any number may
+    share one store; the engine keeps one for its lifetime."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
