@@ -174,9 +174,9 @@ class ChatEngine:
                 self._saving[outcome.reply_id] = saving
                 try:
                     extra = await self._context.extra_system(prompt.place)
-                    writes: list[asyncio.Task[None] | asyncio.Task[bool]] = [saving]
-                    if recording is not None:
-                        writes.insert(0, recording)
+                    writes: list[asyncio.Task[object]] = (
+                        [saving] if recording is None else [recording, saving]
+                    )
                     await self._generate(outcome, prompt, history, sink, prefill, extra, writes)
                 finally:
                     if not saving.done():
@@ -195,7 +195,7 @@ class ChatEngine:
         sink: ReplySink,
         prefill: str,
         extra_system: str,
-        writes: Sequence[asyncio.Task[None] | asyncio.Task[bool]],
+        writes: Sequence[asyncio.Task[object]],
     ) -> None:
         reply = StreamingReply(sink)
         attempt = Attempt(alias=outcome.alias, delivered=prefill, extra_system=extra_system)
