@@ -43,8 +43,8 @@ class Attempt:
     failures: list[BackendError] = field(default_factory=list)
 
     def usage(self, user_id: str, trace_id: str, outcome: str, latency: float) -> UsageEntry | None:
-        """The usage row of this reply: what the backend that answered last used and cost
-        (None when no backend was tried)."""
+        """This reply's usage row: the tokens and cost it was billed, under the backend tried
+        last (None when no backend was tried)."""
         if self.route is None:
             return None
         return UsageEntry(
