@@ -26,9 +26,9 @@ from typing import Any
 from sqlalchemy import insert
 
 from bench.measure import percentile
+from core.chat.providers import Delta, ModelClient, build_client
 from core.config import Backend, settings_from_dict
 from core.events import Message, Place, User
-from core.providers import Delta, ModelClient, build_client
 from core.runtime import open_runtime
 from core.store import AccessGrant, Person, Usage, db_now
 from tests.fakes.anthropic_server import FakeAnthropic, Reply

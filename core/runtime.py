@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from core.access import AccessService, Clock
 from core.chat import AccessGate, ChatEngine
+from core.chat.routing import ClientFactory, Router
 from core.config import Settings, database_url
 from core.essays import EssayService
 from core.events import utcnow
-from core.routing import ClientFactory, Router
 from core.store import Store
 
 

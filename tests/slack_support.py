@@ -25,8 +25,8 @@ import anthropic
 from bots.slack.bot import SlackBot
 from bots.slack.service import running
 from core.chat import OpenGate
+from core.chat.providers import SDKClient
 from core.config import OPUS_3, Backend, Settings, settings_from_dict
-from core.providers import SDKClient
 from core.runtime import Runtime, open_runtime
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.slack_server import Call, FakeSlack, HttpReply

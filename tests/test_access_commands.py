@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.access import AccessService
-from core.chat_commands import build_commands
+from core.chat.commands import build_commands
 from core.commands import CommandContext, CommandResult
 from core.config import settings_from_dict
 from core.events import Message, Place, User

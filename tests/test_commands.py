@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from core.chat_commands import build_commands
+from core.chat.commands import build_commands
 from core.commands import CommandContext, CommandResult, Commands, CommandSpec, Param
 from core.errors import NotModerator, UsageError
 from core.events import Place, User

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime, timedelta
 
-from core.conversation import CACHE, build, estimate_tokens
+from core.chat.payload import CACHE, build, estimate_tokens
 from core.events import Attachment, Message, Place, User
 
 PLACE = Place("discord", "g1", "c1")

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import text
 
-from core.chat_commands import build_commands
+from core.chat.commands import build_commands
 from core.commands import CommandContext, Commands
 from core.essays import EssayService
 from core.events import Place, User

@@ -1,6 +1,6 @@
 """The fake Messages API against the real anthropic SDK: every scripted behaviour, every flavour.
 
-These tests also pin what the SDK raises for each fault; core.providers.classify relies on it.
+These tests also pin what the SDK raises for each fault; core.chat.providers.classify relies on it.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ async def test_empty_script_answers_ok(
 
 async def test_requests_are_recorded(fake_anthropic: FakeAnthropic, client: anthropic.AsyncAnthropic) -> None:
     async with client.messages.stream(
-        # SDK 2.12 has no `temperature` keyword; extra_body is how core.providers sends it.
+        # SDK 2.12 has no `temperature` keyword; extra_body is how core.chat.providers sends it.
         model=OPUS,
         max_tokens=99,
         system="Be brief.",

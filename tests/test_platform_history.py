@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from core.chat.streaming import ReusingSink
 from core.events import Message, Place, User
-from core.streaming import ReusingSink
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.test_chat_engine import make_settings, runtime_for
 from tests.test_streaming import RecordingSink

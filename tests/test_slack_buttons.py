@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.controls import NOT_YOURS
+from core.chat.wording import NOT_YOURS
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.slack_server import Call, FakeSlack, SlackChannel, SlackUser
 from tests.slack_support import Ember, action_ids, ember_settings, finished, method, running_ember, shown_text

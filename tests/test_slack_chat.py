@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bots.slack.convert import unescape
-from core.triggers import DMS_OFF
+from core.chat.wording import DMS_OFF
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.slack_server import FakeSlack
 from tests.slack_support import (

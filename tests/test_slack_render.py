@@ -9,8 +9,8 @@ import pytest
 from bots.slack import convert, render
 from bots.slack.manifest import manifest
 from bots.slack.recent import RecentKeys
+from core.chat.controls import Control, control_id
 from core.config import SlackSettings
-from core.controls import Control, control_id
 
 SPECIAL = [
     "<!channel>",

@@ -1,8 +1,9 @@
-"""Storage: migrations from empty, no drift between tables and migrations, transcripts."""
+"""Storage: migrations from empty, no drift between tables and migrations, transcripts, chat records."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
-from core import transcript
+from core.chat import transcript
 from core.events import Message, Place, User
 from core.store import Store, Usage
+from core.store.chat_repo import ChatRepo, UsageEntry, UsageTotals
 from core.store.engine import alembic_config
 
 
@@ -136,3 +138,45 @@ async def test_names_are_written_when_new_changed_or_forgotten(store: Store) -> 
     assert await name() is None
     await transcript.record_message(store, message(3, "back again", alicia))
     assert await name() == "Alicia", "after forget, the next message writes the name again"
+
+
+async def test_chat_repository_keeps_channel_models_replies_and_usage(store: Store) -> None:
+    repo = ChatRepo(store)
+    other_thread = Place("slack", "T1", "C1", thread_id="9.0")  # the same channel
+    assert await repo.channel_alias(PLACE) is None
+    await repo.set_channel_alias(PLACE, "opus-3", "U9")
+    await repo.set_channel_alias(other_thread, "sonnet", "U9")  # one setting per channel
+    for n in range(1, 4):
+        await transcript.record_message(store, message(n, f"m{n}"))
+    alias, history = await repo.channel_alias_and_history(PLACE, history_limit=2)
+    assert (alias, [m.text for m in history]) == ("sonnet", ["m2", "m3"])
+    assert await repo.channel_alias(Place("slack", "T1", "C2")) is None
+
+    await repo.start_reply("r1", message(3, "m3"), "opus-3", status="streaming")
+    usage = UsageEntry("U1", "opus-3", "anthropic", "m", 10, 5, 2, 1, 40, 700, "t1", "done")
+    said = Message(
+        id="4.0", place=PLACE, author=User("ember", "ember", "slack", "T1"), text="hi", from_self=True
+    )
+    await repo.finish_reply(
+        "r1",
+        PLACE,
+        text="hi",
+        handles=["4.0"],
+        status="done",
+        stop_reason="end_turn",
+        usage=usage,
+        own_turn=said,
+    )
+    reply = await repo.reply("r1", in_writers_turn=True)
+    assert reply is not None and reply.place == PLACE
+    assert (reply.requester_id, reply.prompt_message_id, reply.handles) == ("U1", "3.0", ["4.0"])
+    assert (reply.text, reply.status, reply.stop_reason) == ("hi", "done", "end_turn")
+    assert await repo.reply("r2") is None
+    assert await transcript.has_spoken(store, PLACE)
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+    assert await repo.usage_totals(platform="slack", workspace_id="T1", since=since) == UsageTotals(
+        1, 18, 700
+    )
+    assert await repo.usage_totals(platform="slack", workspace_id="T1", since=since, user_id="U2") == (
+        UsageTotals(0, 0, 0)
+    )

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.streaming import ReplyFailed, StreamingReply, open_fence, split_all, split_once
+from core.chat.streaming import ReplyFailed, StreamingReply, open_fence, split_all, split_once
 
 
 class RecordingSink:

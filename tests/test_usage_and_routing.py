@@ -8,10 +8,10 @@ import anthropic
 import httpx2
 import pytest
 
+from core.chat.providers import Failure, classify
+from core.chat.routing import Breaker, Router
+from core.chat.usage import Tokens, cost_micros, format_dollars, next_month
 from core.config import Backend, Price, settings_from_dict
-from core.providers import Failure, classify
-from core.routing import Breaker, Router
-from core.usage import Tokens, cost_micros, format_dollars, next_month
 
 
 def test_opus_3_prices_in_micro_dollars() -> None:

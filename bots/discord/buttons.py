@@ -1,7 +1,7 @@
 """Reply buttons as persistent Discord components.
 
 A `DynamicItem` matches custom ids by a template, so a button pressed after a restart — when no
-view object remembers it — is still routed: the id (`core.controls.control_id`) carries the
+view object remembers it — is still routed: the id (`core.chat.controls.control_id`) carries the
 action and the reply id, and everything else is in the store.
 """
 
@@ -12,7 +12,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import discord
 
-from core.controls import PREFIX, Control, control_id, parse_control_id
+from core.chat.controls import PREFIX, Control, control_id, parse_control_id
 
 STYLES = {
     Control.STOP: discord.ButtonStyle.danger,

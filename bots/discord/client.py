@@ -19,8 +19,8 @@ from bots.discord.convert import PLATFORM, place_of
 from bots.discord.history import DiscordHistory
 from bots.discord.notifier import install as install_access
 from bots.discord.responder import Responder
-from core import transcript
-from core.chat_commands import build_commands
+from core.chat import transcript
+from core.chat.commands import build_commands
 from core.runtime import Runtime
 
 log = logging.getLogger(__name__)

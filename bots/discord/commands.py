@@ -21,10 +21,10 @@ from discord import app_commands
 from bots.discord.convert import place_of, user_of
 from bots.discord.responder import Responder
 from bots.discord.sink import NO_PINGS
+from core.chat.streaming import split_all
 from core.commands import CommandContext, CommandResult, Commands, CommandSpec, Param, ParamKind
 from core.events import Message, User
 from core.runtime import Runtime
-from core.streaming import split_all
 
 log = logging.getLogger(__name__)
 

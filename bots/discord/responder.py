@@ -1,6 +1,6 @@
 """Messages in, replies out: the Discord side of a conversation with the model.
 
-Each step is one small method: decide whether to answer (`core.triggers`), turn the message
+Each step is one small method: decide whether to answer (`core.chat.triggers`), turn the message
 and its context into neutral values, hand them to the engine with a sink, then put the right
 buttons on the result. Button presses come back through `on_control`.
 """
@@ -17,11 +17,12 @@ from bots.discord.history import DiscordHistory
 from bots.discord.sink import NO_PINGS, DiscordSink
 from bots.discord.triggers import gather
 from core.chat import Outcome, new_reply_id
-from core.controls import Control, press
+from core.chat.controls import Control, press
+from core.chat.streaming import ReusingSink
+from core.chat.triggers import refuses_direct, should_answer
+from core.chat.wording import DMS_OFF
 from core.events import Message, Place
 from core.runtime import Runtime
-from core.streaming import ReusingSink
-from core.triggers import DMS_OFF, refuses_direct, should_answer
 
 log = logging.getLogger(__name__)
 

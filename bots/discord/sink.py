@@ -1,6 +1,6 @@
 """A reply on Discord: the core's `ReplySink` over messages in one channel.
 
-The core decides what to write and when (`core.streaming`); this only renders. Every message
+The core decides what to write and when (`core.chat.streaming`); this only renders. Every message
 ember sends or edits carries `AllowedMentions.none()`, so model text such as `@everyone` or
 `<@123>` pings no one. The parts of a long reply each reply to the one before, so a reply
 chain read later walks through all of them back to the question.
@@ -18,7 +18,7 @@ import discord
 
 from bots.discord.buttons import controls_view
 from core.chat import Outcome
-from core.controls import Control, controls_for
+from core.chat.controls import Control, controls_for
 
 log = logging.getLogger(__name__)
 

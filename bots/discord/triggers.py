@@ -1,4 +1,4 @@
-"""The Discord facts behind `core.triggers.Trigger`: one small predicate each.
+"""The Discord facts behind `core.chat.triggers.Trigger`: one small predicate each.
 
 The rule itself (who is answered, bots and the loop guard) lives in the core; here we only
 read what Discord says about a message.
@@ -10,8 +10,8 @@ from collections.abc import Collection
 
 import discord
 
+from core.chat.triggers import Trigger
 from core.config import ChatSettings
-from core.triggers import Trigger
 
 
 def is_from_me(message: discord.Message, me: discord.abc.Snowflake) -> bool:

@@ -17,8 +17,8 @@ from bots.slack import render
 from bots.slack.bot import SlackBot
 from bots.slack.sink import Target
 from core.access import BUTTON_PREFIX
-from core.controls import PREFIX, Control, parse_control_id, press
-from core.streaming import ReusingSink
+from core.chat.controls import PREFIX, Control, parse_control_id, press
+from core.chat.streaming import ReusingSink
 
 Payload = dict[str, Any]
 

@@ -22,7 +22,7 @@ from bots.slack.bot import SlackBot
 from bots.slack.files import FileFetcher
 from bots.slack.notifier import SlackNotifier
 from bots.slack.people import People
-from core.chat_commands import build_commands
+from core.chat.commands import build_commands
 from core.config import Settings, secret
 from core.runtime import Runtime
 

@@ -1,6 +1,6 @@
 """Messages in: mentions, thread follow-ups, DMs and room channels become core messages.
 
-Whether to answer is the core's one rule (`core.triggers.should_answer`); this module only
+Whether to answer is the core's one rule (`core.chat.triggers.should_answer`); this module only
 gathers the facts. A message is answered once however often it arrives: Slack's retries and
 the `app_mention`/`message` pair are caught by event id and by (channel, ts) in memory, and
 across hosts by the transcript's unique row for the message.
@@ -19,9 +19,10 @@ from slack_sdk.errors import SlackApiError
 from bots.slack import convert
 from bots.slack.bot import SlackBot
 from bots.slack.convert import Where
-from core import transcript
+from core.chat import transcript
+from core.chat.triggers import Trigger, refuses_direct, should_answer
+from core.chat.wording import DMS_OFF
 from core.events import Message, User
-from core.triggers import DMS_OFF, Trigger, refuses_direct, should_answer
 
 Event = dict[str, Any]
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.access import RequestView
-from core.controls import Control, control_id
-from core.streaming import split_once
+from core.chat.controls import Control, control_id
+from core.chat.streaming import split_once
 
 Block = dict[str, Any]
 

@@ -23,7 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import render
 from core.chat import Outcome
-from core.controls import Control, controls_for
+from core.chat.controls import Control, controls_for
 
 log = logging.getLogger(__name__)
 

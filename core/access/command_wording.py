@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from core import usage
 from core.access.values import AuditEntry, GrantView, RequestView, Standing
 from core.access.wording import in_text, mention, space_word, when_text
+from core.chat import usage
 
 NO_REQUESTS = "No requests are waiting."
 NO_GRANTS = "Nobody has a grant here yet."

@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from core import usage
 from core.access import command_wording as say
 from core.access.inputs import require_workspace
 from core.access.service import AccessService
+from core.chat import usage
 from core.commands import CommandContext, CommandResult, CommandSpec, Param
 from core.errors import CommandError, NotModerator
 from core.events import User

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from core import usage
 from core.access import wording
 from core.access.platforms import per_platform
 from core.access.values import Clock, GateFacts, Standing, Via
+from core.chat import usage
 from core.config import Settings
 from core.errors import AccessDenied
 from core.events import Place, User

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import Select
 from sqlmodel import col, select
 
-from core import usage
 from core.access.values import AuditEntry, DueGrant, GateFacts, GrantView, RequestView
+from core.chat import usage
 from core.store.access_sql import active_grant, check_statement, grant_view, request_view
 from core.store.access_tables import AccessAudit, AccessGrant, AccessRequest
 from core.store.engine import Store

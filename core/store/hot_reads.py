@@ -36,13 +36,16 @@ class HotReads:
                 return row
         return await self._thread.run(lambda conn: conn.execute(statement, params).first(), transaction=False)
 
-    async def all_of(self, *statements: Select[Any]) -> list[list[Row[Any]]]:
-        """Every row of each statement, all in one hop (the chat path reads context this way)."""
+    async def all_of(
+        self, *statements: Select[Any], params: Mapping[str, Any] | None = None
+    ) -> list[list[Row[Any]]]:
+        """Every row of each statement, all in one hop (the chat path reads context this way).
+        `params` binds the statements' parameters (one mapping; give each a distinct name)."""
         if self._thread is None:
             async with self._engine.connect() as conn:
-                return [list((await conn.execute(s)).all()) for s in statements]
+                return [list((await conn.execute(s, params)).all()) for s in statements]
         return await self._thread.run(
-            lambda conn: [list(conn.execute(s).all()) for s in statements], transaction=False
+            lambda conn: [list(conn.execute(s, params).all()) for s in statements], transaction=False
         )
 
     async def close(self) -> None:

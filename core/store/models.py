@@ -1,8 +1,9 @@
 """The tables ember keeps. Times are aware UTC datetimes (SQLModel stores them as UTC everywhere).
 
-Each table is written by one core module: turns and replies by chat, usage by usage,
-channel_settings by commands, people by chat. Migrations in ./migrations create them; a test
-checks the two never drift apart.
+Each table is written by one repository: turns and people by core.store.transcript_repo (whose
+"forget a person" also deletes their replies and anonymises their usage rows, in one transaction);
+replies, usage and channel_settings by core.store.chat_repo. Migrations in ./migrations create
+them; a test checks the two never drift apart.
 """
 
 from __future__ import annotations

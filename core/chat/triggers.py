@@ -24,12 +24,8 @@ class Trigger:
     bot_depth: int = 0
 
 
-# What a person writing to ember directly hears where DMs are off: one line, never silence.
-DMS_OFF = "I don't take direct messages here. Mention me in a channel instead."
-
-
 def refuses_direct(trigger: Trigger, *, allow_dms: bool) -> bool:
-    """A person (not a bot, not ember) writing directly where DMs are off: answer `DMS_OFF`."""
+    """A person (not a bot, not ember) writing directly where DMs are off: answer `wording.DMS_OFF`."""
     return trigger.is_direct and not allow_dms and not trigger.from_self and not trigger.from_bot
 
 

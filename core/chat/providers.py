@@ -17,8 +17,8 @@ import anthropic
 import httpx2
 from anthropic.lib.streaming import TextEvent
 
+from core.chat.usage import Tokens
 from core.config import Backend, ProvidersSettings, secret
-from core.usage import Tokens
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from core import transcript
 from core.access.commands import ACCESS_COMMANDS
+from core.chat import transcript, wording
 from core.commands import CommandContext, CommandResult, Commands, CommandSpec, Param
 from core.errors import NotModerator, UsageError
 from core.essays.commands import ESSAY_COMMANDS
@@ -24,12 +24,9 @@ async def ask(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
 async def prompt(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
     payload = await ctx.runtime.engine.preview(ctx.place)
     if not payload.messages:
-        return CommandResult("Nothing has been said here yet, so the model would see only its system prompt.")
+        return CommandResult(wording.NOTHING_SAID_YET)
     text = payload.as_text()
-    summary = (
-        f"The model would receive {len(payload.messages)} messages "
-        f"(about {payload.estimated_tokens:,} tokens; {payload.dropped} older messages trimmed)."
-    )
+    summary = wording.prompt_summary(len(payload.messages), payload.estimated_tokens, payload.dropped)
     if len(text) > INLINE_PROMPT_CHARS:
         return CommandResult(summary, attachment=("prompt.txt", text))
     return CommandResult(f"{summary}\n```\n{text}\n```")
@@ -41,26 +38,20 @@ async def model(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
     alias = args.get("alias")
     if alias is None:
         current = await engine.channel_model(ctx.place)
-        choices = ", ".join(f"`{a}`" for a in sorted(models))
         name = models[current].display_name or current
-        return CommandResult(f"This channel talks to **{name}** (`{current}`). Available: {choices}.")
+        return CommandResult(wording.channel_talks_to(name, current, sorted(models)))
     if not ctx.invoker.is_moderator:
         raise NotModerator()
     if alias not in models:
-        raise UsageError(
-            f"there is no model alias {alias!r}; choose one of {', '.join(sorted(models))}", "model [alias]"
-        )
+        raise UsageError(wording.no_such_alias(alias, sorted(models)), "model [alias]")
     await engine.set_channel_model(ctx.place, alias, ctx.invoker)
     name = models[alias].display_name or alias
-    return CommandResult(f"This channel now talks to **{name}** (`{alias}`).", ephemeral=False)
+    return CommandResult(wording.channel_now_talks_to(name, alias), ephemeral=False)
 
 
 async def forget(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
     gone = await transcript.forget_user(ctx.runtime.store, ctx.invoker.platform, ctx.invoker.id)
-    return CommandResult(
-        f"Done: deleted {gone.messages} of your messages and {gone.replies} replies to you. "
-        "Usage records keep their token counts but no longer name you."
-    )
+    return CommandResult(wording.forgotten(gone.messages, gone.replies))
 
 
 CHAT_COMMANDS: tuple[CommandSpec, ...] = (

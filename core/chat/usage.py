@@ -1,4 +1,5 @@
-"""Metering: tokens in, integer micro-dollars out, one row per model request."""
+"""Metering: tokens in, integer micro-dollars out, one row per model request (written by the
+chat repository with the reply), and the calendar periods that daily and monthly limits use."""
 
 from __future__ import annotations
 
@@ -6,11 +7,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import func
-from sqlmodel import col, select
-
 from core.config import Price
-from core.store import Store, Usage
+from core.store import Store
+from core.store.chat_repo import ChatRepo, UsageTotals
+
+__all__ = [
+    "Tokens",
+    "UsageTotals",
+    "cost_micros",
+    "day_start",
+    "format_dollars",
+    "month_start",
+    "next_day",
+    "next_month",
+    "totals",
+]
 
 
 @dataclass(frozen=True)
@@ -48,13 +59,6 @@ def format_dollars(micros: int) -> str:
     return f"${Decimal(micros) / Decimal(1_000_000):,.4f}"
 
 
-@dataclass(frozen=True)
-class UsageTotals:
-    requests: int
-    tokens: int
-    cost_micros: int
-
-
 def day_start(now: datetime) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -76,18 +80,6 @@ async def totals(
     store: Store, *, platform: str, workspace_id: str, since: datetime, user_id: str | None = None
 ) -> UsageTotals:
     """Requests, tokens and spend since a moment, for one member or a whole workspace."""
-    query = select(
-        func.count(col(Usage.id)),
-        func.coalesce(
-            func.sum(
-                Usage.input_tokens + Usage.output_tokens + Usage.cache_write_tokens + Usage.cache_read_tokens
-            ),
-            0,
-        ),
-        func.coalesce(func.sum(Usage.cost_micros), 0),
-    ).where(Usage.platform == platform, Usage.workspace_id == workspace_id, Usage.created_at >= since)
-    if user_id is not None:
-        query = query.where(Usage.user_id == user_id)
-    async with store.reading() as session:
-        count, tokens, cost = (await session.exec(query)).one()
-    return UsageTotals(int(count), int(tokens), int(cost))
+    return await ChatRepo(store).usage_totals(
+        platform=platform, workspace_id=workspace_id, since=since, user_id=user_id
+    )

@@ -1,4 +1,4 @@
-"""Reply buttons — Stop, Regenerate, Continue — shared by every platform.
+"""Reply buttons — Stop, Regenerate, Continue — shared by every platform, and who may press them.
 
 A button's id carries the action and the reply id, and nothing else, so it still works after a
 restart: everything it needs is in the `replies` table.
@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
-from core.chat import ChatEngine, Outcome
+from core.chat.outcome import Outcome
+from core.chat.streaming import ReplySink
+from core.chat.wording import GONE, NOT_YOURS, NOTHING_TO_STOP
 from core.events import User
-from core.streaming import ReplySink
 
 PREFIX = "ember"
 
@@ -53,9 +55,22 @@ def controls_for(outcome: Outcome | None, *, streaming: bool) -> list[Control]:
     return buttons
 
 
-NOT_YOURS = "Only the person who asked, or a moderator, can use these buttons."
-NOTHING_TO_STOP = "That reply has already finished."
-GONE = "That reply is no longer stored (it may have been forgotten), so it cannot be redone."
+def may_press(user: User, requester_id: str | None) -> bool:
+    """Only the person who asked, or a moderator, may press a reply's buttons. `requester_id`
+    is None when the reply is not (or no longer) stored."""
+    return user.is_moderator or (requester_id is not None and requester_id == user.id)
+
+
+class Controllable(Protocol):
+    """What a button press drives (the chat engine)."""
+
+    async def may_control(self, reply_id: str, user: User) -> bool: ...
+
+    def stop(self, reply_id: str) -> bool: ...
+
+    async def regenerate(self, reply_id: str, user: User, sink: ReplySink) -> Outcome: ...
+
+    async def continue_reply(self, reply_id: str, user: User, sink: ReplySink) -> Outcome: ...
 
 
 @dataclass(frozen=True)
@@ -67,7 +82,7 @@ class ControlResult:
 
 
 async def press(
-    engine: ChatEngine, control: Control, reply_id: str, user: User, sink: ReplySink
+    engine: Controllable, control: Control, reply_id: str, user: User, sink: ReplySink
 ) -> ControlResult:
     """Run a button press: check who pressed it, then stop, regenerate or continue."""
     if not await engine.may_control(reply_id, user):

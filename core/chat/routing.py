@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from core.chat.providers import ModelClient, build_client
 from core.config import Backend, ModelSettings, Settings
-from core.providers import ModelClient, build_client
 
 ClientFactory = Callable[[Backend], ModelClient]
 

@@ -1,0 +1,286 @@
+"""The one entry point for chat: access → context → route → stream → record.
+
+Adapters hand the engine a message, optionally the context they read from their platform, and a
+reply sink. Everything else — who may talk, which model answers, failover and resume, what it
+cost, what the user is told when things go wrong — happens here, once, for every platform. The
+engine orchestrates; the parts live beside it: `context` (what the model is shown), `failover`
+(the walk over backends), `streaming` (the reply in flight) and the chat repository (records).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from core.chat import payload, wording
+from core.chat.context import ContextReader, ContextSource, HistoryReader
+from core.chat.controls import may_press
+from core.chat.failover import Attempt, Failover
+from core.chat.gate import AccessGate, OpenGate
+from core.chat.outcome import Outcome, new_reply_id
+from core.chat.routing import Router
+from core.chat.streaming import ReplyFailed, ReplySink, StreamingReply
+from core.config import Settings
+from core.errors import AccessDenied, ModelError, new_trace_id
+from core.events import Message, Place, User
+from core.store import Store
+from core.store.chat_repo import ChatRepo, StoredReply
+from core.store.transcript_repo import TranscriptRepo
+
+# One logger for the chat path, as before the split: operators filter on it.
+log = logging.getLogger("core.chat")
+
+
+class ChatEngine:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        router: Router,
+        *,
+        access: AccessGate | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.router = router
+        self.access: AccessGate = access or OpenGate()
+        self._clock = clock
+        self._records = ChatRepo(store)
+        self._transcript = TranscriptRepo(store)
+        self._context = ContextReader(settings, self._records, self._transcript)
+        self._failover = Failover(settings, router)
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._stopped: set[str] = set()
+        self._saving: dict[str, asyncio.Task[None]] = {}
+
+    def add_context_source(self, source: ContextSource) -> None:
+        """Register extra system-prompt context, consulted for every request in a place."""
+        self._context.add_source(source)
+
+    def set_history_reader(self, platform: str, reader: HistoryReader) -> None:
+        """Read context for `platform` from the platform itself instead of ember's store."""
+        self._context.set_reader(platform, reader)
+
+    # ------------------------------------------------------------------ public entry points
+
+    async def respond(
+        self,
+        message: Message,
+        sink: ReplySink,
+        *,
+        history: Sequence[Message] | None = None,
+        alias: str | None = None,
+        reply_id: str | None = None,
+        recorded: bool = False,
+    ) -> Outcome:
+        """Answer `message`. `history` is platform-read context (oldest first, without
+        `message`); when None, context comes from ember's own store of this place.
+        `reply_id` (from `new_reply_id`) lets the adapter label buttons before the reply starts."""
+        # The message is written while the context is read and the model is asked: the model
+        # needs only what is in memory, and under load the writer's turn on SQLite can take
+        # seconds. The write is awaited before the reply is finished (and its error surfaces).
+        # An adapter that already recorded the message (to claim it) says so with `recorded`.
+        recording = None if recorded else asyncio.create_task(self._transcript.record(message))
+        try:
+            context, chosen = await self._context.for_message(message, history, alias)
+            outcome = await self._run(
+                message, context, sink, chosen, prefill="", reply_id=reply_id, recording=recording
+            )
+        finally:
+            if recording is not None and not recording.done():
+                await asyncio.wait({recording})  # never leave the write behind
+        if recording is not None:
+            recording.result()  # a failed write is an error even when the reply was shown
+        return outcome
+
+    async def regenerate(self, reply_id: str, user: User, sink: ReplySink) -> Outcome:
+        """A new answer to the prompt of an earlier reply (the sink decides where it shows)."""
+        reply, prompt = await self._reply_and_prompt(reply_id)
+        context = await self._context.upto(prompt)
+        return await self._run(context[-1], context, sink, reply.alias, prefill="", reply_id=reply_id)
+
+    async def continue_reply(self, reply_id: str, user: User, sink: ReplySink) -> Outcome:
+        """Carry on a reply that stopped at max_tokens, from exactly where it stopped."""
+        reply, prompt = await self._reply_and_prompt(reply_id)
+        context = await self._context.upto(prompt)
+        return await self._run(context[-1], context, sink, reply.alias, prefill=reply.text, reply_id=reply_id)
+
+    def stop(self, reply_id: str) -> bool:
+        """End generation of a reply in flight; the text so far stays. False if not running here."""
+        task = self._inflight.get(reply_id)
+        if task is None or task.done():
+            return False
+        self._stopped.add(reply_id)
+        task.cancel()
+        return True
+
+    async def may_control(self, reply_id: str, user: User) -> bool:
+        """Whether `user` may press a reply's buttons (the rule is `controls.may_press`)."""
+        if user.is_moderator:
+            return True  # moderators may press any reply's: no need to look it up
+        pending = self._saving.get(reply_id)
+        if pending is not None:
+            await asyncio.wait({pending})  # pressed before its row was written
+        reply = await self._records.reply(reply_id)
+        return may_press(user, reply.requester_id if reply else None)
+
+    async def reply_handles(self, reply_id: str) -> list[str]:
+        """The platform messages a reply was shown in (for a regenerate that rewrites them)."""
+        reply = await self._records.reply(reply_id)
+        return list(reply.handles) if reply else []
+
+    async def preview(self, place: Place, alias: str | None = None) -> payload.Payload:
+        """Exactly what the model would receive for the next message here (for `/opus prompt`)."""
+        model = self.settings.models[alias or await self.channel_model(place)]
+        history = await self._context.latest(place)
+        if not history:
+            return payload.Payload([], [], 0, 0, 0)
+        system = model.system_prompt + await self._context.extra_system(place)
+        return payload.build(history, system_prompt=system, budget=model.context_tokens)
+
+    async def channel_model(self, place: Place) -> str:
+        return await self._context.channel_alias(place)
+
+    async def set_channel_model(self, place: Place, alias: str, by: User) -> None:
+        await self._records.set_channel_alias(place, alias, by.id)
+
+    # ------------------------------------------------------------------ one request
+
+    async def _run(
+        self,
+        prompt: Message,
+        history: Sequence[Message],
+        sink: ReplySink,
+        alias: str,
+        *,
+        prefill: str,
+        reply_id: str | None,
+        recording: asyncio.Task[bool] | None = None,
+    ) -> Outcome:
+        trace_id = new_trace_id()
+        outcome = Outcome(reply_id=reply_id or new_reply_id(), trace_id=trace_id, status="done", alias=alias)
+        try:
+            async with self.access.admit(prompt.author, prompt.place):
+                # The reply's row is written while the model is asked and the text streams (under
+                # load the writer's turn can take seconds on SQLite; the first words should not
+                # wait for it). A button pressed meanwhile waits for it in `may_control`, and
+                # the reply is finished only once it is written.
+                saving = asyncio.create_task(
+                    self._records.start_reply(outcome.reply_id, prompt, outcome.alias, status="streaming")
+                )
+                self._saving[outcome.reply_id] = saving
+                try:
+                    extra = await self._context.extra_system(prompt.place)
+                    writes: list[asyncio.Task[object]] = (
+                        [saving] if recording is None else [recording, saving]
+                    )
+                    await self._generate(outcome, prompt, history, sink, prefill, extra, writes)
+                finally:
+                    if not saving.done():
+                        await asyncio.wait({saving})  # never leave the write behind
+                    self._saving.pop(outcome.reply_id, None)
+        except AccessDenied as denied:
+            outcome.status, outcome.error = "denied", denied.user_message
+            await sink.notice(denied.user_message)
+        return outcome
+
+    async def _generate(
+        self,
+        outcome: Outcome,
+        prompt: Message,
+        history: Sequence[Message],
+        sink: ReplySink,
+        prefill: str,
+        extra_system: str,
+        writes: Sequence[asyncio.Task[object]],
+    ) -> None:
+        reply = StreamingReply(sink)
+        attempt = Attempt(alias=outcome.alias, delivered=prefill, extra_system=extra_system)
+        started = self._clock()
+        task = asyncio.create_task(self._failover.stream(attempt, history, reply, outcome.trace_id))
+        self._inflight[outcome.reply_id] = task
+        try:
+            await task
+            outcome.status = "done"
+        except asyncio.CancelledError:
+            if outcome.reply_id not in self._stopped:
+                raise
+            outcome.status = "stopped"
+        except ModelError as error:
+            outcome.status, outcome.error = "error", error.user_message
+            log.warning("model error for %s [trace %s]: %s", prompt.place.key, outcome.trace_id, error.detail)
+        except ReplyFailed as failed:
+            outcome.status, outcome.error = "error", wording.PLATFORM_REFUSED
+            _log_refused(prompt, outcome, failed)
+        finally:
+            self._inflight.pop(outcome.reply_id, None)
+            self._stopped.discard(outcome.reply_id)
+        ending = _ending(outcome, reply)
+        try:
+            outcome.handles = await reply.finish(ending)
+        except ReplyFailed as failed:
+            _log_refused(prompt, outcome, failed)
+            outcome.status = "error"
+            outcome.handles = list(reply.handles)
+        _fill(outcome, attempt, reply.text.removesuffix(ending))
+        # The reply's row must exist before it is finished. A failed early write still lets the
+        # reply finish and its usage be metered; its error is raised afterwards.
+        failed_writes = [
+            e for e in await asyncio.gather(*writes, return_exceptions=True) if isinstance(e, BaseException)
+        ]
+        await self._finish_records(outcome, prompt, attempt, latency=self._clock() - started)
+        if failed_writes:
+            raise failed_writes[0]
+
+    async def _finish_records(
+        self, outcome: Outcome, prompt: Message, attempt: Attempt, latency: float
+    ) -> None:
+        """The reply's final state, its usage and (when something was shown) ember's own turn."""
+        place = prompt.place
+        own_turn = None
+        if outcome.handles and outcome.text:
+            bot = User(id="ember", name="ember", platform=place.platform, workspace_id=place.workspace_id)
+            own_turn = Message(
+                id=outcome.handles[0], place=place, author=bot, text=outcome.text, from_self=True
+            )
+        await self._records.finish_reply(
+            outcome.reply_id,
+            place,
+            text=attempt.delivered,  # a continuation's prefill is the earlier text
+            handles=outcome.handles,
+            status=outcome.status,
+            stop_reason=outcome.stop_reason,
+            usage=attempt.usage(prompt.author.id, outcome.trace_id, outcome.status, latency),
+            own_turn=own_turn,
+        )
+
+    async def _reply_and_prompt(self, reply_id: str) -> tuple[StoredReply, Message]:
+        reply = await self._records.reply(reply_id, in_writers_turn=True)
+        if reply is None:
+            raise LookupError(f"no reply {reply_id}")
+        return reply, await self._context.prompt_of(reply)
+
+
+def _ending(outcome: Outcome, reply: StreamingReply) -> str:
+    """What is added to a reply that did not finish normally."""
+    if outcome.status == "stopped":
+        return "" if reply.started else wording.STOPPED_BEFORE_ANYTHING
+    if outcome.status == "error":
+        return wording.error_ending(outcome.error, reply_started=reply.started)
+    return ""
+
+
+def _fill(outcome: Outcome, attempt: Attempt, shown: str) -> None:
+    outcome.text = shown
+    outcome.stop_reason = attempt.stop_reason
+    outcome.tokens, outcome.cost_micros = attempt.tokens, attempt.cost
+    outcome.model = attempt.model
+    outcome.provider = attempt.route.backend.provider if attempt.route else ""
+    outcome.alias = attempt.route.alias if attempt.route else outcome.alias
+
+
+def _log_refused(prompt: Message, outcome: Outcome, failed: ReplyFailed) -> None:
+    log.error("could not show the reply in %s [trace %s]: %s", prompt.place.key, outcome.trace_id, failed)

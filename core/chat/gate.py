@@ -1,0 +1,24 @@
+"""Who may talk to the model: the gate the engine passes every request through."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
+
+from core.events import Place, User
+
+
+class AccessGate(Protocol):
+    """Decides who may talk to the model. Entering raises AccessDenied with a kind message;
+    leaving releases whatever the gate held (e.g. a concurrent-reply slot)."""
+
+    def admit(self, user: User, place: Place) -> AbstractAsyncContextManager[None]: ...
+
+
+class OpenGate:
+    """Everyone may talk: the default until access by request is configured."""
+
+    @asynccontextmanager
+    async def admit(self, user: User, place: Place) -> AsyncIterator[None]:
+        yield
