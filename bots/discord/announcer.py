@@ -25,6 +25,7 @@ import discord
 
 from bots.discord.endpoints import discord_endpoints
 from bots.discord.notifier import moderators_channel
+from bots.discord.render import NO_PINGS, rendered
 from core.config import DiscordSettings, Settings, secret
 from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited, retry_after_seconds
 from core.essay_outbox import Announcement, Delivery
@@ -149,7 +150,7 @@ class DiscordAnnouncer:
 
     async def notify_moderators(self, workspace_id: str, text: str) -> None:
         channel = await moderators_channel(self._client, self._settings.mod_channel, workspace_id)
-        await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+        await channel.send(rendered(text), allowed_mentions=NO_PINGS)
 
     def _messageable(self, delivery: Delivery) -> discord.PartialMessageable:
         guild = int(delivery.workspace_id) if delivery.workspace_id.isdigit() else None

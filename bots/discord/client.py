@@ -19,6 +19,7 @@ from bots.discord.convert import PLATFORM, place_of
 from bots.discord.history import DiscordHistory
 from bots.discord.notifier import install as install_access
 from bots.discord.responder import Responder
+from bots.discord.traits import RATE_LIMIT
 from core import transcript
 from core.chat_commands import build_commands
 from core.runtime import Runtime
@@ -98,7 +99,7 @@ class EmberClient(discord.Client):
         self._announcing = True
         # Essay deliveries for Discord flow from now on (the channel cache is filled).
         self.runtime.essays.register_announcer(
-            PLATFORM, DiscordAnnouncer(self, self.runtime.settings.discord)
+            PLATFORM, DiscordAnnouncer(self, self.runtime.settings.discord), RATE_LIMIT
         )
 
     async def on_message(self, message: discord.Message) -> None:

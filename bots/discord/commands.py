@@ -19,8 +19,8 @@ import discord
 from discord import app_commands
 
 from bots.discord.convert import place_of, user_of
+from bots.discord.render import NO_PINGS, rendered
 from bots.discord.responder import Responder
-from bots.discord.sink import NO_PINGS
 from core.commands import CommandContext, CommandResult, Commands, CommandSpec, Param, ParamKind
 from core.events import Message, User
 from core.runtime import Runtime
@@ -247,7 +247,7 @@ async def first_response(
 
 
 async def render(interaction: Interaction, result: CommandResult) -> None:
-    pieces = split_all(result.text, MAX_MESSAGE) or [""]
+    pieces = split_all(rendered(result.text), MAX_MESSAGE) or [""]
     file = None
     if result.attachment:
         name, content = result.attachment

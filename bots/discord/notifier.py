@@ -16,7 +16,7 @@ from typing import Any, Self
 import discord
 
 from bots.discord.convert import user_of
-from bots.discord.sink import NO_PINGS
+from bots.discord.render import NO_PINGS, rendered
 from core.access import BUTTON_PREFIX, ButtonAction, Decision, RequestView, button_id, parse_button_id
 from core.runtime import Runtime
 
@@ -94,7 +94,7 @@ class DiscordNotifier:
         try:
             number = int(user_id)
             user = self._client.get_user(number) or await self._client.fetch_user(number)
-            await user.send(text, allowed_mentions=NO_PINGS)
+            await user.send(rendered(text), allowed_mentions=NO_PINGS)
         except (ValueError, discord.HTTPException) as error:
             # Forbidden (50007) is a member who closed DMs; the moderator is told to say it instead.
             log.info("could not DM %s: %s", user_id, error)
@@ -136,7 +136,7 @@ async def press(interaction: discord.Interaction[Any], runtime: Runtime, custom_
     decision = await runtime.access.press(custom_id, presser)
     try:
         await retire_buttons(interaction, decision)
-        await interaction.followup.send(decision.text, ephemeral=True, allowed_mentions=NO_PINGS)
+        await interaction.followup.send(rendered(decision.text), ephemeral=True, allowed_mentions=NO_PINGS)
     except discord.HTTPException as error:
         log.error("could not answer an access button press (%s): %s", decision.text, error)
 
@@ -148,7 +148,7 @@ async def retire_buttons(interaction: discord.Interaction[Any], decision: Decisi
         return
     await interaction.edit_original_response(
         content=request_text(request),
-        embed=request_embed(request, decision.summary),
+        embed=request_embed(request, rendered(decision.summary)),
         view=None,
         allowed_mentions=NO_PINGS,
     )

@@ -14,7 +14,8 @@ import discord
 
 from bots.discord.convert import message_of, place_of, user_of
 from bots.discord.history import DiscordHistory
-from bots.discord.sink import NO_PINGS, DiscordSink
+from bots.discord.render import NO_PINGS, rendered
+from bots.discord.sink import DiscordSink
 from bots.discord.triggers import gather
 from core.chat import Outcome, new_reply_id
 from core.controls import Control, press
@@ -118,7 +119,9 @@ class Responder:
         reusing = ReusingSink(sink, old)
         result = await press(self._runtime.engine, control, reply_id, user, reusing)
         if result.notice:
-            await interaction.followup.send(result.notice, ephemeral=True, allowed_mentions=NO_PINGS)
+            await interaction.followup.send(
+                rendered(result.notice), ephemeral=True, allowed_mentions=NO_PINGS
+            )
         if result.outcome is None:
             return
         if control is Control.CONTINUE and pressed is not None:

@@ -17,19 +17,20 @@ from typing import Any
 import discord
 
 from bots.discord.buttons import controls_view
+from bots.discord.render import NO_PINGS, rendered
+from bots.discord.traits import EDIT_INTERVAL, MAX_MESSAGE_CHARS
 from core.chat import Outcome
 from core.controls import Control, controls_for
 
 log = logging.getLogger(__name__)
 
-NO_PINGS = discord.AllowedMentions.none()
 # Discord shows "typing…" for about ten seconds after each request.
 TYPING_EVERY = 8.0
 
 
 class DiscordSink:
-    max_chars = 2000
-    edit_interval = 1.0
+    max_chars = MAX_MESSAGE_CHARS
+    edit_interval = EDIT_INTERVAL
 
     def __init__(
         self,
@@ -77,6 +78,7 @@ class DiscordSink:
 
     async def notice(self, text: str) -> None:
         self.stop_typing()
+        text = rendered(text)
         try:
             if self._interaction is not None:
                 await self._interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)

@@ -26,6 +26,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import render
+from bots.slack.traits import PLATFORM as SLACK
+from bots.slack.traits import RATE_LIMIT
 from core.config import Settings, SlackSettings
 from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited, retry_after_seconds
 from core.essay_outbox import Announcement, Delivery
@@ -33,7 +35,7 @@ from core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "slack"
+PLATFORM = SLACK
 EVENT_TYPE = "ember_essay_announcement"
 READ_ACTION = "ember:essay:read"
 HEADER_LIMIT = 150  # Slack's limit for a header block's text
@@ -217,7 +219,7 @@ def register(app: AsyncApp, runtime: Runtime, client: AsyncWebClient) -> None:
     async def on_read(ack: AsyncAck) -> None:
         await ack()
 
-    runtime.essays.register_announcer(PLATFORM, SlackAnnouncer(client, runtime.settings.slack))
+    runtime.essays.register_announcer(PLATFORM, SlackAnnouncer(client, runtime.settings.slack), RATE_LIMIT)
 
 
 def can_announce(settings: Settings, environ: Mapping[str, str]) -> bool:

@@ -22,15 +22,15 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import render
+from bots.slack.traits import EDIT_INTERVAL, MAX_MESSAGE_CHARS
 from core.chat import Outcome
 from core.controls import Control, controls_for
 
 log = logging.getLogger(__name__)
 
-# What the core splits at: a screenful, like a long chat message. Parts are cut finer if needed.
-MAX_CHARS = 3_000
+MAX_CHARS = MAX_MESSAGE_CHARS
 STREAM_INTERVAL = 0.5  # appendStream sends only what is new, so it can run a little faster
-UPDATE_INTERVAL = 1.0  # chat.update resends the whole text: about once a second
+UPDATE_INTERVAL = EDIT_INTERVAL  # chat.update resends the whole text: about once a second
 MIN_LIMIT = 500
 # Answers that say this workspace or token cannot stream at all (not a passing failure).
 STREAMING_REFUSED = frozenset(
