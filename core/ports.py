@@ -72,6 +72,10 @@ class ReplySurface(Protocol):
         """The answer broke off unexpectedly: take away any button that promises more."""
         ...
 
+    def stop_typing(self) -> None:
+        """Called last however the answer ended (cancelled too): no "typing…" sign stays."""
+        ...
+
 
 @dataclass(frozen=True)
 class Said:
@@ -96,6 +100,11 @@ class ArrivedMessage(Protocol):
 
     @property
     def speaker_id(self) -> str: ...
+
+    @property
+    def has_words(self) -> bool:
+        """Something for the model to read (a message the platform delivered blank is not)."""
+        ...
 
     @property
     def in_thread(self) -> bool:
@@ -171,7 +180,7 @@ class Question:
     created_at: datetime
     context: Sequence[Message] | None
     # Opens the reply under the question (its thread, or the channel when none could open).
-    surface: ReplyOpener
+    open_reply: ReplyOpener
 
 
 class ReplyOpener(Protocol):

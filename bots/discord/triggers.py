@@ -69,7 +69,7 @@ async def bot_depth(message: discord.Message, limit: int) -> int:
     return depth
 
 
-async def gather(
+async def trigger_of(
     message: discord.Message, me: discord.abc.Snowflake, chat: ChatSettings, rooms: Collection[str]
 ) -> Trigger:
     from_bot = message.author.bot and not is_from_me(message, me)
