@@ -18,7 +18,7 @@ from typing import Protocol
 
 from core.access import RequestView
 from core.chat import Outcome
-from core.events import Message, Place, User
+from core.events import Message, Place, Platform, User
 from core.ratelimit import RateLimit
 from core.triggers import Trigger
 
@@ -27,7 +27,7 @@ from core.triggers import Trigger
 class PlatformTraits:
     """One platform's facts, registered by its adapter with `Ember.attach`."""
 
-    platform: str
+    platform: Platform
     # What people call one community on it: "server", "workspace".
     space_word: str
     # How a person and a role are mentioned in the platform's own text ("{id}" is replaced).

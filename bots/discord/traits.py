@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from core.config import DiscordSettings
+from core.events import Platform
 from core.ports import PlatformTraits
 from core.ratelimit import RateLimit
 
-PLATFORM = "discord"
+PLATFORM: Platform = "discord"
 MAX_MESSAGE_CHARS = 2000
 # Discord's own limit is about five edits per five seconds per channel.
 EDIT_INTERVAL = 1.0

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from core.config import SlackSettings
+from core.events import Platform
 from core.ports import PlatformTraits
 from core.ratelimit import RateLimit
 
-PLATFORM = "slack"
+PLATFORM: Platform = "slack"
 # What the core splits at: a screenful, like a long chat message. Parts are cut finer if needed.
 MAX_MESSAGE_CHARS = 3_000
 # chat.update resends the whole text: about once a second (native streams go a little faster).
