@@ -8,13 +8,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from core.chat import Outcome
-from core.ember import Ember
-from core.events import Message, Place, Platform, User, utcnow
-from core.ports import PlatformTraits, Said
-from core.ratelimit import RateLimit
-from core.runtime import Runtime
-from core.triggers import Trigger
+from core import (
+    Ember,
+    Message,
+    Outcome,
+    Place,
+    Platform,
+    PlatformTraits,
+    RateLimit,
+    Runtime,
+    Said,
+    Trigger,
+    User,
+    utcnow,
+)
 
 PLATFORM: Platform = "console"
 PLACE = Place(platform=PLATFORM, workspace_id="local", channel_id="terminal")

@@ -26,9 +26,18 @@ import discord
 from bots.discord.endpoints import discord_endpoints
 from bots.discord.notifier import moderators_channel
 from bots.discord.render import NO_PINGS, rendered
-from core.config import DiscordSettings, Settings, secret
-from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited, retry_after_seconds
-from core.essay_outbox import Announcement, Delivery
+from core import (
+    Announcement,
+    ChannelGone,
+    Delivery,
+    DeliveryError,
+    DeliveryRejected,
+    DiscordSettings,
+    RateLimited,
+    Settings,
+    retry_after_seconds,
+    secret,
+)
 
 log = logging.getLogger(__name__)
 

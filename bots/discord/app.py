@@ -8,8 +8,7 @@ from typing import Any
 from bots.discord.buttons import ReplyButton
 from bots.discord.client import EmberClient
 from bots.discord.notifier import AccessButton, DiscordNotifier
-from core.ember import Ember
-from core.runtime import Runtime
+from core import Ember, Runtime
 
 
 def make_client(runtime: Runtime, **options: Any) -> EmberClient:

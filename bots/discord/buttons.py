@@ -12,7 +12,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import discord
 
-from core.controls import PREFIX, Control, control_id, parse_control_id
+from core import REPLY_BUTTON_PREFIX, Control, control_id, parse_control_id
 
 STYLES = {
     Control.STOP: discord.ButtonStyle.danger,
@@ -20,7 +20,7 @@ STYLES = {
     Control.CONTINUE: discord.ButtonStyle.primary,
 }
 ACTIONS = "|".join(re.escape(c.value) for c in Control)
-TEMPLATE = rf"{re.escape(PREFIX)}:(?:{ACTIONS}):[0-9A-Za-z_-]+"
+TEMPLATE = rf"{re.escape(REPLY_BUTTON_PREFIX)}:(?:{ACTIONS}):[0-9A-Za-z_-]+"
 
 
 @runtime_checkable

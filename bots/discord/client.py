@@ -18,7 +18,7 @@ from bots.discord.history import DiscordHistory
 from bots.discord.inbound import DiscordInbound
 from bots.discord.render import NO_PINGS
 from bots.discord.traits import discord_traits
-from core.ember import Ember
+from core import Ember
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,19 @@ from bots.discord.convert import place_of, user_of
 from bots.discord.inbound import DiscordInbound
 from bots.discord.render import NO_PINGS, rendered
 from bots.discord.sink import DiscordSink
-from core.commands import CommandResult, Commands, CommandSpec, Param, ParamKind
-from core.ember import Ember
-from core.events import Place, User, utcnow
-from core.ports import Question
-from core.streaming import split_all
+from core import (
+    CommandResult,
+    Commands,
+    CommandSpec,
+    Ember,
+    Param,
+    ParamKind,
+    Place,
+    Question,
+    User,
+    split_all,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,7 @@ from bots.discord.history import DiscordHistory
 from bots.discord.render import NO_PINGS, rendered
 from bots.discord.sink import DiscordSink
 from bots.discord.triggers import trigger_of
-from core.ember import Ember
-from core.events import Place, User
-from core.ports import Said
-from core.triggers import Trigger
+from core import Ember, Place, Said, Trigger, User
 
 log = logging.getLogger(__name__)
 

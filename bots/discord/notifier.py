@@ -2,7 +2,7 @@
 
 Requests go to `[discord] mod_channel` (only when that channel is in the requester's server, so
 one server's requests never show in another's) with two persistent buttons whose custom ids
-name the stored request (`core.access.button_id`): a press after a restart still decides it.
+name the stored request (`core.access_button_id`): a press after a restart still decides it.
 Members hear the outcome by DM. Whether the presser is a moderator is Discord's answer (Manage
 Server, or a role in `moderator_roles`); the decision itself is the core's.
 """
@@ -17,13 +17,19 @@ import discord
 
 from bots.discord.convert import user_of
 from bots.discord.render import NO_PINGS, rendered
-from core.access import BUTTON_PREFIX, ButtonAction, RequestView, button_id, parse_button_id
-from core.ember import Ember
-from core.events import User
+from core import (
+    ACCESS_BUTTON_PREFIX,
+    ButtonAction,
+    Ember,
+    RequestView,
+    User,
+    access_button_id,
+    parse_access_button_id,
+)
 
 log = logging.getLogger(__name__)
 
-TEMPLATE = rf"{re.escape(BUTTON_PREFIX)}(?:approve|deny):[0-9]+"
+TEMPLATE = rf"{re.escape(ACCESS_BUTTON_PREFIX)}(?:approve|deny):[0-9]+"
 LABELS: dict[ButtonAction, tuple[str, discord.ButtonStyle]] = {
     "approve": ("Approve", discord.ButtonStyle.success),
     "deny": ("Deny", discord.ButtonStyle.danger),
@@ -102,7 +108,9 @@ class DiscordNotifier:
 class AccessButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=TEMPLATE):
     def __init__(self, action: ButtonAction, request_id: int) -> None:
         label, style = LABELS[action]
-        super().__init__(discord.ui.Button(label=label, style=style, custom_id=button_id(action, request_id)))
+        super().__init__(
+            discord.ui.Button(label=label, style=style, custom_id=access_button_id(action, request_id))
+        )
 
     @classmethod
     async def from_custom_id(
@@ -112,8 +120,8 @@ class AccessButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], t
         match: re.Match[str],
         /,
     ) -> Self:
-        parsed = parse_button_id(match.string)
-        assert parsed is not None, "the template only matches ids parse_button_id accepts"
+        parsed = parse_access_button_id(match.string)
+        assert parsed is not None, "the template only matches ids parse_access_button_id accepts"
         return cls(*parsed)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:

@@ -19,8 +19,7 @@ import discord
 from bots.discord.buttons import controls_view
 from bots.discord.render import NO_PINGS, rendered
 from bots.discord.traits import EDIT_INTERVAL, MAX_MESSAGE_CHARS
-from core.chat import Outcome
-from core.controls import Control, controls_for
+from core import Control, Outcome, controls_for
 
 log = logging.getLogger(__name__)
 

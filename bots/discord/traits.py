@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from core.config import DiscordSettings
-from core.events import Platform
-from core.ports import PlatformTraits
-from core.ratelimit import RateLimit
+from core import DiscordSettings, Platform, PlatformTraits, RateLimit
 
 PLATFORM: Platform = "discord"
 MAX_MESSAGE_CHARS = 2000

@@ -10,8 +10,7 @@ from collections.abc import Collection
 
 import discord
 
-from core.config import ChatSettings
-from core.triggers import Trigger
+from core import ChatSettings, Trigger
 
 
 def is_from_me(message: discord.Message, me: discord.abc.Snowflake) -> bool:

@@ -27,10 +27,18 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import render
 from bots.slack.bot import SlackBot
-from core.config import Settings, SlackSettings
-from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited, retry_after_seconds
-from core.essay_outbox import Announcement, Delivery
-from core.ports import PlatformTraits
+from core import (
+    Announcement,
+    ChannelGone,
+    Delivery,
+    DeliveryError,
+    DeliveryRejected,
+    PlatformTraits,
+    RateLimited,
+    Settings,
+    SlackSettings,
+    retry_after_seconds,
+)
 
 log = logging.getLogger(__name__)
 

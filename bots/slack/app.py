@@ -24,8 +24,7 @@ from bots.slack.files import FileFetcher
 from bots.slack.notifier import SlackNotifier
 from bots.slack.people import People
 from bots.slack.traits import slack_traits
-from core.config import Settings, secret
-from core.ember import Ember
+from core import Ember, Settings, secret
 
 # A 429 is retried after its Retry-After this many times before the call fails.
 RATE_LIMIT_RETRIES = 3

@@ -19,10 +19,7 @@ from bots.slack.people import People
 from bots.slack.recent import RecentKeys
 from bots.slack.sink import SlackSink, StreamingSupport
 from bots.slack.traits import PLATFORM
-from core.commands import Commands
-from core.config import SlackSettings
-from core.ember import Ember
-from core.events import Place
+from core import Commands, Ember, Place, SlackSettings
 
 log = logging.getLogger(__name__)
 

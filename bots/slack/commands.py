@@ -19,10 +19,7 @@ from slack_sdk.errors import SlackApiError
 from bots.slack import convert, render
 from bots.slack.bot import SlackBot
 from bots.slack.sink import SlackSink
-from core.commands import CommandResult, CommandSpec
-from core.errors import CommandError
-from core.events import Place, User
-from core.ports import Question
+from core import CommandError, CommandResult, CommandSpec, Place, Question, User
 
 log = logging.getLogger(__name__)
 

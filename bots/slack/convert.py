@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from core.events import Attachment, Place
+from core import Attachment, Place
 
 TOKEN = re.compile(r"<([^<>\s][^<>]*)>")
 USER_MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")

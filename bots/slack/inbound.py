@@ -21,16 +21,13 @@ from slack_sdk.errors import SlackApiError
 from bots.slack import convert, render
 from bots.slack.bot import SlackBot
 from bots.slack.sink import SlackSink
-from core.controls import PREFIX, Control
-from core.events import Message, Place, User
-from core.ports import Said
-from core.triggers import Trigger
+from core import REPLY_BUTTON_PREFIX, Control, Message, Place, Said, Trigger, User
 
 Payload = dict[str, Any]
 
 log = logging.getLogger(__name__)
 
-REPLY_BUTTON = re.compile(rf"^{PREFIX}:(?:{'|'.join(c.value for c in Control)}):")
+REPLY_BUTTON = re.compile(rf"^{REPLY_BUTTON_PREFIX}:(?:{'|'.join(c.value for c in Control)}):")
 
 
 def register(app: AsyncApp, bot: SlackBot) -> None:

@@ -17,13 +17,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bots.slack import render
 from bots.slack.bot import SlackBot
 from bots.slack.inbound import team_of
-from core.access import BUTTON_PREFIX, RequestView
-from core.events import User
+from core import ACCESS_BUTTON_PREFIX, RequestView, User
 
 log = logging.getLogger(__name__)
 
 Payload = dict[str, Any]
-ACCESS_BUTTON = re.compile(rf"^{re.escape(BUTTON_PREFIX)}")
+ACCESS_BUTTON = re.compile(rf"^{re.escape(ACCESS_BUTTON_PREFIX)}")
 
 
 class SlackNotifier:

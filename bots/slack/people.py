@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from core.events import User
+from core import User
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from core import markup
-from core.access import RequestView
-from core.controls import Control, control_id
-from core.streaming import split_once
+from core import Control, RequestView, control_id, markup, split_once
 
 Block = dict[str, Any]
 

@@ -25,9 +25,7 @@ from bots.slack.app import build_app, build_client, register
 from bots.slack.bot import SlackBot
 from bots.slack.files import FileFetcher
 from bots.slack.manifest import EVENTS_PATH
-from core.config import Settings, secret
-from core.ember import Ember
-from core.runtime import Runtime
+from core import Ember, Runtime, Settings, secret
 
 log = logging.getLogger(__name__)
 

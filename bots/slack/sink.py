@@ -24,9 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import render
 from bots.slack.traits import EDIT_INTERVAL, MAX_MESSAGE_CHARS
-from core.chat import Outcome
-from core.controls import Control, controls_for
-from core.events import Place
+from core import Control, Outcome, Place, controls_for
 
 log = logging.getLogger(__name__)
 

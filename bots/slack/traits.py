@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from core.config import SlackSettings
-from core.events import Platform
-from core.ports import PlatformTraits
-from core.ratelimit import RateLimit
+from core import Platform, PlatformTraits, RateLimit, SlackSettings
 
 PLATFORM: Platform = "slack"
 # What the core splits at: a screenful, like a long chat message. Parts are cut finer if needed.
