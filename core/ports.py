@@ -20,6 +20,7 @@ from core.access import RequestView
 from core.chat import Outcome
 from core.events import Message, Place, Platform, User
 from core.ratelimit import RateLimit
+from core.streaming import ReplySink
 from core.triggers import Trigger
 
 
@@ -51,17 +52,9 @@ class PlatformTraits:
         return self.role_mention.format(id=role_id)
 
 
-class ReplySurface(Protocol):
-    """Where one reply is shown: the core's `ReplySink`, plus the end of a reply."""
-
-    max_chars: int
-    edit_interval: float
-
-    async def post(self, text: str) -> str: ...
-
-    async def edit(self, handle: str, text: str) -> None: ...
-
-    async def notice(self, text: str) -> None: ...
+class ReplySurface(ReplySink, Protocol):
+    """Where one reply is shown: the core's `ReplySink` (post, edit, notice, limits), plus the
+    end of a reply, which the facade calls."""
 
     async def finish(self, outcome: Outcome, leftover: Sequence[str]) -> None:
         """The reply is done: give it its final buttons; delete `leftover` (the messages of a
