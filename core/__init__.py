@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         RateLimited,
         retry_after_seconds,
     )
-    from core.essay_outbox import Announcement, Announcer, Delivery
+    from core.essays import Announcement, Announcer, Delivery
     from core.events import Attachment, Message, Place, Platform, User, utcnow
     from core.ports import (
         ArrivedMessage,
@@ -116,8 +116,8 @@ __all__ = [
 # Where each public name lives: (module, name there).
 _HOMES: dict[str, tuple[str, str]] = {
     "ACCESS_BUTTON_PREFIX": ("core.access", "BUTTON_PREFIX"),
-    "Announcement": ("core.essay_outbox", "Announcement"),
-    "Announcer": ("core.essay_outbox", "Announcer"),
+    "Announcement": ("core.essays", "Announcement"),
+    "Announcer": ("core.essays", "Announcer"),
     "ArrivedMessage": ("core.ports", "ArrivedMessage"),
     "AskThread": ("core.ports", "AskThread"),
     "Attachment": ("core.events", "Attachment"),
@@ -130,7 +130,7 @@ _HOMES: dict[str, tuple[str, str]] = {
     "Commands": ("core.commands", "Commands"),
     "ConfigError": ("core.errors", "ConfigError"),
     "Control": ("core.controls", "Control"),
-    "Delivery": ("core.essay_outbox", "Delivery"),
+    "Delivery": ("core.essays", "Delivery"),
     "DeliveryError": ("core.errors", "DeliveryError"),
     "DeliveryRejected": ("core.errors", "DeliveryRejected"),
     "Directory": ("core.commands", "Directory"),

@@ -28,7 +28,7 @@ from core.config import Settings
 from core.controls import Control, parse_control_id
 from core.controls import press as run_control
 from core.conversation import Payload
-from core.essay_outbox import Announcer
+from core.essays import Announcer
 from core.events import Message, Place, User
 from core.ports import (
     ArrivedMessage,

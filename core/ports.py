@@ -5,7 +5,7 @@ one `ask`.
 The core never asks "which platform is this?": whatever differs between Discord, Slack and the
 terminal arrives here, as data (traits) or as a method the adapter implements (the protocols).
 The older ports (ReplySink in core.streaming, HistoryReader in core.chat, Notifier in
-core.access, Announcer in core.essay_outbox, Directory in core.commands) still live beside the
+core.access, Announcer in core.essays, Directory in core.commands) still live beside the
 code that calls them.
 """
 

@@ -1,4 +1,4 @@
-"""Essay announcements on Discord (core.essay_outbox.Announcer): an embed, published in
+"""Essay announcements on Discord (core.essays.Announcer): an embed, published in
 announcement channels, with a "Discuss with the model" thread under it.
 
 Exactly once: every post carries the delivery's fixed `nonce`, and discord.py adds

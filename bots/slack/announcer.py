@@ -1,4 +1,4 @@
-"""Essay announcements in Slack (core.essay_outbox.Announcer): Block Kit with a header, the
+"""Essay announcements in Slack (core.essays.Announcer): Block Kit with a header, the
 summary, a context line and a "Read the essay" button, plus fallback text; no unfurls.
 
 Exactly once: every announcement carries message metadata naming its delivery. When an
