@@ -48,7 +48,7 @@ from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, Fake
 
 
 class Failures(logging.Handler):
-    """Counts conversations that broke off (logged by the responder)."""
+    """Counts conversations that broke off (logged by the facade, core.ember)."""
 
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
@@ -82,8 +82,9 @@ async def run() -> None:
     os.environ.setdefault("ANTHROPIC_API_KEY", "sk-ant-bench")
     logging.basicConfig(level=logging.CRITICAL)  # tracebacks would drown the figures
     failures = Failures()
-    logging.getLogger("bots.discord").addHandler(failures)
-    logging.getLogger("bots.discord").setLevel(logging.ERROR)
+    for name in ("bots.discord", "core.ember"):  # the facade logs a conversation that broke off
+        logging.getLogger(name).addHandler(failures)
+        logging.getLogger(name).setLevel(logging.ERROR)
     fake, channels, people = world()
     chunks = ["word "] * TOKENS
     delay = 1 / TOKENS_PER_SECOND

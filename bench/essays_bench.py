@@ -34,10 +34,11 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import insert, text
 
+from bots.discord.traits import RATE_LIMIT as DISCORD_RATE
 from core.config import settings_from_dict
 from core.errors import RateLimited
 from core.essays import Delivery, EssayService
-from core.ratelimit import RateLimit, default_rate_limit
+from core.ratelimit import RateLimit
 from core.store import EssaySubscription, Store
 from tests.fakes.feed_server import FeedServer, Post
 
@@ -163,7 +164,7 @@ async def _measure(
     feeds.feed().posts.append(Post("older", "An older essay", now - timedelta(days=3)))
     await service.poll_once()  # first poll: recorded, not announced
     feeds.feed().posts.append(Post("new", "A new essay", now - timedelta(minutes=5)))
-    shipped = default_rate_limit("discord")
+    shipped = DISCORD_RATE
     limit = RateLimit(
         per_second=shipped.per_second * scale,
         burst=shipped.burst * scale,
@@ -235,7 +236,7 @@ def _report(result: Result, scale: float) -> None:
 
 async def main() -> None:
     scale = float(os.environ.get("EMBER_BENCH_SCALE", "10"))
-    pace = default_rate_limit("discord")
+    pace = DISCORD_RATE
     print(
         f"platform enforces {RATE * scale:g} requests in any 1 s window (Discord's {RATE:g}/s × {scale:g} "
         f"time compression); ember paces at {pace.per_second * scale:g}/s, burst {pace.burst * scale:g} "

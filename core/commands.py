@@ -12,10 +12,13 @@ import re
 import shlex
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from core.errors import CommandError, NotModerator, UsageError, new_trace_id
 from core.events import Place, User
+
+if TYPE_CHECKING:
+    from core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +52,9 @@ class Directory(Protocol):
 class CommandContext:
     invoker: User
     place: Place
-    # The running services (core.runtime.Runtime); typed loosely to keep this module a leaf.
-    runtime: Any
+    # The running services. Named for the type checker only: core.runtime imports the command
+    # handlers' modules, so importing it here at run time would be a circle.
+    runtime: Runtime
     directory: Directory | None = None
 
 

@@ -23,7 +23,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 @dataclass(frozen=True)
 class RateLimit:
-    """What one platform allows ember's announcements. Adapters may pass their own."""
+    """What one platform allows ember's announcements: part of each adapter's traits."""
 
     per_second: float
     burst: float = 1.0
@@ -33,15 +33,15 @@ class RateLimit:
     concurrency: int = 16
 
 
+# Where no adapter said otherwise: a slow, safe pace. Each adapter's traits
+# (core.ports.PlatformTraits.rate_limit) carry its platform's real numbers.
+CAUTIOUS = RateLimit(per_second=10.0, burst=1.0)
+
+
 def default_rate_limit(platform: str) -> RateLimit:
-    """Defaults that stay under each platform's documented limits, with headroom for chat."""
-    if platform == "discord":
-        # Discord: 50 requests/s globally per bot; live chat replies share that budget.
-        return RateLimit(per_second=45.0, burst=5.0, concurrency=32)
-    if platform == "slack":
-        # Slack chat.postMessage: about one message per second per channel (short bursts allowed).
-        return RateLimit(per_second=20.0, burst=5.0, per_channel_seconds=1.0, concurrency=16)
-    return RateLimit(per_second=10.0, burst=1.0)
+    """The pace for a platform whose adapter registered no limit of its own. The core knows no
+    platform's numbers (they arrive with the adapter's traits), so every platform gets the same."""
+    return CAUTIOUS
 
 
 class TokenBucket:

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
-from bots.discord.client import EmberClient, make_client
+from bots.discord.app import make_client
+from bots.discord.client import EmberClient
 from core.chat import OpenGate
 from core.config import OPUS_3, Settings, settings_from_dict
 from core.runtime import Runtime, open_runtime

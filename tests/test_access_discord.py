@@ -13,7 +13,7 @@ from unittest.mock import patch
 
 import pytest
 
-from bots.discord.client import make_client
+from bots.discord.app import make_client
 from core.access import MODERATORS_ONLY
 from core.config import Settings
 from core.events import utcnow

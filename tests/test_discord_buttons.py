@@ -87,7 +87,7 @@ async def test_regenerate_replaces_the_answer_in_place_for_the_asker_or_a_modera
 ) -> None:
     fake_anthropic.script.extend(Reply.text([t]) for t in ("First try.", "Second try.", "Third try."))
     async with running_ember(fake_discord, fake_anthropic, ember_settings(tmp_path, fake_anthropic)) as ember:
-        ember.client.responder.edit_interval = 0.05
+        ember.client.inbound.edit_interval = 0.05
         alice, bob = fake_discord.user("alice"), fake_discord.user("bob")
         answer = await ask(ember, bob, "a haiku, please")
 
@@ -115,7 +115,7 @@ async def test_continue_carries_on_an_answer_cut_at_max_tokens(
         [Reply.text(["The first half"], stop_reason="max_tokens"), Reply.text([" and the second half."])]
     )
     async with running_ember(fake_discord, fake_anthropic, ember_settings(tmp_path, fake_anthropic)) as ember:
-        ember.client.responder.edit_interval = 0.05
+        ember.client.inbound.edit_interval = 0.05
         alice = fake_discord.user("alice")
         answer = await ask(ember, alice, "write a lot")
         assert [c.split(":")[1] for c in custom_ids(answer)] == ["regen", "cont"]

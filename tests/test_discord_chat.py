@@ -201,7 +201,7 @@ async def test_streaming_edits_each_message_at_most_once_per_interval(
     fake_anthropic.script.append(Reply.text(chunks, token_delay=0.02))
     async with running_ember(fake_discord, fake_anthropic, ember_settings(tmp_path, fake_anthropic)) as ember:
         interval = 0.15
-        ember.client.responder.edit_interval = interval
+        ember.client.inbound.edit_interval = interval
         general = fake_discord.channel("general")
         await fake_discord.say(fake_discord.user("alice"), general, f"{fake_discord.bot.mention} count")
         await ember.wait(finished)
@@ -229,7 +229,7 @@ async def test_a_long_reply_continues_in_new_messages_without_splitting_a_code_f
     assert len(text) > 4000
     fake_anthropic.script.append(Reply.text([text[i : i + 400] for i in range(0, len(text), 400)]))
     async with running_ember(fake_discord, fake_anthropic, ember_settings(tmp_path, fake_anthropic)) as ember:
-        ember.client.responder.edit_interval = 0.05
+        ember.client.inbound.edit_interval = 0.05
         general = fake_discord.channel("general")
         await fake_discord.say(fake_discord.user("alice"), general, f"{fake_discord.bot.mention} code please")
         await ember.wait(finished)
@@ -257,7 +257,7 @@ async def test_model_text_never_pings_anyone(
     pings = f"@everyone @here {alice.mention} {moderator.mention} "
     fake_anthropic.script.append(Reply.text([pings, "and again ", pings * 120], token_delay=0.01))
     async with running_ember(fake_discord, fake_anthropic, ember_settings(tmp_path, fake_anthropic)) as ember:
-        ember.client.responder.edit_interval = 0.05
+        ember.client.inbound.edit_interval = 0.05
         general = fake_discord.channel("general")
         await fake_discord.say(fake_discord.user("bob"), general, f"{fake_discord.bot.mention} shout")
         await ember.wait(finished)

@@ -26,7 +26,7 @@ async def test_a_rate_limited_reply_is_retried_after_retry_after_and_lands(
 ) -> None:
     fake_anthropic.script.append(Reply.text(["Patience ", "pays."], token_delay=0.05))
     async with running_ember(fake_discord, fake_anthropic, ember_settings(tmp_path, fake_anthropic)) as ember:
-        ember.client.responder.edit_interval = 0.05
+        ember.client.inbound.edit_interval = 0.05
         general = fake_discord.channel("general")
         fake_discord.fail_next("POST", f"/channels/{general.id}/messages", 429, retry_after=0.4)
         fake_discord.fail_next("PATCH", f"/channels/{general.id}/messages/*", 429, retry_after=0.3)

@@ -18,7 +18,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from bots.discord.announcer import THREAD_NAME, DiscordAnnouncer
-from bots.discord.client import make_client
+from bots.discord.app import make_client
 from core.chat import OpenGate
 from core.config import Settings
 from core.essays import EssayService

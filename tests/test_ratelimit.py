@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.ratelimit import Pacer, RateLimit, TokenBucket, default_rate_limit
+from bots.discord.traits import RATE_LIMIT as DISCORD_RATE
+from bots.slack.traits import RATE_LIMIT as SLACK_RATE
+from core.ratelimit import Pacer, RateLimit, TokenBucket
 
 
 class Time:
@@ -75,7 +77,7 @@ async def test_a_channel_gap_spaces_posts_to_one_channel_only() -> None:
 
 
 def test_defaults_stay_under_the_platform_limits() -> None:
-    assert default_rate_limit("discord").per_second < 50
-    assert default_rate_limit("slack").per_channel_seconds >= 1.0
+    assert DISCORD_RATE.per_second < 50
+    assert SLACK_RATE.per_channel_seconds >= 1.0
     with pytest.raises(ValueError):
         TokenBucket(rate=0)

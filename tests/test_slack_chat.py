@@ -55,6 +55,36 @@ async def test_a_mention_is_answered_in_its_thread_by_streaming(
     assert "hi there" in prompt_text(request.body) and "UBOT" not in prompt_text(request.body)
 
 
+async def test_a_mention_of_someone_slack_cannot_describe_is_still_answered(
+    tmp_path: Path, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script.append(Reply.text(["Hi"]))
+    settings = ember_settings(tmp_path, fake_anthropic, fake_slack)
+    async with running_ember(fake_slack, fake_anthropic, settings) as ember:
+        gone = fake_slack.app_mention("C1", "U1", "what would <@UGONE> say?")
+        await ember.deliver(gone)  # users.info: user_not_found (deleted, or another org's)
+        await ember.wait(finished)
+        await ember.idle()
+    assert "what would @UGONE say?" in prompt_text(fake_anthropic.requests[0].body)
+    assert shown_text(fake_slack, "C1", gone["ts"]) == "Hi"
+
+
+async def test_names_slack_refuses_to_give_degrade_to_ids(
+    tmp_path: Path, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script.append(Reply.text(["Still here"]))
+    settings = ember_settings(tmp_path, fake_anthropic, fake_slack)
+    async with running_ember(fake_slack, fake_anthropic, settings) as ember:
+        # Rate limited past the SDK's retries, for the speaker and the person mentioned alike.
+        fake_slack.fail_next("users.info", "ratelimited", retry_after=0, times=50)
+        limited = fake_slack.app_mention("C1", "U1", "ask <@U1> about it")
+        await ember.deliver(limited)
+        await ember.wait(finished)
+        await ember.idle()
+    assert "ask @U1 about it" in prompt_text(fake_anthropic.requests[0].body)
+    assert shown_text(fake_slack, "C1", limited["ts"]) == "Still here"
+
+
 @MODES
 async def test_a_thread_follow_up_needs_no_mention(
     tmp_path: Path, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic, mode: str

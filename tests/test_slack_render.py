@@ -76,15 +76,16 @@ def test_readable_turns_slack_markup_into_what_people_read() -> None:
     assert convert.readable("well <@UBOT> said", {"UBOT": "Opus"}, bot_user_id="UBOT") == "well @Opus said"
 
 
-def test_where_threads_mentions_and_keeps_dms_and_rooms_whole() -> None:
-    mention = convert.where("T1", "C1", "5.0", "", is_direct=False, in_room=False)
-    assert (mention.place.thread_id, mention.thread_ts) == ("5.0", "5.0")
-    follow_up = convert.where("T1", "C1", "7.0", "5.0", is_direct=False, in_room=False)
-    assert follow_up.place == mention.place
-    dm = convert.where("T1", "D1", "5.0", "", is_direct=True, in_room=False)
-    assert (dm.place.thread_id, dm.thread_ts, dm.place.is_direct) == ("", "", True)
-    room = convert.where("T1", "C9", "5.0", "", is_direct=False, in_room=True)
-    assert (room.place.thread_id, room.thread_ts) == ("", "")
+def test_place_of_threads_mentions_and_keeps_dms_and_rooms_whole() -> None:
+    # The place's thread is also where the answer goes: "" answers in the channel itself.
+    mention = convert.place_of("T1", "C1", "5.0", "", is_direct=False, in_room=False)
+    assert (mention.channel_id, mention.thread_id) == ("C1", "5.0")
+    follow_up = convert.place_of("T1", "C1", "7.0", "5.0", is_direct=False, in_room=False)
+    assert follow_up == mention
+    dm = convert.place_of("T1", "D1", "5.0", "", is_direct=True, in_room=False)
+    assert (dm.thread_id, dm.is_direct) == ("", True)
+    room = convert.place_of("T1", "C9", "5.0", "", is_direct=False, in_room=True)
+    assert room.thread_id == ""
 
 
 def test_recent_keys_claim_once_within_the_window() -> None:

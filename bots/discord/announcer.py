@@ -25,9 +25,19 @@ import discord
 
 from bots.discord.endpoints import discord_endpoints
 from bots.discord.notifier import moderators_channel
-from core.config import DiscordSettings, Settings, secret
-from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited, retry_after_seconds
-from core.essays import Announcement, Delivery
+from bots.discord.render import NO_PINGS, rendered
+from core import (
+    Announcement,
+    ChannelGone,
+    Delivery,
+    DeliveryError,
+    DeliveryRejected,
+    DiscordSettings,
+    RateLimited,
+    Settings,
+    retry_after_seconds,
+    secret,
+)
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +159,7 @@ class DiscordAnnouncer:
 
     async def notify_moderators(self, workspace_id: str, text: str) -> None:
         channel = await moderators_channel(self._client, self._settings.mod_channel, workspace_id)
-        await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+        await channel.send(rendered(text), allowed_mentions=NO_PINGS)
 
     def _messageable(self, delivery: Delivery) -> discord.PartialMessageable:
         guild = int(delivery.workspace_id) if delivery.workspace_id.isdigit() else None

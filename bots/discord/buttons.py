@@ -12,7 +12,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import discord
 
-from core.chat.controls import PREFIX, Control, control_id, parse_control_id
+from core import REPLY_BUTTON_PREFIX, Control, control_id, parse_control_id
 
 STYLES = {
     Control.STOP: discord.ButtonStyle.danger,
@@ -20,16 +20,14 @@ STYLES = {
     Control.CONTINUE: discord.ButtonStyle.primary,
 }
 ACTIONS = "|".join(re.escape(c.value) for c in Control)
-TEMPLATE = rf"{re.escape(PREFIX)}:(?:{ACTIONS}):[0-9A-Za-z_-]+"
+TEMPLATE = rf"{re.escape(REPLY_BUTTON_PREFIX)}:(?:{ACTIONS}):[0-9A-Za-z_-]+"
 
 
 @runtime_checkable
-class ControlPresses(Protocol):
-    """The client's `responder`: what happens when someone presses a reply button."""
+class ReplyButtonPresses(Protocol):
+    """The client's `inbound`: what happens when someone presses a reply button."""
 
-    async def on_control(
-        self, interaction: discord.Interaction[Any], control: Control, reply_id: str
-    ) -> None: ...
+    async def reply_button_pressed(self, interaction: discord.Interaction[Any], button_id: str) -> None: ...
 
 
 class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=TEMPLATE):
@@ -55,9 +53,9 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], te
         return cls(*parsed)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        handler = getattr(interaction.client, "responder", None)
-        if isinstance(handler, ControlPresses):
-            await handler.on_control(interaction, self.control, self.reply_id)
+        inbound = getattr(interaction.client, "inbound", None)
+        if isinstance(inbound, ReplyButtonPresses):
+            await inbound.reply_button_pressed(interaction, self.custom_id)
 
 
 def controls_view(controls: list[Control], reply_id: str) -> discord.ui.View | None:

@@ -19,12 +19,22 @@ import discord
 from discord import app_commands
 
 from bots.discord.convert import place_of, user_of
-from bots.discord.responder import Responder
-from bots.discord.sink import NO_PINGS
-from core.chat.streaming import split_all
-from core.commands import CommandContext, CommandResult, Commands, CommandSpec, Param, ParamKind
-from core.events import Message, User
-from core.runtime import Runtime
+from bots.discord.inbound import DiscordInbound
+from bots.discord.render import NO_PINGS, rendered
+from bots.discord.sink import DiscordSink
+from core import (
+    CommandResult,
+    Commands,
+    CommandSpec,
+    Ember,
+    Param,
+    ParamKind,
+    Place,
+    Question,
+    User,
+    split_all,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -154,61 +164,70 @@ class GuildDirectory:
 
 class SlashCommands:
     def __init__(
-        self, client: discord.Client, runtime: Runtime, commands: Commands, responder: Responder
+        self, client: discord.Client, ember: Ember, commands: Commands, inbound: DiscordInbound
     ) -> None:
         self._client = client
-        self._runtime = runtime
+        self._ember = ember
         self._commands = commands
-        self._responder = responder
-        self._settings = runtime.settings.discord
+        self._inbound = inbound
+        self._settings = ember.settings.discord
         self._directory = GuildDirectory(client, self._settings.moderator_roles)
 
     def group(self) -> app_commands.Group:
-        aliases = sorted(self._runtime.settings.models)
+        aliases = sorted(self._ember.settings.models)
         return build_group(self._commands, self._settings.command, self.run, aliases)
 
     async def run(self, interaction: Interaction, spec: CommandSpec, options: dict[str, Any]) -> None:
-        ctx = CommandContext(
-            invoker=user_of(interaction.user, self._settings.moderator_roles, interaction.permissions),
-            place=place_of(
-                interaction.channel or self._client.get_partial_messageable(interaction.channel_id or 0)
-            ),
-            runtime=self._runtime,
-            directory=self._directory,
+        invoker = user_of(interaction.user, self._settings.moderator_roles, interaction.permissions)
+        place = place_of(
+            interaction.channel or self._client.get_partial_messageable(interaction.channel_id or 0)
         )
         args = {name: core_value(value) for name, value in options.items() if value is not None}
-        result = await within_ack_window(interaction, self._execute(spec, args, ctx))
+        running = self._ember.run_command(
+            self._commands, spec, args, invoker=invoker, place=place, directory=self._directory
+        )
+        result = await within_ack_window(interaction, running)
         try:
             if result.ask:
-                await self._ask(interaction, result.ask, ctx)
+                await self._ember.ask(DiscordAsk(self._inbound, interaction, place), invoker, result.ask)
             else:
                 await render(interaction, result)
         except discord.HTTPException as error:
             log.error(
-                "could not answer /%s %s in %s: %s", self._settings.command, spec.name, ctx.place.key, error
+                "could not answer /%s %s in %s: %s", self._settings.command, spec.name, place.key, error
             )
 
-    async def _execute(self, spec: CommandSpec, args: dict[str, Any], ctx: CommandContext) -> CommandResult:
-        return await self._commands.answer(spec, args, ctx)
 
-    async def _ask(self, interaction: Interaction, prompt: str, ctx: CommandContext) -> None:
-        """Show the question, open a thread named after it, and answer there."""
-        embed = discord.Embed(description=prompt[:4096]).set_author(name=f"{ctx.invoker.name} asked")
+class DiscordAsk:
+    """`core.ports.AskThread`: the question as the command's public answer, and a thread
+    named after it (in a text channel, when `[discord] threads` is on)."""
+
+    def __init__(self, inbound: DiscordInbound, interaction: Interaction, place: Place) -> None:
+        self._inbound = inbound
+        self._interaction = interaction
+        self._place = place
+
+    async def post_question(self, asker: User, prompt: str) -> Question:
+        interaction, inbound = self._interaction, self._inbound
+        embed = discord.Embed(description=prompt[:4096]).set_author(name=f"{asker.name} asked")
         starter = await first_response(interaction, "", ephemeral=False, embed=embed)
-        place = ctx.place
+        place = self._place
         reply_to: int | None = starter.id
-        if self._settings.threads and can_open_thread(interaction.channel):
+        if inbound.settings.discord.threads and can_open_thread(interaction.channel):
             try:
                 thread = await starter.create_thread(name=thread_title(prompt))
                 place, reply_to = place_of(thread), None
             except discord.HTTPException as error:
-                log.warning(
-                    "could not open a thread in %s (%s); answering in the channel", ctx.place.key, error
-                )
-        question = Message(id=str(starter.id), place=place, author=ctx.invoker, text=prompt)
-        limit = self._runtime.settings.chat.history_messages
-        history = [] if reply_to is None else await self._responder.history.before(starter, place, limit)
-        await self._responder.reply(question, history, reply_to=reply_to)
+                log.warning("could not open a thread in %s (%s); answering in the channel", place.key, error)
+        limit = inbound.settings.chat.history_messages
+        context = [] if reply_to is None else await inbound.history.before(starter, place, limit)
+
+        def open_reply(reply_id: str) -> DiscordSink:
+            sink = inbound.sink(place, reply_id, reply_to=reply_to)
+            sink.start_typing()
+            return sink
+
+        return Question(str(starter.id), place, utcnow(), context, open_reply)
 
 
 async def within_ack_window(interaction: Interaction, work: Awaitable[CommandResult]) -> CommandResult:
@@ -247,7 +266,7 @@ async def first_response(
 
 
 async def render(interaction: Interaction, result: CommandResult) -> None:
-    pieces = split_all(result.text, MAX_MESSAGE) or [""]
+    pieces = split_all(rendered(result.text), MAX_MESSAGE) or [""]
     file = None
     if result.attachment:
         name, content = result.attachment

@@ -12,8 +12,7 @@ from typing import Literal
 
 import discord
 
-from core.chat.payload import IMAGE_TYPES, MAX_IMAGE_BYTES
-from core.events import Attachment, Message, Place, User
+from core import IMAGE_TYPES, MAX_IMAGE_BYTES, Attachment, Message, Place, User
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Literal
 import discord
 
 from bots.discord.convert import message_of
-from core.events import Message, Place
+from core import Message, Place
 
 log = logging.getLogger(__name__)
 

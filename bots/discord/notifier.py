@@ -2,7 +2,7 @@
 
 Requests go to `[discord] mod_channel` (only when that channel is in the requester's server, so
 one server's requests never show in another's) with two persistent buttons whose custom ids
-name the stored request (`core.access.button_id`): a press after a restart still decides it.
+name the stored request (`core.access_button_id`): a press after a restart still decides it.
 Members hear the outcome by DM. Whether the presser is a moderator is Discord's answer (Manage
 Server, or a role in `moderator_roles`); the decision itself is the core's.
 """
@@ -16,25 +16,25 @@ from typing import Any, Self
 import discord
 
 from bots.discord.convert import user_of
-from bots.discord.sink import NO_PINGS
-from core.access import BUTTON_PREFIX, ButtonAction, Decision, RequestView, button_id, parse_button_id
-from core.runtime import Runtime
+from bots.discord.render import NO_PINGS, rendered
+from core import (
+    ACCESS_BUTTON_PREFIX,
+    ButtonAction,
+    Ember,
+    RequestView,
+    User,
+    access_button_id,
+    parse_access_button_id,
+)
 
 log = logging.getLogger(__name__)
 
-TEMPLATE = rf"{re.escape(BUTTON_PREFIX)}(?:approve|deny):[0-9]+"
+TEMPLATE = rf"{re.escape(ACCESS_BUTTON_PREFIX)}(?:approve|deny):[0-9]+"
 LABELS: dict[ButtonAction, tuple[str, discord.ButtonStyle]] = {
     "approve": ("Approve", discord.ButtonStyle.success),
     "deny": ("Deny", discord.ButtonStyle.danger),
 }
 EMBED_TEXT = 4000  # under Discord's 4096 for an embed description
-
-
-def install(client: discord.Client, runtime: Runtime) -> None:
-    """Route Approve / Deny presses (also on messages posted before a restart) and let the core
-    post requests and DM members through this client. Call from `setup_hook`."""
-    client.add_dynamic_items(AccessButton)
-    runtime.access.register_notifier("discord", DiscordNotifier(client, runtime.settings.discord.mod_channel))
 
 
 # ---------------------------------------------------------------- what moderators see
@@ -94,7 +94,7 @@ class DiscordNotifier:
         try:
             number = int(user_id)
             user = self._client.get_user(number) or await self._client.fetch_user(number)
-            await user.send(text, allowed_mentions=NO_PINGS)
+            await user.send(rendered(text), allowed_mentions=NO_PINGS)
         except (ValueError, discord.HTTPException) as error:
             # Forbidden (50007) is a member who closed DMs; the moderator is told to say it instead.
             log.info("could not DM %s: %s", user_id, error)
@@ -108,7 +108,9 @@ class DiscordNotifier:
 class AccessButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=TEMPLATE):
     def __init__(self, action: ButtonAction, request_id: int) -> None:
         label, style = LABELS[action]
-        super().__init__(discord.ui.Button(label=label, style=style, custom_id=button_id(action, request_id)))
+        super().__init__(
+            discord.ui.Button(label=label, style=style, custom_id=access_button_id(action, request_id))
+        )
 
     @classmethod
     async def from_custom_id(
@@ -118,37 +120,46 @@ class AccessButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], t
         match: re.Match[str],
         /,
     ) -> Self:
-        parsed = parse_button_id(match.string)
-        assert parsed is not None, "the template only matches ids parse_button_id accepts"
+        parsed = parse_access_button_id(match.string)
+        assert parsed is not None, "the template only matches ids parse_access_button_id accepts"
         return cls(*parsed)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        runtime = getattr(interaction.client, "runtime", None)
-        if isinstance(runtime, Runtime):
-            await press(interaction, runtime, self.custom_id)
+        ember = getattr(interaction.client, "ember", None)
+        if not isinstance(ember, Ember):
+            return
+        # Acknowledge first (a silent deferred update): deciding writes to the store and DMs the
+        # member, which may take longer than Discord's three seconds.
+        await interaction.response.defer()
+        presser = user_of(interaction.user, ember.settings.discord.moderator_roles, interaction.permissions)
+        await ember.access_button_pressed(PressedAccessButton(interaction, self.custom_id, presser))
 
 
-async def press(interaction: discord.Interaction[Any], runtime: Runtime, custom_id: str) -> None:
-    # Acknowledge first (a silent deferred update): deciding writes to the store and DMs the
-    # member, which may take longer than Discord's three seconds.
-    await interaction.response.defer()
-    presser = user_of(interaction.user, runtime.settings.discord.moderator_roles, interaction.permissions)
-    decision = await runtime.access.press(custom_id, presser)
-    try:
-        await retire_buttons(interaction, decision)
-        await interaction.followup.send(decision.text, ephemeral=True, allowed_mentions=NO_PINGS)
-    except discord.HTTPException as error:
-        log.error("could not answer an access button press (%s): %s", decision.text, error)
+class PressedAccessButton:
+    """`core.ports.PressedAccessButton` over a component interaction. What Discord refuses
+    here is logged: the decision itself is made and stored either way."""
 
+    def __init__(self, interaction: discord.Interaction[Any], button_id: str, presser: User) -> None:
+        self._interaction = interaction
+        self.button_id = button_id
+        self.presser = presser
 
-async def retire_buttons(interaction: discord.Interaction[Any], decision: Decision) -> None:
-    """Once a request is decided, its message says by whom and loses its buttons."""
-    request = decision.request
-    if not decision.settled or request is None or interaction.message is None:
-        return
-    await interaction.edit_original_response(
-        content=request_text(request),
-        embed=request_embed(request, decision.summary),
-        view=None,
-        allowed_mentions=NO_PINGS,
-    )
+    async def tell_presser(self, text: str) -> None:
+        try:
+            await self._interaction.followup.send(rendered(text), ephemeral=True, allowed_mentions=NO_PINGS)
+        except discord.HTTPException as error:
+            log.error("could not answer an access button press (%s): %s", text, error)
+
+    async def retire_request(self, request: RequestView, summary: str) -> None:
+        """Once a request is decided, its message says by whom and loses its buttons."""
+        if self._interaction.message is None:
+            return
+        try:
+            await self._interaction.edit_original_response(
+                content=request_text(request),
+                embed=request_embed(request, rendered(summary)),
+                view=None,
+                allowed_mentions=NO_PINGS,
+            )
+        except discord.HTTPException as error:
+            log.error("could not retire the buttons of access request #%d: %s", request.id, error)

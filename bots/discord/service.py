@@ -7,11 +7,9 @@ from collections.abc import Mapping
 
 import discord
 
-from bots.discord.client import make_client
+from bots.discord.app import make_client
 from bots.discord.endpoints import point_discord_at, restore_endpoints
-from core.config import Settings, secret
-from core.errors import ConfigError
-from core.runtime import Runtime
+from core import ConfigError, Runtime, Settings, secret
 
 
 def configured(settings: Settings, environ: Mapping[str, str] | None = None) -> bool:

@@ -1,4 +1,4 @@
-"""A reply on Discord: the core's `ReplySink` over messages in one channel.
+"""A reply on Discord: the core's `ReplySurface` over messages in one channel.
 
 The core decides what to write and when (`core.chat.streaming`); this only renders. Every message
 ember sends or edits carries `AllowedMentions.none()`, so model text such as `@everyone` or
@@ -17,19 +17,19 @@ from typing import Any
 import discord
 
 from bots.discord.buttons import controls_view
-from core.chat import Outcome
-from core.chat.controls import Control, controls_for
+from bots.discord.render import NO_PINGS, rendered
+from bots.discord.traits import EDIT_INTERVAL, MAX_MESSAGE_CHARS
+from core import Control, Outcome, controls_for
 
 log = logging.getLogger(__name__)
 
-NO_PINGS = discord.AllowedMentions.none()
 # Discord shows "typing…" for about ten seconds after each request.
 TYPING_EVERY = 8.0
 
 
 class DiscordSink:
-    max_chars = 2000
-    edit_interval = 1.0
+    max_chars = MAX_MESSAGE_CHARS
+    edit_interval = EDIT_INTERVAL
 
     def __init__(
         self,
@@ -41,7 +41,7 @@ class DiscordSink:
         clock: Callable[[], float] | None = None,
     ) -> None:
         self._channel = channel
-        self._reply_id = reply_id
+        self.reply_id = reply_id
         self._previous = reply_to
         self._interaction = interaction  # notices go to the presser privately when there is one
         self._clock = clock or asyncio.get_running_loop().time
@@ -57,7 +57,7 @@ class DiscordSink:
                 text,
                 **self._reference(),
                 allowed_mentions=NO_PINGS,
-                view=controls_view([Control.STOP], self._reply_id),  # type: ignore[arg-type]
+                view=controls_view([Control.STOP], self.reply_id),  # type: ignore[arg-type]
             )
         except discord.Forbidden as error:
             # The core logs the failure with its trace id; this line says what to fix.
@@ -77,6 +77,7 @@ class DiscordSink:
 
     async def notice(self, text: str) -> None:
         self.stop_typing()
+        text = rendered(text)
         try:
             if self._interaction is not None:
                 await self._interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
@@ -100,7 +101,7 @@ class DiscordSink:
             self._typing.cancel()
             self._typing = None
 
-    async def finish(self, outcome: Outcome, *, leftover: Sequence[str] = ()) -> None:
+    async def finish(self, outcome: Outcome, leftover: Sequence[str] = ()) -> None:
         """Swap Stop for the finished reply's buttons on its last message; remove a regenerated
         reply's messages it no longer needs. A refusal here is logged, never raised: the reply
         itself is already shown."""
@@ -128,7 +129,7 @@ class DiscordSink:
         self.stop_typing()
         for handle in list(self._last_write):
             try:
-                await self.set_controls(handle, [], self._reply_id)
+                await self.set_controls(handle, [], self.reply_id)
             except discord.HTTPException as error:
                 log.error("could not remove the buttons of message %s: %s", handle, error)
 

@@ -10,8 +10,7 @@ from collections.abc import Collection
 
 import discord
 
-from core.chat.triggers import Trigger
-from core.config import ChatSettings
+from core import ChatSettings, Trigger
 
 
 def is_from_me(message: discord.Message, me: discord.abc.Snowflake) -> bool:
@@ -69,7 +68,7 @@ async def bot_depth(message: discord.Message, limit: int) -> int:
     return depth
 
 
-async def gather(
+async def trigger_of(
     message: discord.Message, me: discord.abc.Snowflake, chat: ChatSettings, rooms: Collection[str]
 ) -> Trigger:
     from_bot = message.author.bot and not is_from_me(message, me)

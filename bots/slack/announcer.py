@@ -26,14 +26,22 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import render
-from core.config import Settings, SlackSettings
-from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited, retry_after_seconds
-from core.essays import Announcement, Delivery
-from core.runtime import Runtime
+from bots.slack.bot import SlackBot
+from core import (
+    Announcement,
+    ChannelGone,
+    Delivery,
+    DeliveryError,
+    DeliveryRejected,
+    PlatformTraits,
+    RateLimited,
+    Settings,
+    SlackSettings,
+    retry_after_seconds,
+)
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "slack"
 EVENT_TYPE = "ember_essay_announcement"
 READ_ACTION = "ember:essay:read"
 HEADER_LIMIT = 150  # Slack's limit for a header block's text
@@ -209,15 +217,15 @@ class SlackAnnouncer:
         )
 
 
-def register(app: AsyncApp, runtime: Runtime, client: AsyncWebClient) -> None:
-    """Announce essays through this client; acknowledge "Read the essay" clicks (the button
+def register(app: AsyncApp, bot: SlackBot, traits: PlatformTraits) -> None:
+    """Announce essays through the bot's client; acknowledge "Read the essay" clicks (the button
     opens its URL; Slack still reports the click and expects an ack)."""
 
     @app.action(READ_ACTION)
     async def on_read(ack: AsyncAck) -> None:
         await ack()
 
-    runtime.essays.register_announcer(PLATFORM, SlackAnnouncer(client, runtime.settings.slack))
+    bot.ember.announce_with(traits, SlackAnnouncer(bot.client, bot.settings))
 
 
 def can_announce(settings: Settings, environ: Mapping[str, str]) -> bool:

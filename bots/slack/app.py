@@ -16,15 +16,15 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.slack import actions, commands, events
 from bots.slack import announcer as essay_announcer
+from bots.slack import commands as slash_commands
+from bots.slack import inbound, notifier
 from bots.slack.bot import SlackBot
 from bots.slack.files import FileFetcher
 from bots.slack.notifier import SlackNotifier
 from bots.slack.people import People
-from core.chat.commands import build_commands
-from core.config import Settings, secret
-from core.runtime import Runtime
+from bots.slack.traits import slack_traits
+from core import Ember, Settings, secret
 
 # A 429 is retried after its Retry-After this many times before the call fails.
 RATE_LIMIT_RETRIES = 3
@@ -69,19 +69,20 @@ def build_app(
 
 
 def register(
-    app: AsyncApp, runtime: Runtime, client: AsyncWebClient, *, files: FileFetcher | None = None
+    app: AsyncApp, ember: Ember, client: AsyncWebClient, *, files: FileFetcher | None = None
 ) -> SlackBot:
-    """Wire every listener to the core; returns what they share."""
-    settings = runtime.settings
+    """Wire every listener to the facade and attach Slack to it; returns what the listeners share."""
+    settings = ember.settings
     people = People(
         client, moderator_groups=settings.slack.moderator_roles, member_groups=settings.access.member_roles
     )
-    bot = SlackBot(
-        runtime, settings.slack, client, people, build_commands(settings.slack.command), files=files
-    )
-    events.register(app, bot)
-    commands.register(app, bot)
-    actions.register(app, bot)
-    runtime.access.register_notifier("slack", SlackNotifier(client, settings.slack.mod_channel))
-    essay_announcer.register(app, runtime, client)  # essay announcements flow through this client
+    commands = ember.commands(settings.slack.command)
+    bot = SlackBot(ember, settings.slack, client, people, commands, files=files)
+    traits = slack_traits(settings.slack)
+    # No history reader: Slack's conversations are read from ember's own store.
+    ember.attach(traits, notifier=SlackNotifier(client, settings.slack.mod_channel))
+    inbound.register(app, bot)
+    slash_commands.register(app, bot)
+    notifier.register(app, bot)
+    essay_announcer.register(app, bot, traits)  # essay announcements flow through this client
     return bot

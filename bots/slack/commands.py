@@ -18,10 +18,8 @@ from slack_sdk.errors import SlackApiError
 
 from bots.slack import convert, render
 from bots.slack.bot import SlackBot
-from bots.slack.convert import Where
-from core.commands import CommandContext, CommandResult, CommandSpec
-from core.errors import CommandError
-from core.events import Message, Place, User
+from bots.slack.sink import SlackSink
+from core import CommandError, CommandResult, CommandSpec, Place, Question, User
 
 log = logging.getLogger(__name__)
 
@@ -42,22 +40,23 @@ async def run_command(bot: SlackBot, body: Payload, respond: AsyncRespond) -> No
     invoker = await bot.people.user(team, str(body["user_id"]))
     is_direct = channel.startswith("D") or body.get("channel_name") == "directmessage"
     place = Place("slack", team, channel, is_direct=is_direct)
-    context = CommandContext(invoker=invoker, place=place, runtime=bot.runtime, directory=bot.people)
-    result = await execute(bot, str(body.get("text") or ""), context)
+    result = await execute(bot, str(body.get("text") or ""), invoker, place)
     if result.ask:
-        await ask(bot, invoker, place, result.ask, respond)
+        await bot.ember.ask(SlackAsk(bot, place, respond), invoker, result.ask)
     else:
         await show(bot, invoker, result, respond)
 
 
-async def execute(bot: SlackBot, raw: str, context: CommandContext) -> CommandResult:
+async def execute(bot: SlackBot, raw: str, invoker: User, place: Place) -> CommandResult:
     """The core's parser and handlers; text arguments arrive as people read them."""
     try:
         spec, args = bot.commands.parse(raw)
         args = await readable_args(bot, spec, args, raw)
     except CommandError as error:
         return CommandResult(error.user_message, ephemeral=True)
-    return await bot.commands.answer(spec, args, context)
+    return await bot.ember.run_command(
+        bot.commands, spec, args, invoker=invoker, place=place, directory=bot.people
+    )
 
 
 async def readable_args(bot: SlackBot, spec: CommandSpec, args: dict[str, Any], raw: str) -> dict[str, Any]:
@@ -107,23 +106,34 @@ async def send_file(bot: SlackBot, invoker: User, name: str, content: str) -> bo
     return True
 
 
-async def ask(bot: SlackBot, invoker: User, place: Place, prompt: str, respond: AsyncRespond) -> None:
-    """Post the question as a thread's root, then answer it in that thread."""
-    try:
-        root = await bot.client.chat_postMessage(
-            channel=place.channel_id,
-            text=render.asked(invoker.id, prompt),
-            unfurl_links=False,
-            unfurl_media=False,
-        )
-    except SlackApiError as error:
-        log.info("could not open an ask thread in %s: %s", place.channel_id, error)
-        await respond(
-            text="I can't post in this channel. Invite me first (`/invite @me`), then ask again.",
-            response_type="ephemeral",
-        )
-        return
-    ts = str(root["ts"])
-    thread = Place("slack", place.workspace_id, place.channel_id, thread_id=ts, is_direct=place.is_direct)
-    message = Message(id=ts, place=thread, author=invoker, text=prompt, created_at=convert.slack_time(ts))
-    await bot.answer(message, Where(thread, place.channel_id, ts))
+class SlackAsk:
+    """`core.ports.AskThread`: the question, quoted, as a thread's root; the answer beneath."""
+
+    def __init__(self, bot: SlackBot, place: Place, respond: AsyncRespond) -> None:
+        self._bot = bot
+        self._place = place
+        self._respond = respond
+
+    async def post_question(self, asker: User, prompt: str) -> Question | None:
+        place, bot = self._place, self._bot
+        try:
+            root = await bot.client.chat_postMessage(
+                channel=place.channel_id,
+                text=render.asked(asker.id, prompt),
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as error:
+            log.info("could not open an ask thread in %s: %s", place.channel_id, error)
+            await self._respond(
+                text="I can't post in this channel. Invite me first (`/invite @me`), then ask again.",
+                response_type="ephemeral",
+            )
+            return None
+        ts = str(root["ts"])
+        thread = Place("slack", place.workspace_id, place.channel_id, thread_id=ts, is_direct=place.is_direct)
+
+        def open_reply(reply_id: str) -> SlackSink:
+            return bot.sink(thread, asker.id, reply_id)
+
+        return Question(ts, thread, convert.slack_time(ts), None, open_reply)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from core.events import Attachment, Place
+from core import Attachment, Place
 
 TOKEN = re.compile(r"<([^<>\s][^<>]*)>")
 USER_MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
@@ -68,27 +68,17 @@ def slack_time(ts: str) -> datetime:
         return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
-class Where:
-    """Where a message was said and where its answer goes."""
-
-    place: Place
-    channel: str
-    # The thread to answer in; "" answers in the channel itself (DMs and room channels).
-    thread_ts: str
-
-
-def where(team: str, channel: str, ts: str, thread_ts: str, *, is_direct: bool, in_room: bool) -> Where:
-    """A thread is its own conversation. A top-level message in a DM or a room channel
-    continues the channel's conversation; anywhere else it starts a thread of its own."""
+def place_of(team: str, channel: str, ts: str, thread_ts: str, *, is_direct: bool, in_room: bool) -> Place:
+    """Where a message was said, which is where its answer goes. A thread is its own
+    conversation. A top-level message in a DM or a room channel continues the channel's
+    conversation (answered in the channel itself); anywhere else it starts a thread of its own."""
     if thread_ts:
-        conversation = answer_in = thread_ts
+        thread = thread_ts
     elif is_direct or in_room:
-        conversation = answer_in = ""
+        thread = ""
     else:
-        conversation = answer_in = ts
-    place = Place("slack", team, channel, thread_id=conversation, is_direct=is_direct)
-    return Where(place, channel, answer_in)
+        thread = ts
+    return Place("slack", team, channel, thread_id=thread, is_direct=is_direct)
 
 
 @dataclass(frozen=True)

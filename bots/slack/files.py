@@ -15,8 +15,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from bots.slack.convert import FileRef
-from core.chat.payload import IMAGE_TYPES, MAX_IMAGE_BYTES
-from core.events import Attachment
+from core import IMAGE_TYPES, MAX_IMAGE_BYTES, Attachment
 
 log = logging.getLogger(__name__)
 

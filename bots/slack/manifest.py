@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.config import SlackSettings
+from core import SlackSettings
 
 EVENTS_PATH = "/slack/events"
 

@@ -1,17 +1,28 @@
-"""Access by request in Slack (core.access.Notifier): requests go to the moderators' channel
-with Approve and Deny buttons; decisions reach the member by DM."""
+"""Access by request in Slack: the `core.access.Notifier` (requests go to the moderators'
+channel with Approve and Deny buttons; decisions reach the member by DM) and those buttons'
+presses, decided by the core."""
 
 from __future__ import annotations
 
 import logging
+import re
+from typing import Any
 
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import render
-from core.access import RequestView
+from bots.slack.bot import SlackBot
+from bots.slack.inbound import team_of
+from core import ACCESS_BUTTON_PREFIX, RequestView, User
 
 log = logging.getLogger(__name__)
+
+Payload = dict[str, Any]
+ACCESS_BUTTON = re.compile(rf"^{re.escape(ACCESS_BUTTON_PREFIX)}")
 
 
 class SlackNotifier:
@@ -40,3 +51,47 @@ class SlackNotifier:
             log.info("could not DM %s: %s", user_id, error.response.get("error"))
             return False
         return True
+
+
+def register(app: AsyncApp, bot: SlackBot) -> None:
+    """Approve and Deny presses go to the core; whoever may not decide is told so privately."""
+
+    @app.action(ACCESS_BUTTON)
+    async def on_access_button(ack: AsyncAck, body: Payload, action: Payload, respond: AsyncRespond) -> None:
+        await ack()
+        await bot.run(access_button_pressed(bot, body, action, respond))
+
+
+async def access_button_pressed(bot: SlackBot, body: Payload, action: Payload, respond: AsyncRespond) -> None:
+    presser = await bot.people.user(team_of(body), str(body["user"]["id"]))
+    pressed = PressedSlackAccess(bot, body, str(action.get("action_id") or ""), presser, respond)
+    await bot.ember.access_button_pressed(pressed)
+
+
+class PressedSlackAccess:
+    """`core.ports.PressedAccessButton` over a block action."""
+
+    def __init__(
+        self, bot: SlackBot, body: Payload, button_id: str, presser: User, respond: AsyncRespond
+    ) -> None:
+        self._bot = bot
+        self._respond = respond
+        self._channel = str((body.get("channel") or {}).get("id") or "")
+        self._ts = str((body.get("message") or {}).get("ts") or "")
+        self.button_id = button_id
+        self.presser = presser
+
+    async def tell_presser(self, text: str) -> None:
+        await self._respond(text=render.trusted(text), response_type="ephemeral", replace_original=False)
+
+    async def retire_request(self, request: RequestView, summary: str) -> None:
+        """The buttons give way to who decided, for every moderator who looks later."""
+        if not (self._channel and self._ts):
+            return
+        shown = render.trusted(summary)
+        await self._bot.client.chat_update(
+            channel=self._channel,
+            ts=self._ts,
+            text=shown,
+            blocks=render.access_request_blocks(request, decided=shown),
+        )

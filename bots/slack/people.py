@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from core.events import User
+from core import User
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +104,13 @@ class People:
         return await self._profiles.get(user_id, lambda: self._load_profile(user_id))
 
     async def name(self, user_id: str) -> str:
-        """A display name; a name already known is never looked up again just for its text."""
+        """A display name; a name already known is never looked up again just for its text.
+        Someone Slack will not describe (deleted, another org's, a refused or rate-limited
+        users.info) is named by their id: a message mentioning them is still answered."""
         known = self._profiles.peek(user_id)
-        return known.name if known else (await self.profile(user_id)).name
+        if known is not None:
+            return known.name
+        return (await self._profile_or_stand_in(user_id)).name
 
     async def names(self, user_ids: Iterable[str]) -> dict[str, str]:
         ids = list(dict.fromkeys(user_ids))
@@ -114,8 +118,29 @@ class People:
         return dict(zip(ids, found, strict=True))
 
     async def user(self, team_id: str, user_id: str) -> User:
-        """The neutral user, with moderator status and the user groups ember cares about."""
-        profile = await self.profile(user_id)
+        """The neutral user, with moderator status and the user groups ember cares about. When
+        Slack will not describe them, they are named by id and are no admin."""
+        return await self._user(team_id, user_id, await self._profile_or_stand_in(user_id))
+
+    async def lookup_user(self, workspace_id: str, user_id: str) -> User | None:
+        """core.commands.Directory: a member by id, or None when Slack does not know them."""
+        try:
+            profile = await self.profile(user_id)
+        except SlackApiError:
+            return None
+        return await self._user(workspace_id, user_id, profile)
+
+    async def _profile_or_stand_in(self, user_id: str) -> Profile:
+        try:
+            return await self.profile(user_id)
+        except SlackApiError as error:
+            # Not cached: the next message asks again (a rate limit passes, a name comes back).
+            log.info(
+                "Slack did not describe %s (%s); naming them by id", user_id, error.response.get("error")
+            )
+            return Profile(id=user_id, name=user_id)
+
+    async def _user(self, team_id: str, user_id: str, profile: Profile) -> User:
         groups = await self._groups_of(user_id)
         moderator = profile.is_admin or any(g in groups for g in self._moderator_groups)
         return User(
@@ -127,13 +152,6 @@ class People:
             is_moderator=moderator,
             is_bot=profile.is_bot,
         )
-
-    async def lookup_user(self, workspace_id: str, user_id: str) -> User | None:
-        """core.commands.Directory: a member by id, or None when Slack does not know them."""
-        try:
-            return await self.user(workspace_id, user_id)
-        except SlackApiError:
-            return None
 
     async def _groups_of(self, user_id: str) -> tuple[str, ...]:
         members = await asyncio.gather(*(self._group_members(g) for g in self._groups))

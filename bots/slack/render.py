@@ -12,9 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from core.access import RequestView
-from core.chat.controls import Control, control_id
-from core.chat.streaming import split_once
+from core import Control, RequestView, control_id, markup, split_once
 
 Block = dict[str, Any]
 
@@ -22,9 +20,8 @@ Block = dict[str, Any]
 # `markdown` blocks. mrkdwn `text` would allow more, but a reply renders the same on both paths.
 MESSAGE_LIMIT = 12_000
 
-# Mentions of one person or one channel: they ping nobody else, so core texts may keep them.
-SAFE_TOKEN = re.compile(r"<(?:@[UW][A-Z0-9]+|#C[A-Z0-9]+)(?:\|[^<>]*)?>")
-BOLD = re.compile(r"\*\*(.+?)\*\*")
+# Mentions that ping one person at most (or no one: a channel), by Slack's id shapes.
+LIVE_MENTION = {"user": re.compile(r"^[UW][A-Z0-9]+$"), "channel": re.compile(r"^C[A-Z0-9]+$")}
 
 _BUTTON_STYLE = {Control.STOP: "danger", Control.CONTINUE: "primary"}
 
@@ -35,17 +32,31 @@ def escape(text: str) -> str:
 
 
 def trusted(text: str) -> str:
-    """Text ember wrote itself (command answers, notices) as mrkdwn: person and channel mentions
-    stay live, anything else in angle brackets (names and reasons people typed, `<!channel>`)
-    is shown, not parsed; `**bold**` becomes Slack's `*bold*`."""
-    pieces = []
-    at = 0
-    for match in SAFE_TOKEN.finditer(text):
-        pieces.append(escape(text[at : match.start()]))
-        pieces.append(match.group(0))
-        at = match.end()
-    pieces.append(escape(text[at:]))
-    return BOLD.sub(r"*\1*", "".join(pieces))
+    """Text ember wrote itself (command answers, notices), in the core's neutral markup
+    (`core.markup`), as mrkdwn: person and channel mentions stay live, anything else in angle
+    brackets (names and reasons people typed, `<!channel>`) is shown, not parsed."""
+    return "".join(map(_mrkdwn, markup.parse(text)))
+
+
+def _mrkdwn(span: markup.Span) -> str:
+    if isinstance(span, markup.Text):
+        return escape(span.text)
+    if isinstance(span, markup.Code):
+        return f"```{escape(span.text)}```" if span.block else f"`{escape(span.text)}`"
+    if isinstance(span, markup.Bold):
+        return "*" + "".join(map(_mrkdwn, span.parts)) + "*"
+    return _mention(span)
+
+
+def _mention(span: markup.Mention) -> str:
+    """People and channels as Slack mentions. A user group is shown by id, never pinged:
+    core text answers one person, and a group ping would reach everyone in it."""
+    shape = LIVE_MENTION.get(span.kind)
+    if shape is not None and shape.match(span.id):
+        return f"<{'@' if span.kind == 'user' else '#'}{span.id}>"
+    if span.kind == "role":
+        return escape(f"@{span.id}")
+    return escape(markup.plain((span,)))
 
 
 def fit(text: str, limit: int) -> list[str]:

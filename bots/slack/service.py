@@ -25,8 +25,7 @@ from bots.slack.app import build_app, build_client, register
 from bots.slack.bot import SlackBot
 from bots.slack.files import FileFetcher
 from bots.slack.manifest import EVENTS_PATH
-from core.config import Settings, secret
-from core.runtime import Runtime
+from core import Ember, Runtime, Settings, secret
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ async def running(
         client = build_client(settings, session, environ)
         app = build_app(settings, client, environ)
         files = FileFetcher(session, client.token or "", api_base_url=settings.slack.api_base_url)
-        bot = register(app, runtime, client, files=files)
+        bot = register(app, Ember(runtime), client, files=files)
         try:
             if settings.slack.mode == "socket":
                 async with socket_mode(app, client, settings, environ):

@@ -1,4 +1,4 @@
-"""A ReplySink for Slack: native streaming where Slack offers it, post + chat.update where not.
+"""A reply surface (core.ports.ReplySurface) for Slack: native streaming where Slack offers it, post + chat.update where not.
 
 The core hands the sink whole message texts (`post`, then `edit` with more). A Slack message is
 drawn as a chain of parts so that no part outgrows Slack's limits, whatever escaping does to
@@ -16,21 +16,21 @@ end; an ordinary part shows a Stop button while the reply is written.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import render
-from core.chat import Outcome
-from core.chat.controls import Control, controls_for
+from bots.slack.traits import EDIT_INTERVAL, MAX_MESSAGE_CHARS
+from core import Control, Outcome, Place, controls_for
 
 log = logging.getLogger(__name__)
 
-# What the core splits at: a screenful, like a long chat message. Parts are cut finer if needed.
-MAX_CHARS = 3_000
+MAX_CHARS = MAX_MESSAGE_CHARS
 STREAM_INTERVAL = 0.5  # appendStream sends only what is new, so it can run a little faster
-UPDATE_INTERVAL = 1.0  # chat.update resends the whole text: about once a second
+UPDATE_INTERVAL = EDIT_INTERVAL  # chat.update resends the whole text: about once a second
 MIN_LIMIT = 500
 # Answers that say this workspace or token cannot stream at all (not a passing failure).
 STREAMING_REFUSED = frozenset(
@@ -63,16 +63,6 @@ class StreamingSupport:
         self.enabled = False
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where a reply goes and for whom (streams into channels need the recipient)."""
-
-    channel: str
-    thread_ts: str  # "" posts in the channel itself
-    user_id: str
-    team_id: str
-
-
 @dataclass
 class _Part:
     ts: str
@@ -84,10 +74,18 @@ class SlackSink:
     max_chars = MAX_CHARS
 
     def __init__(
-        self, client: AsyncWebClient, target: Target, reply_id: str, streaming: StreamingSupport
+        self,
+        client: AsyncWebClient,
+        place: Place,
+        recipient_id: str,
+        reply_id: str,
+        streaming: StreamingSupport,
     ) -> None:
+        """A reply in `place` (its thread; none: the channel itself) for `recipient_id` (streams
+        into channels name whom they are for)."""
         self._client = client
-        self.target = target
+        self.place = place
+        self._recipient_id = recipient_id
         self.reply_id = reply_id
         self._streaming = streaming
         self._limit = render.MESSAGE_LIMIT
@@ -97,7 +95,7 @@ class SlackSink:
 
     @property
     def _can_stream(self) -> bool:
-        return self._streaming.enabled and bool(self.target.thread_ts)
+        return self._streaming.enabled and bool(self.place.thread_id)
 
     # ------------------------------------------------------------------ ReplySink
 
@@ -114,12 +112,12 @@ class SlackSink:
         await self._draw(parts, text)
 
     async def notice(self, text: str) -> None:
-        target = self.target
+        place = self.place
         await self._client.chat_postEphemeral(
-            channel=target.channel,
-            user=target.user_id,
+            channel=place.channel_id,
+            user=self._recipient_id,
             text=render.escape(text),
-            thread_ts=target.thread_ts or None,
+            thread_ts=place.thread_id or None,
         )
 
     async def _adopt(self, handle: str) -> list[_Part]:
@@ -136,14 +134,14 @@ class SlackSink:
     async def delete(self, handle: str) -> None:
         """Remove a message this reply no longer needs (what a shorter regenerate left over)."""
         try:
-            await self._client.chat_delete(channel=self.target.channel, ts=handle)
+            await self._client.chat_delete(channel=self.place.channel_id, ts=handle)
         except SlackApiError as error:
             log.info("could not delete leftover message %s (%s)", handle, slack_error(error))
 
     async def clear_buttons(self, ts: str, shown: str) -> None:
         """Take the buttons off a message that keeps its (already escaped) text."""
         await self._client.chat_update(
-            channel=self.target.channel,
+            channel=self.place.channel_id,
             ts=ts,
             text=shown,
             blocks=render.reply_blocks(shown, self.reply_id, []),
@@ -151,7 +149,35 @@ class SlackSink:
 
     # ------------------------------------------------------------------ the end of a reply
 
-    async def close(self, outcome: Outcome) -> None:
+    async def finish(self, outcome: Outcome, leftover: Sequence[str] = ()) -> None:
+        """The reply's final buttons, then away with what a shorter regenerate left over. A
+        refusal is logged, not raised: the reply itself is already shown."""
+        try:
+            await self._close(outcome)
+        except SlackApiError as error:
+            log.warning(
+                "could not add buttons to reply %s [trace %s]: %s", outcome.reply_id, outcome.trace_id, error
+            )
+        for handle in leftover:
+            await self.delete(handle)
+
+    async def abandon(self) -> None:
+        """The answer broke off unexpectedly: the newest part loses its Stop button (its text stays)."""
+        part = self._last
+        if part is None:
+            return
+        try:
+            if part.streaming:
+                await self._client.chat_stopStream(channel=self.place.channel_id, ts=part.ts)
+            else:
+                await self._update(part, part.shown, [])
+        except SlackApiError as error:
+            log.warning("could not take Stop off reply %s: %s", self.reply_id, slack_error(error))
+
+    def stop_typing(self) -> None:
+        """Slack shows no typing sign for apps: the first words appear at once instead."""
+
+    async def _close(self, outcome: Outcome) -> None:
         """End the newest part and give the reply its final buttons (Regenerate, Continue)."""
         part = self._last
         if part is None:
@@ -161,7 +187,7 @@ class SlackSink:
             actions = render.buttons(self.reply_id, controls)
             try:
                 await self._client.chat_stopStream(
-                    channel=self.target.channel, ts=part.ts, blocks=[actions] if actions else None
+                    channel=self.place.channel_id, ts=part.ts, blocks=[actions] if actions else None
                 )
                 return
             except SlackApiError as error:
@@ -197,22 +223,22 @@ class SlackSink:
             self._last = part
 
     async def _start(self, piece: str) -> _Part:
-        target = self.target
+        place = self.place
         if self._can_stream:
             try:
                 response = await self._client.chat_startStream(
-                    channel=target.channel,
-                    thread_ts=target.thread_ts,
+                    channel=place.channel_id,
+                    thread_ts=place.thread_id,
                     markdown_text=piece,
-                    recipient_user_id=target.user_id,
-                    recipient_team_id=target.team_id,
+                    recipient_user_id=self._recipient_id,
+                    recipient_team_id=place.workspace_id,
                 )
                 return _Part(str(response["ts"]), piece, streaming=True)
             except SlackApiError as error:
                 self._stream_failed(error)
         response = await self._client.chat_postMessage(
-            channel=target.channel,
-            thread_ts=target.thread_ts or None,
+            channel=place.channel_id,
+            thread_ts=place.thread_id or None,
             text=piece,
             blocks=render.reply_blocks(piece, self.reply_id, [Control.STOP]),
             unfurl_links=False,
@@ -224,7 +250,7 @@ class SlackSink:
         if part.streaming and piece.startswith(part.shown):
             try:
                 await self._client.chat_appendStream(
-                    channel=self.target.channel, ts=part.ts, markdown_text=piece[len(part.shown) :]
+                    channel=self.place.channel_id, ts=part.ts, markdown_text=piece[len(part.shown) :]
                 )
                 part.shown = piece
                 return
@@ -240,7 +266,7 @@ class SlackSink:
         """A part the reply has moved on from: its stream ends, its Stop button goes."""
         if part.streaming:
             try:
-                await self._client.chat_stopStream(channel=self.target.channel, ts=part.ts)
+                await self._client.chat_stopStream(channel=self.place.channel_id, ts=part.ts)
                 part.streaming = False
                 return
             except SlackApiError as error:
@@ -249,7 +275,7 @@ class SlackSink:
 
     async def _update(self, part: _Part, piece: str, controls: list[Control]) -> None:
         await self._client.chat_update(
-            channel=self.target.channel,
+            channel=self.place.channel_id,
             ts=part.ts,
             text=piece,
             blocks=render.reply_blocks(piece, self.reply_id, controls),

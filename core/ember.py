@@ -1,0 +1,252 @@
+"""`Ember`: the one object adapters call. Platform events come in as neutral values and small
+ports (`core.ports`); every flow that is the same on every platform runs here, once.
+
+    message arrived ─▶ answer? (core.chat.triggers) ─▶ read it ─▶ claim it ─▶ engine ─▶ reply surface
+    message edited / deleted ─▶ the transcript
+    reply button pressed ─▶ who may (core.chat.controls) ─▶ stop / regenerate / continue
+    access button pressed ─▶ core.access decides ─▶ the request's message retires its buttons
+    command run ─▶ core.commands          ask ─▶ the question posted ─▶ answered beneath it
+
+Built from a running ember's services (`core.runtime.Runtime`); an adapter `attach`es its
+platform's traits and ports before the first event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from core.access import Notifier
+from core.chat import HistoryReader, Outcome, new_reply_id, transcript
+from core.chat.commands import build_commands
+from core.chat.controls import Control, parse_control_id
+from core.chat.controls import press as run_control
+from core.chat.payload import Payload
+from core.chat.streaming import ReusingSink
+from core.chat.triggers import Trigger, refuses_direct, should_answer
+from core.chat.wording import DMS_OFF
+from core.commands import CommandContext, CommandResult, Commands, CommandSpec, Directory
+from core.config import Settings
+from core.essays import Announcer
+from core.events import Message, Place, User
+from core.ports import (
+    ArrivedMessage,
+    AskThread,
+    PlatformTraits,
+    PressedAccessButton,
+    PressedReplyButton,
+    ReplyOpener,
+)
+from core.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class Ember:
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._traits: dict[str, PlatformTraits] = {}
+        # Platforms whose adapter reads conversations from the platform itself.
+        self._reads_platform: set[str] = set()
+        # Replies being written here, by reply id → platform: shutdown stops them.
+        self._in_flight: dict[str, str] = {}
+
+    @property
+    def settings(self) -> Settings:
+        return self._runtime.settings
+
+    # ------------------------------------------------------------------ setting up
+
+    def attach(
+        self,
+        traits: PlatformTraits,
+        *,
+        history: HistoryReader | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        """An adapter is here: its facts, the reader of its conversations (where the platform
+        keeps them; else ember's store does), and who posts its access requests."""
+        self._traits[traits.platform] = traits
+        if history is not None:
+            self._reads_platform.add(traits.platform)
+            self._runtime.engine.set_history_reader(traits.platform, history)
+        if notifier is not None:
+            self._runtime.access.register_notifier(traits.platform, notifier)
+
+    def announce_with(self, traits: PlatformTraits, announcer: Announcer) -> None:
+        """Essay deliveries for the platform flow through `announcer`, at the platform's pace."""
+        self._runtime.essays.register_announcer(traits.platform, announcer, traits.rate_limit)
+
+    def traits(self, platform: str) -> PlatformTraits:
+        try:
+            return self._traits[platform]
+        except KeyError:
+            raise LookupError(f"no adapter attached for {platform!r}: call Ember.attach first") from None
+
+    def commands(self, root: str) -> Commands:
+        """Every command ember offers, under the platform's top-level command `root`."""
+        return build_commands(root)
+
+    # ------------------------------------------------------------------ messages
+
+    async def message_arrived(self, arrived: ArrivedMessage, *, alias: str | None = None) -> Outcome | None:
+        """Answer the message if it is for the model; None when ember stays quiet. `alias`
+        chooses the model (the terminal's `--model`); else the channel's."""
+        traits = self.traits(arrived.place.platform)
+        trigger = await self._with_stored_facts(arrived)
+        if not (should_answer(trigger, self.settings.chat, allow_dms=traits.allow_dms) and arrived.has_words):
+            if refuses_direct(trigger, allow_dms=traits.allow_dms) and arrived.first_delivery():
+                await arrived.say(DMS_OFF)
+            return None
+        if not arrived.first_delivery():
+            return None  # the same message delivered twice to this process
+        said = await arrived.read()
+        if said is None:
+            return None
+        # Where one message may reach several hosts, the store's unique row decides who answers.
+        claimed = traits.redelivers
+        if claimed and not await transcript.record_message(self._runtime.store, said.message):
+            return None
+        return await self._answer(
+            said.message, said.context, arrived.open_reply, recorded=claimed, alias=alias
+        )
+
+    async def _with_stored_facts(self, arrived: ArrivedMessage) -> Trigger:
+        """Where the platform keeps no history ember reads, its store says what the platform
+        cannot: whether ember talks in this thread, and how often this bot spoke here."""
+        trigger = arrived.trigger
+        place = arrived.place
+        if trigger.from_self or place.platform in self._reads_platform:
+            return trigger
+        store = self._runtime.store
+        addressed = (
+            trigger.mentions_bot or trigger.is_direct or trigger.in_room_channel or trigger.in_bot_thread
+        )
+        if arrived.in_thread and not addressed and await transcript.has_spoken(store, place):
+            trigger = replace(trigger, in_bot_thread=True)
+        if trigger.from_bot and self.settings.chat.allow_bots:
+            history = await transcript.load_history(store, place, limit=self.settings.chat.history_messages)
+            # Loop guard: how often this bot already spoke here.
+            depth = sum(1 for m in history if m.author.id == arrived.speaker_id)
+            trigger = replace(trigger, bot_depth=depth)
+        return trigger
+
+    async def message_edited(self, place: Place, message_id: str, text: str) -> None:
+        """Someone edited their words: stored turns read as edited."""
+        await transcript.edit_message(self._runtime.store, place, message_id, text)
+
+    async def message_deleted(self, place: Place, message_id: str) -> None:
+        await transcript.delete_message(self._runtime.store, place, message_id)
+
+    async def _answer(
+        self,
+        message: Message,
+        context: Sequence[Message] | None,
+        open_reply: ReplyOpener,
+        *,
+        recorded: bool,
+        alias: str | None = None,
+    ) -> Outcome:
+        """Stream the model's answer to `message`, then give the reply its final buttons."""
+        reply_id = new_reply_id()
+        surface = open_reply(reply_id)
+        try:
+            with self._replying(reply_id, message.place.platform):
+                outcome = await self._runtime.engine.respond(
+                    message, surface, history=context, alias=alias, reply_id=reply_id, recorded=recorded
+                )
+        except Exception as error:
+            # Unexpected (the store failing, say). The text shown stays, but no Stop button may
+            # outlive the generation.
+            log.error(
+                "answering %s in %s broke off [reply %s]: %r", message.id, message.place.key, reply_id, error
+            )
+            await surface.abandon()
+            raise
+        finally:
+            surface.stop_typing()
+        await surface.finish(outcome, ())
+        return outcome
+
+    @contextlib.contextmanager
+    def _replying(self, reply_id: str, platform: str) -> Iterator[None]:
+        self._in_flight[reply_id] = platform
+        try:
+            yield
+        finally:
+            self._in_flight.pop(reply_id, None)
+
+    def stop_replies(self, platform: str) -> None:
+        """Stop the platform's replies in flight (what they said stays): for shutdown."""
+        for reply_id, where in list(self._in_flight.items()):
+            if where == platform:
+                self._runtime.engine.stop(reply_id)
+
+    # ------------------------------------------------------------------ buttons
+
+    async def reply_button_pressed(self, pressed: PressedReplyButton) -> None:
+        """Stop, Regenerate or Continue: only the asker or a moderator; anyone else is told."""
+        parsed = parse_control_id(pressed.button_id)
+        if parsed is None:
+            return
+        control, reply_id = parsed
+        engine = self._runtime.engine
+        # Regenerate rewrites the old reply's messages in place, as on every platform.
+        old = await engine.reply_handles(reply_id) if control is Control.REGENERATE else []
+        surface = pressed.open_reply(reply_id, after=old[-1] if old else pressed.message_id)
+        reusing = ReusingSink(surface, old)
+        with self._replying(reply_id, pressed.presser.platform):
+            result = await run_control(engine, control, reply_id, pressed.presser, reusing)
+        if result.notice:
+            await pressed.tell_presser(result.notice)
+        if result.outcome is None:
+            return
+        if control is Control.CONTINUE:
+            await pressed.retire_pressed()  # continued in a new message: these buttons are spent
+        await surface.finish(result.outcome, reusing.leftover)
+
+    async def access_button_pressed(self, pressed: PressedAccessButton) -> None:
+        """Approve or Deny: the first moderator's decision stands; everyone hears the outcome."""
+        decision = await self._runtime.access.press(pressed.button_id, pressed.presser)
+        if decision.settled and decision.request is not None:
+            await pressed.retire_request(decision.request, decision.summary)
+        await pressed.tell_presser(decision.text)
+
+    # ------------------------------------------------------------------ commands
+
+    async def run_command(
+        self,
+        commands: Commands,
+        spec: CommandSpec,
+        args: dict[str, Any],
+        *,
+        invoker: User,
+        place: Place,
+        directory: Directory | None = None,
+    ) -> CommandResult:
+        """Run a parsed command; every failure is a private answer. A result with `ask` set
+        wants `Ember.ask` next."""
+        context = CommandContext(invoker=invoker, place=place, runtime=self._runtime, directory=directory)
+        return await commands.answer(spec, args, context)
+
+    async def ask(self, thread: AskThread, asker: User, prompt: str) -> Outcome | None:
+        """`/opus ask`: the question is shown (in a thread of its own where the platform can),
+        then answered beneath it."""
+        question = await thread.post_question(asker, prompt)
+        if question is None:
+            return None
+        message = Message(
+            id=question.message_id,
+            place=question.place,
+            author=asker,
+            text=prompt,
+            created_at=question.created_at,
+        )
+        return await self._answer(message, question.context, question.open_reply, recorded=False)
+
+    async def prompt_preview(self, place: Place, alias: str | None = None) -> Payload:
+        """Exactly what the model would receive for the next message here."""
+        return await self._runtime.engine.preview(place, alias)
