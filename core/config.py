@@ -44,6 +44,7 @@ from core.config_rules import (
     SlackUserGroup,
     Temperature,
     discord_command,
+    has_password_parameter,
     slack_command,
 )
 from core.config_walk import build, suggest
@@ -59,7 +60,6 @@ DEFAULT_COMMAND = "opus"
 Provider = Literal["anthropic", "bedrock", "vertex"]
 # The async drivers ember runs on, by database, and the module each one imports.
 ASYNC_DRIVERS = {"sqlite": ("aiosqlite", "aiosqlite"), "postgresql": ("asyncpg", "asyncpg")}
-_PASSWORD_PARAMETERS = ("password", "passwd", "pass", "sslpassword")
 
 
 @dataclass(frozen=True)
@@ -343,15 +343,11 @@ def check_database_url(url: str, file: str, key: str, *, from_env: str = "") -> 
         fix = 'e.g. "sqlite+aiosqlite:///ember.db" or "postgresql+asyncpg://ember@db.internal/ember"'
         problem = f"environment variable {from_env} does not hold" if from_env else f"{url!r} is not"
         raise ConfigError(file, key, f"{problem} a database URL", fix) from None
-    if not from_env and (parsed.password or _password_parameter(parsed)):
+    if not from_env and (parsed.password or has_password_parameter(parsed.query.items())):
         fix = "export the whole URL in an environment variable and name it in database.url_env"
         raise ConfigError(file, key, "contains a password, and secrets never go in the file", fix)
     _check_driver(parsed, file, key)
     return parsed
-
-
-def _password_parameter(url: URL) -> bool:
-    return any(name.lower() in _PASSWORD_PARAMETERS for name in url.query)
 
 
 def _check_driver(url: URL, file: str, key: str) -> None:

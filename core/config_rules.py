@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 
 class Invalid(ValueError):
@@ -120,16 +121,24 @@ class WebUrl:
         try:
             parts = urlsplit(value)
             absolute = parts.scheme in self.schemes and bool(parts.hostname)
+            secret = bool(parts.password) or has_password_parameter(parse_qsl(parts.query))
         except ValueError:  # e.g. a port that is not a number
-            absolute = False
+            absolute, secret = False, False
+        if secret:  # checked first: a URL with a password in it is never echoed
+            raise Invalid("contains a password", "secrets never go in the file: remove it from the URL")
         if not absolute:
             wanted = " or ".join(f"{s}://" for s in self.schemes)
-            raise Invalid(
-                f"{value!r} is not an absolute {wanted} URL", f"write it in full, e.g. {self.example!r}"
-            )
-        if parts.password:
-            raise Invalid("contains a password", "secrets never go in the file: remove it from the URL")
+            problem = f"{value!r} is not an absolute {wanted} URL"
+            raise Invalid(problem, f"write it in full, e.g. {self.example!r}")
         return value
+
+
+# Query parameters that carry a password in the URLs people paste (libpq, asyncpg, and others).
+_PASSWORD_PARAMETERS = frozenset({"password", "passwd", "pass", "pwd", "sslpassword"})
+
+
+def has_password_parameter(query: Iterable[tuple[str, object]]) -> bool:
+    return any(name.lower() in _PASSWORD_PARAMETERS for name, _ in query)
 
 
 # ---------------------------------------------------------------- Discord

@@ -161,6 +161,12 @@ ROWS: list[tuple[str, str, str, str]] = [
     # URLs
     ("feed-file", "[essays]\nfeeds = ['file:///etc/passwd']\n", "essays.feeds[0]", "https://"),
     ("feed-empty", "[essays]\nfeeds = ['']\n", "essays.feeds[0]", "https://"),
+    (
+        "feed-password",
+        "[essays]\nfeeds = ['https://x.example/feed?pwd=hunter2']\n",
+        "essays.feeds[0]",
+        "remove it",
+    ),
     ("feed-relative", "[essays]\nfeeds = ['example.com/feed']\n", "essays.feeds[0]", "https://"),
     (
         "base-url-ftp",
