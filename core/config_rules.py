@@ -200,8 +200,7 @@ class SlackId:
     def __call__(self, value: str) -> str:
         if value == "" and self.optional:
             return value
-        body = value[1:]
-        if not (value[:1] in self.prefixes and body and body.isascii() and body.isalnum() and body.isupper()):
+        if not (value[:1] in self.prefixes and _SLACK_ID_BODY.fullmatch(value[1:])):
             raise Invalid(
                 f"{value!r} is not a Slack {self.what} id",
                 f"Slack {self.what} ids start with {' or '.join(self.prefixes)}: {_SLACK_WHERE[self.what]}",
@@ -209,6 +208,7 @@ class SlackId:
         return value
 
 
+_SLACK_ID_BODY = re.compile(r"[A-Z0-9]+")
 _SLACK_WHERE = {
     "channel": "open the channel's details; the id is at the bottom",
     "user group": "open the group under People → User groups; the id is in its link",

@@ -146,6 +146,7 @@ ROWS: list[tuple[str, str, str, str]] = [
         "Copy Role ID",
     ),
     ("slack-channel-name", "[slack]\nmod_channel = '#mods'\n", "slack.mod_channel", "start with C or G"),
+    ("slack-lowercase-id", "[slack]\nmod_channel = 'c012ab3cd'\n", "slack.mod_channel", "start with C or G"),
     (
         "slack-room-user",
         "[slack]\nroom_channels = ['U012AB']\n",
@@ -290,7 +291,7 @@ def test_the_example_config_still_passes(
     [
         "[discord]\ncommand = 'ask-opus'\nmod_channel = '1234567890123456789'\nroom_channels = ['987654321098765432']\n",
         "[discord]\ncommand = 'オーパス'\n",  # letters of any script, as Discord allows
-        "[slack]\ncommand = 'opus'\nmod_channel = 'C012AB3CD'\nroom_channels = ['G012AB3CD']\nmoderator_roles = ['S0MODS']\n",
+        "[slack]\ncommand = 'opus'\nmod_channel = 'C012AB3CD'\nroom_channels = ['G012AB3CD', 'C2']\nmoderator_roles = ['S0MODS']\n",
         "[essays]\nfeeds = ['http://127.0.0.1:8080/feed', 'https://example.substack.com/feed']\npoll_seconds = 60\n",
         "[database]\nurl = 'postgresql+asyncpg://ember@db.internal/ember?ssl=require'\n",
         "[access]\ndaily_messages = 0\nmonthly_spend_usd = 0\n",
