@@ -14,7 +14,6 @@ check` and every other command load settings through this one path.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 import tomllib
 from collections.abc import Mapping
@@ -22,9 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
-
+from core.config_database import DatabaseUrl
 from core.config_rules import (
     CountOrZero,
     DiscordChannel,
@@ -33,6 +30,7 @@ from core.config_rules import (
     DollarsOrZero,
     EnvName,
     HttpUrl,
+    Invalid,
     NonEmpty,
     OptionalHttpUrl,
     OptionalWsUrl,
@@ -44,7 +42,6 @@ from core.config_rules import (
     SlackUserGroup,
     Temperature,
     discord_command,
-    has_password_parameter,
     slack_command,
 )
 from core.config_walk import build, suggest
@@ -58,13 +55,11 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 DEFAULT_COMMAND = "opus"
 Provider = Literal["anthropic", "bedrock", "vertex"]
-# The async drivers ember runs on, by database, and the module each one imports.
-ASYNC_DRIVERS = {"sqlite": ("aiosqlite", "aiosqlite"), "postgresql": ("asyncpg", "asyncpg")}
 
 
 @dataclass(frozen=True)
 class DatabaseSettings:
-    url: str = "sqlite+aiosqlite:///ember.db"
+    url: Annotated[str, DatabaseUrl()] = "sqlite+aiosqlite:///ember.db"
     # When the URL carries a password it is a secret: name the variable that holds the whole URL.
     url_env: Annotated[str, EnvName("EMBER_DATABASE_URL", optional=True)] = ""
     echo: bool = False
@@ -306,7 +301,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def validate(settings: Settings) -> Settings:
     """Cross-key checks that a single value's rules cannot express."""
     file = settings.source
-    check_database_url(settings.database.url, file, "database.url")
     if not settings.models:
         raise ConfigError(file, "models", "no model aliases are defined", 'add a [models."opus-3"] table')
     if settings.chat.default_model not in settings.models:
@@ -334,45 +328,16 @@ def _check_model(settings: Settings, alias: str, model: ModelSettings) -> None:
         raise ConfigError(file, f"{key}.fallback", "an alias cannot fall back to itself", fix)
 
 
-def check_database_url(url: str, file: str, key: str, *, from_env: str = "") -> URL:
-    """`url` parsed, naming a database and async driver ember can run on. A URL from the
-    environment variable `from_env` may carry a password, and is never echoed."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        fix = 'e.g. "sqlite+aiosqlite:///ember.db" or "postgresql+asyncpg://ember@db.internal/ember"'
-        problem = f"environment variable {from_env} does not hold" if from_env else f"{url!r} is not"
-        raise ConfigError(file, key, f"{problem} a database URL", fix) from None
-    if not from_env and (parsed.password or has_password_parameter(parsed.query.items())):
-        fix = "export the whole URL in an environment variable and name it in database.url_env"
-        raise ConfigError(file, key, "contains a password, and secrets never go in the file", fix)
-    _check_driver(parsed, file, key)
-    return parsed
-
-
-def _check_driver(url: URL, file: str, key: str) -> None:
-    database, driver = url.get_backend_name(), url.get_driver_name()
-    known = ASYNC_DRIVERS.get(database)
-    choices = "sqlite+aiosqlite://… or postgresql+asyncpg://…"
-    if known is None:
-        raise ConfigError(file, key, f"ember does not run on {database!r} databases", f"use {choices}")
-    wanted, module = known
-    if driver != wanted:
-        problem = f"names the {driver} driver, and ember runs {database} through {wanted} (async)"
-        raise ConfigError(file, key, problem, f"begin the URL with {database}+{wanted}://")
-    if importlib.util.find_spec(module) is None:
-        fix = "install ember with its extras (make installs them all), or use sqlite+aiosqlite"
-        raise ConfigError(file, key, f"the {module} driver is not installed", fix)
-
-
 def database_url(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
     """The URL to open: from the environment when `url_env` names a variable, else `url`."""
     database = settings.database
     if not database.url_env:
         return database.url
     url = secret(database.url_env, "database.url_env", settings.source, environ)
-    check_database_url(url, settings.source, "database.url_env", from_env=database.url_env)
-    return url
+    try:
+        return DatabaseUrl(from_env=database.url_env)(url)
+    except Invalid as invalid:
+        raise ConfigError(settings.source, "database.url_env", invalid.problem, invalid.fix) from None
 
 
 def required_env(settings: Settings) -> list[tuple[str, str]]:
