@@ -159,7 +159,7 @@ class Store:
         at once; a process killed part-way leaves the database as it was before)."""
         try:
             if self.is_sqlite_file:
-                # The async driver cannot roll back DDL: see migrations/sqlite_file.py.
+                # Python's sqlite3 keeps DDL out of transactions: see migrations/sqlite_file.py.
                 await asyncio.to_thread(upgrade_sqlite_file, self.engine.url, _upgrade_sync)
                 return
             async with self.engine.begin() as conn:

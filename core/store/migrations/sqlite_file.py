@@ -32,6 +32,7 @@ def upgrade_sqlite_file(url: URL, migrate: Callable[[Connection], None]) -> None
     event.listen(engine, "begin", _begin_immediate)
     try:
         with engine.begin() as connection:
+            connection.info["transactional_ddl"] = True  # read by env.py: alembic logs it
             migrate(connection)
     finally:
         engine.dispose()
