@@ -4,26 +4,47 @@ Discovery order: `--config FILE`, `$EMBER_CONFIG`, `./config.toml`, else built-i
 work with only `ANTHROPIC_API_KEY` set. Secrets never live in the file: a `*_env` key names the
 environment variable that holds the secret, read only when a client is built.
 
-The schema *is* the dataclasses below: `_build` walks their type hints, so adding a key is adding
-a field. Every error is a ConfigError naming the file, the key path and how to fix it.
+The schema *is* the dataclasses below: `core.config_walk` walks their type hints, so adding a key
+is adding a field, and the `Annotated` rules on a field (`core.config_rules`: ranges, ids,
+command grammars, URLs) are checked as it is read. `validate` adds the checks that span keys.
+Every error is a ConfigError naming the file, the key path and how to fix it; `ember config
+check` and every other command load settings through this one path.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
+from core.config_database import DatabaseUrl
+from core.config_rules import (
+    CountOrZero,
+    DiscordChannel,
+    DiscordId,
+    DiscordRole,
+    DollarsOrZero,
+    EnvName,
+    HttpUrl,
+    Invalid,
+    NonEmpty,
+    OptionalHttpUrl,
+    OptionalWsUrl,
+    Port,
+    PositiveInt,
+    Seconds,
+    SlackChannel,
+    SlackId,
+    SlackUserGroup,
+    Temperature,
+    discord_command,
+    slack_command,
+)
+from core.config_walk import build, suggest
 from core.errors import ConfigError
 
 OPUS_3 = "claude-3-opus-20240229"
@@ -32,42 +53,43 @@ DEFAULT_SYSTEM_PROMPT = (
     "Several people may speak; each user message is prefixed with the speaker's name. "
     "Answer the latest message, addressing people by name when it helps."
 )
+DEFAULT_COMMAND = "opus"
 Provider = Literal["anthropic", "bedrock", "vertex"]
 
 
 @dataclass(frozen=True)
 class DatabaseSettings:
-    url: str = "sqlite+aiosqlite:///ember.db"
+    url: Annotated[str, DatabaseUrl()] = "sqlite+aiosqlite:///ember.db"
     # When the URL carries a password it is a secret: name the variable that holds the whole URL.
-    url_env: str = ""
+    url_env: Annotated[str, EnvName("EMBER_DATABASE_URL", optional=True)] = ""
     echo: bool = False
 
 
 @dataclass(frozen=True)
 class AnthropicProvider:
-    api_key_env: str = "ANTHROPIC_API_KEY"
-    base_url: str = ""
-    timeout_seconds: float = 120.0
+    api_key_env: Annotated[str, EnvName("ANTHROPIC_API_KEY")] = "ANTHROPIC_API_KEY"
+    base_url: OptionalHttpUrl = ""
+    timeout_seconds: Seconds = 120.0
 
 
 @dataclass(frozen=True)
 class BedrockProvider:
-    aws_region: str = "us-east-1"
+    aws_region: Annotated[str, NonEmpty('name an AWS region, e.g. "us-east-1"')] = "us-east-1"
     aws_profile: str = ""
-    aws_access_key_env: str = ""
-    aws_secret_key_env: str = ""
-    aws_session_token_env: str = ""
-    base_url: str = ""
-    timeout_seconds: float = 120.0
+    aws_access_key_env: Annotated[str, EnvName("AWS_ACCESS_KEY_ID", optional=True)] = ""
+    aws_secret_key_env: Annotated[str, EnvName("AWS_SECRET_ACCESS_KEY", optional=True)] = ""
+    aws_session_token_env: Annotated[str, EnvName("AWS_SESSION_TOKEN", optional=True)] = ""
+    base_url: OptionalHttpUrl = ""
+    timeout_seconds: Seconds = 120.0
 
 
 @dataclass(frozen=True)
 class VertexProvider:
     project_id: str = ""
-    region: str = "us-east5"
-    access_token_env: str = ""
-    base_url: str = ""
-    timeout_seconds: float = 120.0
+    region: Annotated[str, NonEmpty('name a Google Cloud region, e.g. "us-east5"')] = "us-east5"
+    access_token_env: Annotated[str, EnvName("VERTEX_ACCESS_TOKEN", optional=True)] = ""
+    base_url: OptionalHttpUrl = ""
+    timeout_seconds: Seconds = 120.0
 
 
 @dataclass(frozen=True)
@@ -80,27 +102,27 @@ class ProvidersSettings:
 @dataclass(frozen=True)
 class Backend:
     provider: Provider
-    model: str
+    model: Annotated[str, NonEmpty(f'name the model as this provider knows it, e.g. "{OPUS_3}"')]
 
 
 @dataclass(frozen=True)
 class Price:
     """Dollars per million tokens; usage is billed in integer micro-dollars."""
 
-    input: float = 15.0
-    output: float = 75.0
-    cache_write: float = 18.75
-    cache_read: float = 1.50
+    input: DollarsOrZero = 15.0
+    output: DollarsOrZero = 75.0
+    cache_write: DollarsOrZero = 18.75
+    cache_read: DollarsOrZero = 1.50
 
 
 @dataclass(frozen=True)
 class ModelSettings:
     backends: list[Backend]
     display_name: str = ""
-    max_tokens: int = 1024
-    temperature: float = 1.0
+    max_tokens: PositiveInt = 1024
+    temperature: Temperature = 1.0
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    context_tokens: int = 24_000
+    context_tokens: PositiveInt = 24_000
     fallback: str = ""
     price: Price = field(default_factory=Price)
 
@@ -118,61 +140,76 @@ class ChatSettings:
     default_model: str = "opus-3"
     # Other bots' messages are ignored unless allowed; depth bounds bot-to-bot reply chains.
     allow_bots: bool = False
-    max_bot_depth: int = 2
-    history_messages: int = 50
+    max_bot_depth: PositiveInt = 2
+    history_messages: CountOrZero = 50
 
 
 @dataclass(frozen=True)
 class RoutingSettings:
-    failure_threshold: int = 3
-    cooldown_seconds: float = 60.0
-    resume_attempts: int = 2
+    failure_threshold: PositiveInt = 3
+    cooldown_seconds: Seconds = 60.0
+    resume_attempts: CountOrZero = 2
 
 
 @dataclass(frozen=True)
 class DiscordSettings:
-    token_env: str = "DISCORD_TOKEN"
-    command: str = "opus"
-    mod_channel: str = ""
+    token_env: Annotated[str, EnvName("DISCORD_TOKEN")] = "DISCORD_TOKEN"
+    # Kept without the slash, as Discord registers it ("opus"; "/opus" in the file is read so).
+    command: Annotated[str, discord_command] = DEFAULT_COMMAND
+    mod_channel: Annotated[str, DiscordId("channel", optional=True)] = ""
     threads: bool = True
     allow_dms: bool = True
-    room_channels: list[str] = field(default_factory=list)
-    moderator_roles: list[str] = field(default_factory=list)
-    api_base_url: str = ""
-    gateway_url: str = ""
+    room_channels: list[DiscordChannel] = field(default_factory=list)
+    moderator_roles: list[DiscordRole] = field(default_factory=list)
+    api_base_url: OptionalHttpUrl = ""
+    gateway_url: OptionalWsUrl = ""
+
+    @property
+    def slash_command(self) -> str:
+        """The command as members type it ("/opus")."""
+        return "/" + self.command
 
 
 @dataclass(frozen=True)
 class SlackSettings:
     mode: Literal["socket", "http"] = "socket"
-    bot_token_env: str = "SLACK_BOT_TOKEN"
-    app_token_env: str = "SLACK_APP_TOKEN"
-    signing_secret_env: str = "SLACK_SIGNING_SECRET"
-    http_port: int = 3000
-    command: str = "/opus"
-    mod_channel: str = ""
+    bot_token_env: Annotated[str, EnvName("SLACK_BOT_TOKEN")] = "SLACK_BOT_TOKEN"
+    app_token_env: Annotated[str, EnvName("SLACK_APP_TOKEN")] = "SLACK_APP_TOKEN"
+    signing_secret_env: Annotated[str, EnvName("SLACK_SIGNING_SECRET")] = "SLACK_SIGNING_SECRET"
+    http_port: Port = 3000
+    # Kept with the slash, as Slack sends it ("/opus"; "opus" in the file is read so).
+    command: Annotated[str, slack_command] = "/" + DEFAULT_COMMAND
+    mod_channel: Annotated[str, SlackId("channel", "CG", optional=True)] = ""
     allow_dms: bool = True
-    room_channels: list[str] = field(default_factory=list)
-    moderator_roles: list[str] = field(default_factory=list)
-    api_base_url: str = ""
+    room_channels: list[SlackChannel] = field(default_factory=list)
+    moderator_roles: list[SlackUserGroup] = field(default_factory=list)
+    api_base_url: OptionalHttpUrl = ""
+
+    @property
+    def slash_command(self) -> str:
+        """The command as members type it ("/opus")."""
+        return self.command
 
 
 @dataclass(frozen=True)
 class AccessSettings:
     mode: Literal["open", "request", "closed"] = "request"
-    member_roles: list[str] = field(default_factory=list)
-    daily_messages: int = 0
-    daily_tokens: int = 0
-    max_concurrent: int = 1
-    monthly_spend_usd: float = 0.0
+    # Discord role ids and Slack user group ids alike: the access rules are the platforms'.
+    member_roles: list[Annotated[str, NonEmpty("name a role or user group id, or remove the entry")]] = field(
+        default_factory=list
+    )
+    daily_messages: CountOrZero = 0
+    daily_tokens: CountOrZero = 0
+    max_concurrent: PositiveInt = 1
+    monthly_spend_usd: DollarsOrZero = 0.0
 
 
 @dataclass(frozen=True)
 class EssaysSettings:
-    feeds: list[str] = field(default_factory=list)
-    poll_seconds: float = 900.0
+    feeds: list[HttpUrl] = field(default_factory=list)
+    poll_seconds: Seconds = 900.0
     announce_existing: bool = False
-    max_age_days: int = 7
+    max_age_days: PositiveInt = 7
 
 
 @dataclass(frozen=True)
@@ -198,12 +235,12 @@ class Settings:
         return self.models[alias]
 
     def command_for(self, platform: str) -> str:
-        """The top-level command as members type it on `platform` ("/opus")."""
-        if platform == "discord":
-            return "/" + self.discord.command.lstrip("/")
-        if platform == "slack":
-            return "/" + self.slack.command.lstrip("/")
-        return "/opus"
+        """The top-level command as members type it on `platform` ("/opus"); a platform without
+        a settings section (the terminal) uses the default name."""
+        section = getattr(self, platform, None)
+        if isinstance(section, (DiscordSettings, SlackSettings)):
+            return section.slash_command
+        return "/" + DEFAULT_COMMAND
 
 
 # ---------------------------------------------------------------- discovery and loading
@@ -224,33 +261,46 @@ def load_settings(path: Path | None) -> Settings:
     if path is None:
         return validate(Settings())
     name = str(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(name, "", "file not found", "check the path, or unset EMBER_CONFIG") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(name, "", f"not valid TOML: {exc}") from None
-    settings = _build(Settings, raw, "", name)
-    return validate(dataclasses.replace(settings, source=name))
+    return validate(dataclasses.replace(build(Settings, _read_toml(path), "", name), source=name))
 
 
 def settings_from_dict(raw: Mapping[str, Any], source: str = "(dict)") -> Settings:
     """Build settings from an in-memory table (tests, embedding)."""
-    return validate(dataclasses.replace(_build(Settings, dict(raw), "", source), source=source))
+    return validate(dataclasses.replace(build(Settings, dict(raw), "", source), source=source))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The file's table, or a one-line ConfigError for every way reading it can fail."""
+    name = str(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(name, "", "file not found", "check the path, or unset EMBER_CONFIG") from None
+    except IsADirectoryError:
+        fix = f"name the settings file itself, e.g. {path / 'config.toml'}"
+        raise ConfigError(name, "", "is a directory, not a file", fix) from None
+    except PermissionError:
+        fix = "make it readable by the user ember runs as"
+        raise ConfigError(name, "", "cannot be read (permission denied)", fix) from None
+    except UnicodeDecodeError as exc:
+        fix = "save it as UTF-8, which TOML requires"
+        raise ConfigError(name, "", f"is not UTF-8 text (byte {exc.start} of the file)", fix) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            name, "", f"not valid TOML: {exc}", "fix the line named; see https://toml.io"
+        ) from None
+    except ValueError:  # a path the system cannot take, e.g. one with a NUL byte in it
+        raise ConfigError(
+            name, "", "is not a usable path", "check the --config or EMBER_CONFIG value"
+        ) from None
+    except OSError as exc:
+        fix = "check the path and its permissions"
+        raise ConfigError(name, "", f"cannot be read ({exc.strerror or exc})", fix) from None
 
 
 def validate(settings: Settings) -> Settings:
-    """Cross-key checks that types alone cannot express."""
+    """Cross-key checks that a single value's rules cannot express."""
     file = settings.source
-    _check_database_url(settings.database.url, file)
-    mod_channel = settings.discord.mod_channel
-    if mod_channel and not mod_channel.isdigit():
-        raise ConfigError(
-            file,
-            "discord.mod_channel",
-            f"{mod_channel!r} is not a channel id",
-            "in Discord, right-click the channel → Copy Channel ID (Developer Mode on), and quote it",
-        )
     if not settings.models:
         raise ConfigError(file, "models", "no model aliases are defined", 'add a [models."opus-3"] table')
     if settings.chat.default_model not in settings.models:
@@ -258,55 +308,24 @@ def validate(settings: Settings) -> Settings:
             file,
             "chat.default_model",
             f"alias {settings.chat.default_model!r} does not exist",
-            _suggest(settings.chat.default_model, settings.models),
+            suggest(settings.chat.default_model, settings.models),
         )
     for alias, model in settings.models.items():
-        key = f"models.{alias}"
-        if not model.backends:
-            raise ConfigError(
-                file, f"{key}.backends", "lists no backends", 'add {provider = "anthropic", model = "..."}'
-            )
-        if model.fallback and model.fallback not in settings.models:
-            raise ConfigError(
-                file,
-                f"{key}.fallback",
-                f"alias {model.fallback!r} does not exist",
-                _suggest(model.fallback, settings.models),
-            )
-        if model.fallback == alias:
-            raise ConfigError(
-                file,
-                f"{key}.fallback",
-                "an alias cannot fall back to itself",
-                "name a different alias or remove it",
-            )
-        if model.max_tokens <= 0 or model.context_tokens <= 0:
-            raise ConfigError(
-                file, key, "max_tokens and context_tokens must be positive", "use a positive whole number"
-            )
-        if not 0.0 <= model.temperature <= 1.0:
-            raise ConfigError(
-                file, f"{key}.temperature", "must be between 0.0 and 1.0", "Opus 3 accepts 0.0 to 1.0"
-            )
-    if settings.routing.failure_threshold < 1:
-        raise ConfigError(file, "routing.failure_threshold", "must be at least 1", "3 is a good start")
+        _check_model(settings, alias, model)
     return settings
 
 
-def _check_database_url(url: str, file: str) -> None:
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError(
-            file, "database.url", f"{url!r} is not a database URL", 'e.g. "sqlite+aiosqlite:///ember.db"'
-        ) from None
-    if parsed.password:
-        raise ConfigError(
-            file,
-            "database.url",
-            "contains a password, and secrets never go in the file",
-            "export the whole URL in an environment variable and name it in database.url_env",
-        )
+def _check_model(settings: Settings, alias: str, model: ModelSettings) -> None:
+    file, key = settings.source, f"models.{alias}"
+    if not model.backends:
+        fix = 'add {provider = "anthropic", model = "..."}'
+        raise ConfigError(file, f"{key}.backends", "lists no backends", fix)
+    if model.fallback and model.fallback not in settings.models:
+        problem = f"alias {model.fallback!r} does not exist"
+        raise ConfigError(file, f"{key}.fallback", problem, suggest(model.fallback, settings.models))
+    if model.fallback == alias:
+        fix = "name a different alias or remove it"
+        raise ConfigError(file, f"{key}.fallback", "an alias cannot fall back to itself", fix)
 
 
 def database_url(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
@@ -316,16 +335,9 @@ def database_url(settings: Settings, environ: Mapping[str, str] | None = None) -
         return database.url
     url = secret(database.url_env, "database.url_env", settings.source, environ)
     try:
-        make_url(url)
-    except ArgumentError:
-        # The value is a secret: name the variable, never echo what it holds.
-        raise ConfigError(
-            settings.source,
-            "database.url_env",
-            f"environment variable {database.url_env} does not hold a database URL",
-            "e.g. postgresql+asyncpg://user:password@host/ember",
-        ) from None
-    return url
+        return DatabaseUrl(from_env=database.url_env)(url)
+    except Invalid as invalid:
+        raise ConfigError(settings.source, "database.url_env", invalid.problem, invalid.fix) from None
 
 
 def required_env(settings: Settings) -> list[tuple[str, str]]:
@@ -359,88 +371,19 @@ def check_environment(settings: Settings, environ: Mapping[str, str] | None = No
         raise ConfigError(
             settings.source, "providers.vertex.project_id", "is empty", "set your Google Cloud project id"
         )
+    database_url(settings, env)  # what `ember run` will open must be a URL it can open
 
 
 def secret(var: str, key: str, source: str = "", environ: Mapping[str, str] | None = None) -> str:
     """Read a secret from the environment at the moment it is needed; never cache or log it."""
     env = os.environ if environ is None else environ
+    if not var:
+        raise ConfigError(
+            source or "environment", key, "is empty", "name the environment variable that holds it"
+        )
     value = env.get(var, "")
     if not value:
         raise ConfigError(
             source or "environment", key, f"environment variable {var} is not set", f"export {var}=..."
-        )
-    return value
-
-
-# ---------------------------------------------------------------- the schema walker
-
-
-def _suggest(word: str, choices: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f"did you mean {close[0]!r}?" if close else f"choose one of: {', '.join(sorted(choices))}"
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " or ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (list, dict):
-        return "an array" if origin is list else "a table"
-    if dataclasses.is_dataclass(tp):
-        return "a table"
-    return {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}.get(tp, str(tp))
-
-
-def _build(cls: type[Any], data: Any, path: str, file: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(file, path or "(top level)", f"expected a table, got {type(data).__name__}", "")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        here = f"{path}.{key}" if path else key
-        if key not in fields:
-            raise ConfigError(file, here, "unknown key", _suggest(key, fields))
-        values[key] = _convert(hints[key], value, here, file)
-    for name, f in fields.items():
-        missing = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if missing and name not in values:
-            here = f"{path}.{name}" if path else name
-            raise ConfigError(file, here, "is required", f"add {name} = ... ({_type_name(hints[name])})")
-    return cls(**values)
-
-
-def _convert(tp: Any, value: Any, path: str, file: str) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        return _build(typing.cast(type[Any], tp), value, path, file)
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise ConfigError(file, path, f"{value!r} is not allowed", f"use {_type_name(tp)}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(file, path, f"expected an array, got {type(value).__name__}", "write [ ... ]")
-        (item,) = typing.get_args(tp)
-        return [_convert(item, v, f"{path}[{i}]", file) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(file, path, f"expected a table, got {type(value).__name__}", "")
-        _, item = typing.get_args(tp)
-        return {k: _convert(item, v, f"{path}.{k}", file) for k, v in value.items()}
-    if origin in (typing.Union, types.UnionType):
-        raise TypeError("unions are not used in the settings schema")
-    return _scalar(tp, value, path, file)
-
-
-def _scalar(tp: Any, value: Any, path: str, file: str) -> Any:
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp is int and isinstance(value, bool):
-        raise ConfigError(file, path, "expected a whole number, got true/false", "write a number like 10")
-    if not isinstance(value, tp):
-        hint = 'put quotes around it, e.g. "123"' if tp is str else f"use {_type_name(tp)}"
-        raise ConfigError(
-            file, path, f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}", hint
         )
     return value

@@ -179,6 +179,9 @@ def test_the_command_reads_the_same_however_it_is_configured() -> None:
         settings = settings_from_dict({"discord": {"command": discord}, "slack": {"command": slack}})
         assert settings.command_for("discord") == "/opus"
         assert settings.command_for("slack") == "/opus"
+        # Each kept as its platform registers it: Discord without the slash, Slack with it.
+        assert (settings.discord.command, settings.slack.command) == ("opus", "/opus")
+    assert settings_from_dict({}).command_for("console") == "/opus"
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import StoreError
 from core.store.hot_reads import HotReads
+from core.store.migrations.sqlite_file import upgrade_sqlite_file
 from core.store.sqlite_thread import SqliteThread, writer_pragmas
 
 log = logging.getLogger(__name__)
@@ -154,8 +155,13 @@ class Store:
                 self._holding.reset(token)
 
     async def upgrade(self) -> None:
-        """Apply every pending migration (idempotent; safe from several hosts at once)."""
+        """Apply every pending migration in one transaction (idempotent; safe from several hosts
+        at once; a process killed part-way leaves the database as it was before)."""
         try:
+            if self.is_sqlite_file:
+                # Python's sqlite3 keeps DDL out of transactions: see migrations/sqlite_file.py.
+                await asyncio.to_thread(upgrade_sqlite_file, self.engine.url, _upgrade_sync)
+                return
             async with self.engine.begin() as conn:
                 if self.dialect == "postgresql":
                     await conn.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))

@@ -14,6 +14,9 @@ context.configure(
     connection=connection,
     target_metadata=SQLModel.metadata,
     render_as_batch=connection.dialect.name == "sqlite",
+    # Alembic assumes SQLite DDL is not transactional; on the connection migrations/sqlite_file.py
+    # opens it is (None keeps alembic's own view of the other connections).
+    transactional_ddl=connection.info.get("transactional_ddl"),
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -16,6 +16,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # if_not_exists everywhere: a database that an older ember left half-built (its upgrades
+    # were not one transaction, and a kill kept some tables but no version) is completed.
     op.create_table(
         "channel_settings",
         sa.Column("channel_key", sa.String(length=200), nullable=False),
@@ -23,6 +25,7 @@ def upgrade() -> None:
         sa.Column("updated_by", sa.String(length=64), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("channel_key"),
+        if_not_exists=True,
     )
     op.create_table(
         "people",
@@ -32,6 +35,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("platform", "workspace_id", "user_id"),
+        if_not_exists=True,
     )
     op.create_table(
         "replies",
@@ -46,6 +50,7 @@ def upgrade() -> None:
         sa.Column("stop_reason", sa.String(length=32), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+        if_not_exists=True,
     )
     op.create_table(
         "turns",
@@ -63,10 +68,13 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("place_key", "message_id", name="uq_turns_place_message"),
+        if_not_exists=True,
     )
     with op.batch_alter_table("turns", schema=None) as batch_op:
-        batch_op.create_index("ix_turns_author", ["platform", "author_id"], unique=False)
-        batch_op.create_index("ix_turns_place_created", ["place_key", "created_at"], unique=False)
+        batch_op.create_index("ix_turns_author", ["platform", "author_id"], unique=False, if_not_exists=True)
+        batch_op.create_index(
+            "ix_turns_place_created", ["place_key", "created_at"], unique=False, if_not_exists=True
+        )
 
     op.create_table(
         "usage",
@@ -88,13 +96,20 @@ def upgrade() -> None:
         sa.Column("trace_id", sa.String(length=32), nullable=False),
         sa.Column("outcome", sa.String(length=16), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+        if_not_exists=True,
     )
     with op.batch_alter_table("usage", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_usage_user_time", ["platform", "workspace_id", "user_id", "created_at"], unique=False
+            "ix_usage_user_time",
+            ["platform", "workspace_id", "user_id", "created_at"],
+            unique=False,
+            if_not_exists=True,
         )
         batch_op.create_index(
-            "ix_usage_workspace_time", ["platform", "workspace_id", "created_at"], unique=False
+            "ix_usage_workspace_time",
+            ["platform", "workspace_id", "created_at"],
+            unique=False,
+            if_not_exists=True,
         )
 
 

@@ -18,6 +18,7 @@ PENDING_ONLY = sa.text("status = 'pending'")
 
 
 def upgrade() -> None:
+    # if_not_exists: see 0001 (half-built databases from older versions are completed).
     op.create_table(
         "access_grants",
         sa.Column("platform", sa.String(length=16), nullable=False),
@@ -32,9 +33,10 @@ def upgrade() -> None:
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("platform", "workspace_id", "user_id"),
+        if_not_exists=True,
     )
-    op.create_index("ix_access_grants_user", "access_grants", ["platform", "user_id"])
-    op.create_index("ix_access_grants_expiry", "access_grants", ["status", "expires_at"])
+    op.create_index("ix_access_grants_user", "access_grants", ["platform", "user_id"], if_not_exists=True)
+    op.create_index("ix_access_grants_expiry", "access_grants", ["status", "expires_at"], if_not_exists=True)
 
     op.create_table(
         "access_requests",
@@ -50,11 +52,13 @@ def upgrade() -> None:
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("decision_note", sa.String(length=500), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+        if_not_exists=True,
     )
     op.create_index(
         "ix_access_requests_workspace",
         "access_requests",
         ["platform", "workspace_id", "status", "created_at"],
+        if_not_exists=True,
     )
     # At most one pending request per member: both SQLite and PostgreSQL enforce partial indexes.
     op.create_index(
@@ -64,6 +68,7 @@ def upgrade() -> None:
         unique=True,
         sqlite_where=PENDING_ONLY,
         postgresql_where=PENDING_ONLY,
+        if_not_exists=True,
     )
 
     op.create_table(
@@ -78,9 +83,17 @@ def upgrade() -> None:
         sa.Column("action", sa.String(length=16), nullable=False),
         sa.Column("detail", sa.String(length=1200), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+        if_not_exists=True,
     )
-    op.create_index("ix_access_audit_workspace", "access_audit", ["platform", "workspace_id", "at"])
-    op.create_index("ix_access_audit_target", "access_audit", ["platform", "workspace_id", "target_id", "at"])
+    op.create_index(
+        "ix_access_audit_workspace", "access_audit", ["platform", "workspace_id", "at"], if_not_exists=True
+    )
+    op.create_index(
+        "ix_access_audit_target",
+        "access_audit",
+        ["platform", "workspace_id", "target_id", "at"],
+        if_not_exists=True,
+    )
 
 
 def downgrade() -> None:

@@ -24,6 +24,7 @@ def _text(name: str, length: int, *, nullable: bool = False) -> sa.Column[object
 
 
 def upgrade() -> None:
+    # if_not_exists: see 0001 (half-built databases from older versions are completed).
     op.create_table(
         "essay_feeds",
         _text("url", 500),
@@ -37,6 +38,7 @@ def upgrade() -> None:
         _when("last_success_at", nullable=True),
         _when("next_poll_at", nullable=True),
         sa.PrimaryKeyConstraint("url"),
+        if_not_exists=True,
     )
     op.create_table(
         "essay_subscriptions",
@@ -53,6 +55,7 @@ def upgrade() -> None:
         _when("updated_at"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("platform", "workspace_id", "channel_id", name="uq_essay_subscriptions_channel"),
+        if_not_exists=True,
     )
     op.create_table(
         "essays",
@@ -73,8 +76,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("family", "post_path", name="uq_essays_post_path"),
         sa.UniqueConstraint("guid", name="uq_essays_guid"),
+        if_not_exists=True,
     )
-    op.create_index("ix_essays_published", "essays", ["published_at"])
+    op.create_index("ix_essays_published", "essays", ["published_at"], if_not_exists=True)
     op.create_table(
         "essay_deliveries",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -96,9 +100,20 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["subscription_id"], ["essay_subscriptions.id"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("essay_id", "subscription_id", name="uq_essay_deliveries_once"),
+        if_not_exists=True,
     )
-    op.create_index("ix_essay_deliveries_due", "essay_deliveries", ["platform", "state", "next_attempt_at"])
-    op.create_index("ix_essay_deliveries_subscription", "essay_deliveries", ["subscription_id", "state"])
+    op.create_index(
+        "ix_essay_deliveries_due",
+        "essay_deliveries",
+        ["platform", "state", "next_attempt_at"],
+        if_not_exists=True,
+    )
+    op.create_index(
+        "ix_essay_deliveries_subscription",
+        "essay_deliveries",
+        ["subscription_id", "state"],
+        if_not_exists=True,
+    )
     op.create_table(
         "essay_threads",
         _text("platform", 16),
@@ -109,6 +124,7 @@ def upgrade() -> None:
         _when("created_at"),
         sa.ForeignKeyConstraint(["essay_id"], ["essays.id"]),
         sa.PrimaryKeyConstraint("platform", "workspace_id", "channel_id", "thread_id"),
+        if_not_exists=True,
     )
 
 
