@@ -178,6 +178,18 @@ class EssaysSettings:
 @dataclass(frozen=True)
 class LoggingSettings:
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # "json": one object per line for a log collector; "text" for people.
+    format: Literal["text", "json"] = "text"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The operator's endpoints (/healthz, /readyz, /metrics) and shutdown."""
+
+    host: str = "127.0.0.1"
+    health_port: int = 8080  # 0 turns the endpoints off
+    # On SIGTERM/SIGINT, replies in flight get this long to finish before they are stopped.
+    shutdown_grace_seconds: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -192,6 +204,7 @@ class Settings:
     access: AccessSettings = field(default_factory=AccessSettings)
     essays: EssaysSettings = field(default_factory=EssaysSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
     source: str = "(built-in defaults)"
 
     def model(self, alias: str) -> ModelSettings:
@@ -370,6 +383,17 @@ def secret(var: str, key: str, source: str = "", environ: Mapping[str, str] | No
             source or "environment", key, f"environment variable {var} is not set", f"export {var}=..."
         )
     return value
+
+
+def check_server(settings: Settings) -> None:
+    """Ranges of the `[server]` keys (types are checked when the file is read)."""
+    server = settings.server
+    if not 0 <= server.health_port <= 65535:
+        raise ConfigError(settings.source, "server.health_port", "must be 0 to 65535", "0 turns it off")
+    if server.shutdown_grace_seconds < 0:
+        raise ConfigError(
+            settings.source, "server.shutdown_grace_seconds", "must not be negative", "20 is a good start"
+        )
 
 
 # ---------------------------------------------------------------- the schema walker
