@@ -9,16 +9,17 @@ import logging
 import os
 import re
 import sys
+import traceback
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, TextIO, cast
 
 from core.access import OPERATOR
 from core.access_commands import grant_line
 from core.config import Settings, check_environment, database_url, find_config, load_settings
 from core.errors import CommandError, ConfigError, StoreError
 from core.events import User
-from core.logs import configure_logging
+from core.logs import RedactingStream, Redactor, configure_logging
 from core.runtime import open_runtime
 from core.store import Store
 
@@ -263,9 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
+    # Until the settings are read, the defaults name the usual secrets; then the configured ones.
+    out, err = _redacting(Redactor.for_settings(Settings()))
     try:
         settings = _settings(args)
-        configure_logging(settings)
+        out.redact = err.redact = configure_logging(settings)
         return asyncio.run(handler(args, settings))
     except ConfigError as error:
         print(f"ember: configuration error: {error}", file=sys.stderr)
@@ -275,6 +278,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        # Printed here rather than by Python so that it passes through the redactor.
+        print(f"ember: unexpected error\n{traceback.format_exc()}", file=sys.stderr, end="")
+        return 1
+    finally:
+        sys.stdout, sys.stderr = out.inner, err.inner
+
+
+def _redacting(redact: Redactor) -> tuple[RedactingStream, RedactingStream]:
+    """Wrap stdout and stderr so that nothing printed shows a secret value."""
+    out, err = RedactingStream(sys.stdout, redact), RedactingStream(sys.stderr, redact)
+    sys.stdout, sys.stderr = cast(TextIO, out), cast(TextIO, err)
+    return out, err
 
 
 if __name__ == "__main__":
