@@ -10,17 +10,26 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TextIO, cast
 
 from core.access import OPERATOR
 from core.access_commands import grant_line
-from core.config import Settings, check_environment, database_url, find_config, load_settings
+from core.config import (
+    Settings,
+    check_environment,
+    check_server,
+    database_url,
+    find_config,
+    load_settings,
+)
 from core.errors import CommandError, ConfigError, StoreError
 from core.events import User
 from core.logs import RedactingStream, Redactor, configure_logging
-from core.runtime import open_runtime
+from core.ops.supervisor import Platform, background_parts, platform_parts, run_parts, stop_on_signals
+from core.runtime import Runtime, open_runtime
 from core.store import Store
 
 log = logging.getLogger("ember")
@@ -33,6 +42,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 async def cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
     check_environment(settings)
+    check_server(settings)
     aliases = ", ".join(sorted(settings.models))
     print(f"{settings.source}: OK (models: {aliases}; default: {settings.chat.default_model})")
     return 0
@@ -66,21 +76,16 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from bots import console
 
     check_environment(settings)
+    check_server(settings)
     async with open_runtime(settings) as runtime:
-        services = _platform_services(runtime)
-        if not services:
+        platforms = _platforms(runtime)
+        if not platforms:
             log.warning("no Discord or Slack token is set; chatting in this terminal instead")
             return await console.chat(runtime, name=None, alias=None, stdin=sys.stdin, out=sys.stdout)
-        # The expiry sweep only tidies and tells members (access never waits for it): it lives
-        # as long as the services do.
-        sweep = asyncio.create_task(runtime.access.sweep_forever())
-        # Feeds are polled from the start; deliveries flow as each adapter registers its announcer.
-        essays = asyncio.create_task(runtime.essays.run())
-        try:
-            await asyncio.gather(*services)
-        finally:
-            sweep.cancel()
-            essays.cancel()
+        stop = asyncio.Event()
+        with stop_on_signals(stop):
+            parts = [*platform_parts(runtime, platforms), *background_parts(runtime)]
+            await run_parts(runtime, parts, stop)
     return 0
 
 
@@ -176,17 +181,30 @@ def _add_essays_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     essays.set_defaults(handler=cmd_essays)
 
 
-def _platform_services(runtime: Any) -> list[Coroutine[Any, Any, None]]:
-    """The long-running services whose credentials are present (filled in by each adapter)."""
+@dataclass(frozen=True)
+class ServicePlatform:
+    """A platform adapter's `serve(runtime)`, named for `ember run`'s parts and /readyz."""
+
+    name: str
+    where: str
+    serve: Callable[[Runtime], Awaitable[None]]
+
+
+def _platforms(runtime: Runtime) -> list[Platform]:
+    """The platforms whose credentials are present."""
     from bots.discord import service as discord
     from bots.slack import service as slack
 
-    services: list[Coroutine[Any, Any, None]] = []
-    if discord.configured(runtime.settings):
-        services.append(discord.serve(runtime))
-    if slack.configured(runtime.settings):
-        services.append(slack.serve(runtime))
-    return services
+    settings = runtime.settings
+    platforms: list[Platform] = []
+    if discord.configured(settings):
+        gateway = settings.discord.gateway_url or "Discord's gateway"
+        platforms.append(ServicePlatform("discord", f"connects to {gateway}", discord.serve))
+    if slack.configured(settings):
+        mode = settings.slack.mode
+        where = "Socket Mode" if mode == "socket" else f"listens on port {settings.slack.http_port}"
+        platforms.append(ServicePlatform("slack", where, slack.serve))
+    return platforms
 
 
 async def cmd_slack_manifest(args: argparse.Namespace, settings: Settings) -> int:

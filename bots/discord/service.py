@@ -30,6 +30,8 @@ async def serve(runtime: Runtime) -> None:
         raise ConfigError(settings.source, "discord", str(error)) from None
     try:
         async with make_client(runtime) as client:
+            # /readyz: connected once the gateway said READY, until the client closes.
+            runtime.readiness.register("discord", lambda: client.is_ready() and not client.is_closed())
             await client.start(token)
     except discord.LoginFailure:
         raise ConfigError(

@@ -96,6 +96,9 @@ class MeteredGate:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # The tasks that asked for a reply: after the engine is done they still finish it on the
+        # platform (the final edit and its buttons), so shutdown waits for them too.
+        self._callers: set[asyncio.Task[object]] = set()
 
     @property
     def in_flight(self) -> int:
@@ -108,6 +111,17 @@ class MeteredGate:
         """Until no admitted reply is running."""
         await self._idle.wait()
 
+    async def callers_done(self) -> None:
+        """Until every task that was admitted has ended."""
+        if self._callers:
+            await asyncio.wait(set(self._callers))
+
+    def _note_caller(self) -> None:
+        task = asyncio.current_task()
+        if task is not None and task not in self._callers:
+            self._callers.add(task)
+            task.add_done_callback(self._callers.discard)
+
     @asynccontextmanager
     async def admit(self, user: User, place: Place) -> AsyncIterator[None]:
         if self._draining:
@@ -116,6 +130,7 @@ class MeteredGate:
         try:
             async with self._inner.admit(user, place):
                 self._metrics.access_decisions.labels("admitted").inc()
+                self._note_caller()
                 self._in_flight += 1
                 self._idle.clear()
                 try:
