@@ -26,8 +26,9 @@ from core.config import (
     load_settings,
 )
 from core.errors import CommandError, ConfigError, StoreError
-from core.events import User
+from core.events import User, utcnow
 from core.logs import RedactingStream, Redactor, configure_logging
+from core.ops import status
 from core.ops.supervisor import Platform, background_parts, platform_parts, run_parts, stop_on_signals
 from core.runtime import Runtime, open_runtime
 from core.store import Store
@@ -87,6 +88,25 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             parts = [*platform_parts(runtime, platforms), *background_parts(runtime)]
             await run_parts(runtime, parts, stop)
     return 0
+
+
+async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """One screen: version, database, platforms, backends, today's use, deliveries, feeds.
+    Exits 1 when something needs attention."""
+    from bots.discord import service as discord
+    from bots.slack import service as slack
+
+    configured = [
+        name for name, adapter in (("discord", discord), ("slack", slack)) if adapter.configured(settings)
+    ]
+    store = Store.open(database_url(settings))
+    try:
+        await store.upgrade()
+        report = await status.gather(store, settings, configured, utcnow())
+    finally:
+        await store.close()
+    print("\n".join(report.lines()))
+    return 1 if report.attention else 0
 
 
 async def cmd_access(args: argparse.Namespace, settings: Settings) -> int:
@@ -259,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--as", dest="as_name", metavar="NAME", help="the name the model sees you as (default: $USER)"
     )
     chat.set_defaults(handler=cmd_chat)
+
+    ember_status = sub.add_parser(
+        "status", parents=[common], help="how ember is doing; exit 1 when something needs attention"
+    )
+    ember_status.set_defaults(handler=cmd_status)
 
     config = sub.add_parser("config", parents=[common], help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")

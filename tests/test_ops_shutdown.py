@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.discord_support import bot_messages, custom_ids, finished, posts_in
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.discord_server import FakeDiscord
+from tests.test_terminal_chat import run_ember
 
 ROOT = Path(__file__).resolve().parents[1]
 SAFETY = 30.0  # seconds: a safety net for waits, never an expectation
@@ -96,6 +97,13 @@ async def ember_run(
         await asyncio.wait_for(collector, SAFETY)
 
 
+async def status_of(tmp_path: Path) -> tuple[int, str]:
+    """`ember status` on the same settings: its exit code and its Discord line."""
+    env = {"ANTHROPIC_API_KEY": "sk-ant-test-key", "DISCORD_TOKEN": "any-token"}
+    code, out, err = await run_ember(["status", "--config", str(tmp_path / "ember.toml")], "", env)
+    return code, next((line for line in out.splitlines() if line.startswith("discord:")), out + err)
+
+
 async def ask_and_see_first_words(discord: FakeDiscord) -> int:
     alice, general = discord.user("alice"), discord.channel("general")
     await discord.say(alice, general, f"{discord.bot.mention} hi")
@@ -111,6 +119,7 @@ async def test_start_logs_each_part_and_sigterm_lets_the_reply_in_flight_finish(
     fake_anthropic.script.append(held)
     async with ember_run(tmp_path, fake_discord, fake_anthropic, grace=20) as ember:
         await ember.ready()
+        assert await status_of(tmp_path) == (0, "discord: connected")
         status, text = await ember.get("/metrics")
         assert status == 200
         names = {family.name for family in text_string_to_metric_families(text)}
