@@ -124,7 +124,16 @@ async def test_start_logs_each_part_and_sigterm_lets_the_reply_in_flight_finish(
         assert status == 200
         names = {family.name for family in text_string_to_metric_families(text)}
         assert {"ember_event_loop_lag_seconds", "ember_essay_deliveries"} <= names
+        general = fake_discord.channel("general")
+        fake_discord.fail_next("POST", f"/channels/{general.id}/messages", 429, retry_after=0.1)
         channel = await ask_and_see_first_words(fake_discord)
+        samples = {
+            (s.name, tuple(s.labels.values())): s.value
+            for family in text_string_to_metric_families((await ember.get("/metrics"))[1])
+            for s in family.samples
+        }
+        assert samples[("ember_platform_rate_limited_total", ("discord",))] == 1
+        assert samples[("ember_platform_api_calls_total", ("discord",))] >= 3  # login, the 429, the post
 
         ember.process.send_signal(signal.SIGTERM)
         await asyncio.sleep(0.5)  # the drain has begun; the model only now finishes

@@ -11,6 +11,7 @@ from bots.discord.client import make_client
 from bots.discord.endpoints import point_discord_at, restore_endpoints
 from core.config import Settings, secret
 from core.errors import ConfigError
+from core.ops.http_trace import api_call_trace
 from core.runtime import Runtime
 
 
@@ -29,7 +30,7 @@ async def serve(runtime: Runtime) -> None:
     except ValueError as error:
         raise ConfigError(settings.source, "discord", str(error)) from None
     try:
-        async with make_client(runtime) as client:
+        async with make_client(runtime, http_trace=api_call_trace(runtime.metrics, "discord")) as client:
             # /readyz: connected once the gateway said READY, until the client closes.
             runtime.readiness.register("discord", lambda: client.is_ready() and not client.is_closed())
             await client.start(token)

@@ -26,6 +26,7 @@ from bots.slack.bot import SlackBot
 from bots.slack.files import FileFetcher
 from bots.slack.manifest import EVENTS_PATH
 from core.config import Settings, secret
+from core.ops.http_trace import api_call_trace
 from core.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ async def running(
 ) -> AsyncIterator[Running]:
     """The adapter, connected (Socket Mode) or listening (HTTP, on `port` or `http_port`)."""
     settings = runtime.settings
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(trace_configs=[api_call_trace(runtime.metrics, "slack")]) as session:
         client = build_client(settings, session, environ)
         app = build_app(settings, client, environ)
         files = FileFetcher(session, client.token or "", api_base_url=settings.slack.api_base_url)
