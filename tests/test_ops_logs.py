@@ -155,4 +155,6 @@ async def test_a_refused_key_echoed_by_the_api_is_redacted_in_json_logs_and_outp
     refused = [line for line in lines if "refused the request" in line["message"]]
     assert refused and REDACTED in refused[0]["message"], err
     assert refused[0]["level"] == "ERROR"
+    # The reply's boundary sets where and for whom; the engine's line names its trace itself.
+    assert (refused[0]["platform"], refused[0]["user"]) == ("console", "console:Ada")
     assert not any(s in out + err for s in every_secret())

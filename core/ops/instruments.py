@@ -14,6 +14,7 @@ from core.chat import AccessGate
 from core.config import Backend, Settings
 from core.errors import AccessDenied
 from core.events import Place, User
+from core.logs import log_context
 from core.ops.metrics import Metrics
 from core.providers import BackendError, Delta, Finished, ModelClient, TextDelta
 from core.routing import ClientFactory
@@ -86,8 +87,9 @@ def metered_factory(factory: ClientFactory, settings: Settings, metrics: Metrics
 
 
 class MeteredGate:
-    """Wraps the access gate: counts its decisions and the replies in flight, and once
-    `drain()` is called refuses new replies with a short line (replies already admitted go on)."""
+    """Wraps the access gate: counts its decisions and the replies in flight, sets the log
+    context of each reply, and once `drain()` is called refuses new replies with a short line
+    (replies already admitted go on)."""
 
     def __init__(self, inner: AccessGate, metrics: Metrics) -> None:
         self._inner = inner
@@ -127,18 +129,33 @@ class MeteredGate:
         if self._draining:
             self._metrics.access_decisions.labels("draining").inc()
             raise AccessDenied(DRAINING)
+        # Every line logged while this reply is worked on says where and for whom (the engine
+        # adds the trace id to its own messages).
+        channel = place.thread_id or place.channel_id
+        ids = {
+            "platform": place.platform,
+            "workspace": place.workspace_id,
+            "channel": channel,
+            "user": user.id,
+        }
         try:
-            async with self._inner.admit(user, place):
-                self._metrics.access_decisions.labels("admitted").inc()
-                self._note_caller()
-                self._in_flight += 1
-                self._idle.clear()
-                try:
+            with log_context(**ids):
+                async with self._admitted(user, place):
                     yield
-                finally:
-                    self._in_flight -= 1
-                    if self._in_flight == 0:
-                        self._idle.set()
         except AccessDenied:
             self._metrics.access_decisions.labels("denied").inc()
             raise
+
+    @asynccontextmanager
+    async def _admitted(self, user: User, place: Place) -> AsyncIterator[None]:
+        async with self._inner.admit(user, place):
+            self._metrics.access_decisions.labels("admitted").inc()
+            self._note_caller()
+            self._in_flight += 1
+            self._idle.clear()
+            try:
+                yield
+            finally:
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self._idle.set()
