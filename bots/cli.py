@@ -10,11 +10,11 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, TextIO, cast
 
+from bots.run import cmd_run, cmd_status
 from core.access import OPERATOR
 from core.access_commands import grant_line
 from core.config import (
@@ -26,11 +26,9 @@ from core.config import (
     load_settings,
 )
 from core.errors import CommandError, ConfigError, StoreError
-from core.events import User, utcnow
+from core.events import User
 from core.logs import RedactingStream, Redactor, configure_logging
-from core.ops import status
-from core.ops.supervisor import Platform, background_parts, platform_parts, run_parts, stop_on_signals
-from core.runtime import Runtime, open_runtime
+from core.runtime import open_runtime
 from core.store import Store
 
 log = logging.getLogger("ember")
@@ -71,42 +69,6 @@ async def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         return await console.chat(
             runtime, name=args.as_name, alias=args.model, stdin=sys.stdin, out=sys.stdout
         )
-
-
-async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from bots import console
-
-    check_environment(settings)
-    check_server(settings)
-    async with open_runtime(settings) as runtime:
-        platforms = _platforms(runtime)
-        if not platforms:
-            log.warning("no Discord or Slack token is set; chatting in this terminal instead")
-            return await console.chat(runtime, name=None, alias=None, stdin=sys.stdin, out=sys.stdout)
-        stop = asyncio.Event()
-        with stop_on_signals(stop):
-            parts = [*platform_parts(runtime, platforms), *background_parts(runtime)]
-            await run_parts(runtime, parts, stop)
-    return 0
-
-
-async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    """One screen: version, database, platforms, backends, today's use, deliveries, feeds.
-    Exits 1 when something needs attention."""
-    from bots.discord import service as discord
-    from bots.slack import service as slack
-
-    configured = [
-        name for name, adapter in (("discord", discord), ("slack", slack)) if adapter.configured(settings)
-    ]
-    store = Store.open(database_url(settings))
-    try:
-        await store.upgrade()
-        report = await status.gather(store, settings, configured, utcnow())
-    finally:
-        await store.close()
-    print("\n".join(report.lines()))
-    return 1 if report.attention else 0
 
 
 async def cmd_access(args: argparse.Namespace, settings: Settings) -> int:
@@ -199,32 +161,6 @@ def _add_essays_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     actions.add_parser("status", parents=[common], help="feeds, failures, subscriptions and deliveries")
     essays.set_defaults(handler=cmd_essays)
-
-
-@dataclass(frozen=True)
-class ServicePlatform:
-    """A platform adapter's `serve(runtime)`, named for `ember run`'s parts and /readyz."""
-
-    name: str
-    where: str
-    serve: Callable[[Runtime], Awaitable[None]]
-
-
-def _platforms(runtime: Runtime) -> list[Platform]:
-    """The platforms whose credentials are present."""
-    from bots.discord import service as discord
-    from bots.slack import service as slack
-
-    settings = runtime.settings
-    platforms: list[Platform] = []
-    if discord.configured(settings):
-        gateway = settings.discord.gateway_url or "Discord's gateway"
-        platforms.append(ServicePlatform("discord", f"connects to {gateway}", discord.serve))
-    if slack.configured(settings):
-        mode = settings.slack.mode
-        where = "Socket Mode" if mode == "socket" else f"listens on port {settings.slack.http_port}"
-        platforms.append(ServicePlatform("slack", where, slack.serve))
-    return platforms
 
 
 async def cmd_slack_manifest(args: argparse.Namespace, settings: Settings) -> int:

@@ -14,7 +14,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bots import console
-from core.config import settings_from_dict
+from core.config import check_server, settings_from_dict
+from core.errors import ConfigError
 from core.ops.readiness import Readiness
 from core.ops.server import listening
 from core.runtime import Runtime, open_runtime
@@ -128,3 +129,17 @@ async def test_not_ready_when_the_store_does_not_answer(runtime: Runtime, tmp_pa
         await gone.close()
     assert status == 503
     assert json.loads(body)["not_ready"] == {"store": "OperationalError"}
+
+
+@pytest.mark.parametrize(
+    ("server", "key"),
+    [
+        ({"health_port": 70000}, "server.health_port"),
+        ({"shutdown_grace_seconds": -1}, "server.shutdown_grace_seconds"),
+    ],
+)
+def test_server_settings_out_of_range_name_the_key(server: dict[str, float], key: str) -> None:
+    settings = settings_from_dict({"server": server})
+    with pytest.raises(ConfigError) as raised:
+        check_server(settings)
+    assert raised.value.key == key

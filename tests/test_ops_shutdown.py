@@ -133,6 +133,7 @@ async def test_start_logs_each_part_and_sigterm_lets_the_reply_in_flight_finish(
             for s in family.samples
         }
         assert samples[("ember_platform_rate_limited_total", ("discord",))] == 1
+        assert samples[("ember_event_loop_lag_seconds_count", ())] >= 1  # the sampler runs
         assert samples[("ember_platform_api_calls_total", ("discord",))] >= 3  # login, the 429, the post
 
         ember.process.send_signal(signal.SIGTERM)
