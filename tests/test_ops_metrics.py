@@ -3,6 +3,7 @@ HTTP and parsed with prometheus_client's own parser."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import AsyncIterator
@@ -16,10 +17,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from bots import console
 from core.config import check_server, settings_from_dict
 from core.errors import ConfigError
+from core.ops.instruments import TimedSink
 from core.ops.readiness import Readiness
 from core.ops.server import listening
 from core.runtime import Runtime, open_runtime
 from core.store import Store, ops_repo
+from core.streaming import StreamingReply
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -143,3 +146,17 @@ def test_server_settings_out_of_range_name_the_key(server: dict[str, float], key
     with pytest.raises(ConfigError) as raised:
         check_server(settings)
     assert raised.value.key == key
+
+
+async def test_a_timed_sink_reports_the_first_words_once() -> None:
+    waits: list[float] = []
+    out = io.StringIO()
+    sink = TimedSink(console.ConsoleSink(out), waits.append)
+    reply = StreamingReply(sink)
+    reply.append("Hello")
+    await asyncio.sleep(0.05)
+    reply.append(" there.")
+    await reply.finish()
+    assert out.getvalue() == "Hello there."
+    assert len(waits) == 1
+    assert 0 <= waits[0] < 0.05
