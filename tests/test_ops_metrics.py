@@ -17,9 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from bots import console
 from core.config import check_server, settings_from_dict
 from core.errors import ConfigError
-from core.ops.instruments import TimedSink
 from core.ops.readiness import Readiness
 from core.ops.server import listening
+from core.ops.timed_sink import TimedSink
 from core.runtime import Runtime, open_runtime
 from core.store import Store, ops_repo
 from core.streaming import StreamingReply

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,7 +18,6 @@ from core.logs import log_context
 from core.ops.metrics import Metrics
 from core.providers import BackendError, Delta, Finished, ModelClient, TextDelta
 from core.routing import ClientFactory
-from core.streaming import ReplySink
 from core.usage import cost_micros
 
 DRAINING = "ember is restarting and takes no new questions right now; please ask again in a minute."
@@ -160,31 +159,3 @@ class MeteredGate:
                 self._in_flight -= 1
                 if self._in_flight == 0:
                     self._idle.set()
-
-
-class TimedSink:
-    """A reply sink that reports, once, how long after its creation the reply's first words
-    reached the platform. Created when a message arrives, it measures what the asker waits."""
-
-    def __init__(
-        self, inner: ReplySink, observe: Callable[[float], None], clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.max_chars = inner.max_chars
-        self.edit_interval = inner.edit_interval
-        self._inner = inner
-        self._observe: Callable[[float], None] | None = observe
-        self._clock = clock
-        self._created = clock()
-
-    async def post(self, text: str) -> str:
-        handle = await self._inner.post(text)
-        if self._observe is not None:
-            self._observe(self._clock() - self._created)
-            self._observe = None
-        return handle
-
-    async def edit(self, handle: str, text: str) -> None:
-        await self._inner.edit(handle, text)
-
-    async def notice(self, text: str) -> None:
-        await self._inner.notice(text)
