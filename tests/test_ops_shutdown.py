@@ -59,9 +59,9 @@ class EmberProcess:
 
 @contextlib.asynccontextmanager
 async def ember_run(
-    tmp_path: Path, discord: FakeDiscord, anthropic: FakeAnthropic, *, grace: float
+    tmp_path: Path, discord: FakeDiscord, anthropic: FakeAnthropic, *, grace: float, port: int = 0
 ) -> AsyncIterator[EmberProcess]:
-    port = free_port()
+    port = port or free_port()
     config = tmp_path / "ember.toml"
     config.write_text(
         f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "ember.db"}"\n'
@@ -183,4 +183,19 @@ async def test_when_a_platform_fails_every_part_stops_and_the_error_is_said(
     assert code == 2, log
     assert "ember: configuration error:" in log
     assert "discord.token_env: Discord refused the token in DISCORD_TOKEN" in log
+    assert "Traceback" not in log
+
+
+async def test_a_health_port_in_use_is_a_configuration_error(
+    tmp_path: Path, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        async with ember_run(tmp_path, fake_discord, fake_anthropic, grace=20, port=port) as ember:
+            code = await ember.exit_code(timeout=SAFETY)
+    log = "".join(ember.stderr)
+    assert code == 2, log
+    assert f"server.health_port: cannot listen on 127.0.0.1:{port}" in log
     assert "Traceback" not in log

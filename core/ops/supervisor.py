@@ -20,6 +20,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Protocol
 
+from core.errors import ConfigError
 from core.ops.metrics import LoopLagSampler
 from core.ops.server import serve as serve_health
 from core.runtime import Runtime
@@ -63,14 +64,22 @@ def background_parts(runtime: Runtime) -> list[Part]:
     ]
     if server.health_port:
         where = f"http://{server.host}:{server.health_port} (/healthz, /readyz, /metrics)"
-        parts.append(
-            Part(
-                "health server",
-                where,
-                lambda: serve_health(runtime.metrics, runtime.readiness, server.host, server.health_port),
-            )
-        )
+        parts.append(Part("health server", where, functools.partial(_health_server, runtime)))
     return parts
+
+
+async def _health_server(runtime: Runtime) -> None:
+    settings = runtime.settings
+    host, port = settings.server.host, settings.server.health_port
+    try:
+        await serve_health(runtime.metrics, runtime.readiness, host, port)
+    except OSError as error:
+        raise ConfigError(
+            settings.source,
+            "server.health_port",
+            f"cannot listen on {host}:{port} ({error.strerror})",
+            "choose a free port, or 0 to turn the endpoints off",
+        ) from None
 
 
 def platform_parts(runtime: Runtime, platforms: list[Platform]) -> list[Part]:
