@@ -15,8 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TextIO, cast
 
 from bots.run import cmd_run, cmd_status
-from core.access import OPERATOR
-from core.access_commands import grant_line
+from core.access import OPERATOR, grant_line
 from core.config import (
     Settings,
     check_environment,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from core import transcript
-from core.access_commands import ACCESS_COMMANDS
+from core.access.commands import ACCESS_COMMANDS
 from core.commands import CommandContext, CommandResult, Commands, CommandSpec, Param
 from core.errors import NotModerator, UsageError
-from core.essay_commands import ESSAY_COMMANDS
+from core.essays.commands import ESSAY_COMMANDS
 
 # Past this, `/opus prompt` answers with a file rather than a wall of text.
 INLINE_PROMPT_CHARS = 1800

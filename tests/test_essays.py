@@ -447,6 +447,58 @@ async def test_retry_after_from_the_feed_host_is_honoured(
     assert status.next_poll_at is not None and status.next_poll_at - clock.now >= timedelta(hours=2)
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "wait"),
+    [
+        ("99999999999999999999", timedelta(hours=6)),  # beyond timedelta's range
+        ("9" * 400, timedelta(hours=6)),  # beyond a float's
+        ("Fri, 31 Dec 9999 23:59:59 GMT", timedelta(hours=6)),  # an HTTP date, far away
+        ("Wed, 21 Oct 2015 07:28:00 GMT", None),  # an HTTP date in the past: the usual back-off
+        ("soon, maybe", None),  # garbage
+        ("²", None),  # a digit to str.isdigit, not a number
+        ("-5", None),
+    ],
+)
+async def test_a_hostile_retry_after_is_capped_not_raised(
+    service: EssayService, feed_server: FeedServer, clock: FakeTime, retry_after: str, wait: timedelta | None
+) -> None:
+    feed = feed_server.feed()
+    feed.posts.append(post(1))
+    feed.fault, feed.retry_after = "503", retry_after
+    [report] = await service.poll_once()
+    assert not report.ok and "HTTP 503" in report.error
+    [status] = (await service.status()).feeds
+    assert status.state == "failing" and status.failures == 1 and "HTTP 503" in status.last_error
+    assert status.next_poll_at is not None
+    if wait is not None:
+        assert status.next_poll_at - clock.now == wait
+    else:  # the first step of the back-off: a minute, ±10%
+        assert timedelta(seconds=54) <= status.next_poll_at - clock.now <= timedelta(seconds=66)
+
+
+async def test_a_hostile_feed_does_not_stop_a_healthy_one(
+    store: Store, clock: FakeTime, feed_server: FeedServer
+) -> None:
+    service = make_service(store, clock, [feed_server.url("hostile"), feed_server.url("good")])
+    discord = announcer(service)
+    await subscribe(service, 1)
+    feed_server.feed("good").posts.append(post(1))
+    feed_server.feed("hostile").posts.append(post(9, host="https://other.example"))
+    await service.poll_once()
+    hostile = feed_server.feed("hostile")
+    hostile.fault, hostile.retry_after = "503", "99999999999999999999"
+    feed_server.feed("good").posts.append(post(2, days_ago=0))
+    clock.advance(minutes=20)
+    bad, good = await service.poll_once(due_only=True)
+    assert not bad.ok and "HTTP 503" in bad.error
+    assert good.ok and good.announced == ("Essay 2",)
+    await service.deliver_pending()
+    assert [d.announcement.title for _, d in discord.posts["C0"]] == ["Essay 2"]
+    states = {f.url: f.state for f in (await service.status()).feeds}
+    assert states == {feed_server.url("hostile"): "failing", feed_server.url("good"): "ok"}
+    await service.close()
+
+
 async def test_redirects_to_http_are_followed(service: EssayService, feed_server: FeedServer) -> None:
     feed_server.feed("new-home").posts.append(post(1))
     old = feed_server.feed()

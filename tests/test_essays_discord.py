@@ -21,8 +21,8 @@ from bots.discord.announcer import THREAD_NAME, DiscordAnnouncer
 from bots.discord.client import make_client
 from core.chat import OpenGate
 from core.config import Settings
-from core.essay_outbox import LEASE
 from core.essays import EssayService
+from core.essays.outbox import LEASE
 from core.events import User, utcnow
 from core.runtime import Runtime, open_runtime
 from tests.discord_support import EDIT, POST, Ember, ember_settings, model_text

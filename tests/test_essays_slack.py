@@ -15,8 +15,8 @@ from aiohttp import web
 
 from bots.slack.announcer import EVENT_TYPE, READ_ACTION, SlackAnnouncer
 from core.config import Settings
-from core.essay_outbox import LEASE
 from core.essays import EssayService
+from core.essays.outbox import LEASE
 from core.events import User, utcnow
 from core.runtime import Runtime
 from tests.essay_support import Crash, hang_after, now_post, rows, seed_and_publish

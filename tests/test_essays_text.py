@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core import feeds
 from core.errors import FeedError
-from core.essays import EssayService
+from core.essays import Announcement, EssayService, feed_encoding, feed_parsing, feeds, plain_text
 from core.events import User
 from core.store import Store
 from tests.essay_support import FAST, FakeTime, RecordingAnnouncer, make_service, open_store, post
@@ -30,17 +29,18 @@ def test_html_becomes_plain_text_with_paragraphs() -> None:
         "<ul><li>one</li><li>two</li></ul><p>Last.</p>"
     )
     assert (
-        feeds.html_to_text(html) == "A heading\n\nFirst & foremost, a line\nbreak.\n\n• one\n• two\n\nLast."
+        plain_text.html_to_text(html)
+        == "A heading\n\nFirst & foremost, a line\nbreak.\n\n• one\n• two\n\nLast."
     )
 
 
 def test_summaries_are_one_paragraph_of_at_most_300_characters() -> None:
     long = "<p>" + " ".join(f"word{n}" for n in range(200)) + "</p><p>more</p>"
-    summary = feeds.summarize(feeds.html_to_text(long))
+    summary = plain_text.summarize(plain_text.html_to_text(long))
     assert len(summary) <= 300 and summary.endswith("…") and "\n" not in summary
     assert summary[:-1].split()[-1].startswith("word")  # cut between words
-    assert feeds.summarize("short") == "short"
-    assert len(feeds.summarize("x" * 1000)) == 300
+    assert plain_text.summarize("short") == "short"
+    assert len(plain_text.summarize("x" * 1000)) == 300
 
 
 @pytest.mark.parametrize(
@@ -55,7 +55,7 @@ def test_summaries_are_one_paragraph_of_at_most_300_characters() -> None:
     ],
 )
 def test_post_paths_are_normalised(url: str, path: str | None) -> None:
-    assert feeds.post_path(url) == path
+    assert feed_parsing.post_path(url) == path
 
 
 def test_retry_after_reads_seconds_and_dates() -> None:
@@ -68,7 +68,7 @@ def test_retry_after_reads_seconds_and_dates() -> None:
 
 def test_a_substack_item_parses_into_every_field() -> None:
     feed = Feed(posts=[post(1, title="On <b>being</b> retired", subtitle="<p>Sub &amp; title</p>")])
-    parsed = feeds.parse(render(feed), "application/rss+xml")
+    parsed = feed_parsing.parse(render(feed), "application/rss+xml")
     [item] = parsed.items
     assert parsed.title == "Opus 3 Essays"
     assert item.key == "https://opus3.substack.com/p/essay-1"
@@ -81,7 +81,7 @@ def test_a_substack_item_parses_into_every_field() -> None:
 
 def test_unsafe_links_and_images_are_dropped() -> None:
     feed = Feed(posts=[post(1, image="javascript:alert(1)")])
-    [item] = feeds.parse(render(feed)).items
+    [item] = feed_parsing.parse(render(feed)).items
     assert item.image_url == ""
 
 
@@ -96,7 +96,7 @@ def test_unsafe_links_and_images_are_dropped() -> None:
 )
 def test_unusable_feeds_are_errors(body: bytes, problem: str) -> None:
     with pytest.raises(FeedError, match=problem):
-        feeds.parse(body)
+        feed_parsing.parse(body)
 
 
 async def test_html_in_descriptions_reaches_the_adapter_as_short_text(
@@ -121,3 +121,66 @@ async def test_html_in_descriptions_reaches_the_adapter_as_short_text(
     # Left exactly as written: escaping and mention suppression are the adapter's job.
     assert essay.summary.startswith("Hello @everyone and <@123> <!channel> — bold bold")
     assert essay.title == "*Stars* & @here"
+
+
+# ---------------------------------------------------------------- encodings, end to end
+
+TITLE = "Café — naïve, déjà vu"
+SUBTITLE = "Ünïcödé «quoted»"
+
+
+def encoded_feed(encoding: str, declared: str, *, title: str = TITLE) -> bytes:
+    """A Substack feed whose XML declaration says `declared`, its text in `encoding`."""
+    text = render(Feed(posts=[post(1, title=title, subtitle=SUBTITLE)])).decode("utf-8")
+    return text.replace('encoding="UTF-8"', f'encoding="{declared}"', 1).encode(encoding)
+
+
+async def first_essay(store: Store, feed_server: FeedServer, body: bytes, content_type: str) -> Announcement:
+    feed = feed_server.feed()
+    feed.body, feed.content_type = body, content_type
+    service = make_service(store, FakeTime(), [feed_server.url()])
+    [report] = await service.poll_once()
+    essay = await service.latest()
+    await service.close()
+    assert report.ok and essay is not None, report.error
+    return essay
+
+
+@pytest.mark.parametrize(
+    ("encoding", "declared", "content_type"),
+    [
+        ("utf-8", "UTF-8", "application/rss+xml; charset=utf-8"),
+        ("iso-8859-1", "ISO-8859-1", "application/rss+xml"),  # the XML declaration alone says so
+        ("windows-1252", "UTF-8", "application/rss+xml; charset=windows-1252"),  # the header wins
+        ("windows-1252", "windows-1252", "text/xml"),  # text/xml with no charset: the declaration
+        ("utf-16", "UTF-16", "application/xml"),  # a byte order mark
+    ],
+)
+async def test_a_feed_is_read_in_the_encoding_it_declares(
+    store: Store, feed_server: FeedServer, encoding: str, declared: str, content_type: str
+) -> None:
+    title = TITLE if encoding != "iso-8859-1" else TITLE.replace("—", "-")  # latin-1 has no dash
+    essay = await first_essay(store, feed_server, encoded_feed(encoding, declared, title=title), content_type)
+    assert (essay.title, essay.summary) == (title, SUBTITLE)
+
+
+async def test_undecodable_bytes_show_as_one_replacement_character_each(
+    store: Store, feed_server: FeedServer
+) -> None:
+    # A UTF-8 feed with one stray byte: that byte becomes U+FFFD, and nothing else changes
+    # (feedparser alone reads the whole feed as windows-1252 then: "CafÃ© â€” naÃ¯ve").
+    body = encoded_feed("utf-8", "UTF-8", title=TITLE + " STRAY").replace(b"STRAY", b"\xff")
+    essay = await first_essay(store, feed_server, body, "application/rss+xml; charset=utf-8")
+    assert essay.title == TITLE + " \ufffd"
+    assert essay.summary == SUBTITLE
+
+
+def test_decoding_counts_only_its_own_replacements_and_passes_over_unknown_charsets() -> None:
+    # One stray byte, and one U+FFFD the feed wrote itself.
+    decoded = feed_encoding.decode(b"<x>Caf\xc3\xa9 \xff \xef\xbf\xbd</x>", "text/xml")
+    assert (decoded.encoding, decoded.replaced) == ("utf-8", 1)
+    assert decoded.body.decode() == "<x>Café \ufffd \ufffd</x>"
+    latin = b'<?xml version="1.0" encoding="iso-8859-1"?><x>Caf\xe9</x>'
+    decoded = feed_encoding.decode(latin, "application/xml; charset=no-such-charset")
+    assert decoded.encoding == "iso-8859-1"
+    assert decoded.body.decode() == '<?xml version="1.0" encoding="utf-8"?><x>Café</x>'

@@ -18,6 +18,7 @@ from bots.discord.endpoints import discord_endpoints, point_discord_at, restore_
 from tests.fakes.discord_server import (
     EPHEMERAL,
     LOADING,
+    DiscordLimits,
     FakeChannel,
     FakeDiscord,
     FakeGuild,
@@ -580,3 +581,45 @@ def test_point_discord_at_sets_and_restores_the_knobs() -> None:
     with pytest.raises(ValueError, match="gateway_url"):
         point_discord_at(gateway_url="http://proxy.test")
     assert before == (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
+
+
+# ---------------------------------------------------------------------------- rate limits
+
+
+async def _raw(
+    fake: FakeDiscord, method: str, path: str, body: Any = None
+) -> tuple[int, dict[str, str], Any]:
+    import aiohttp
+
+    headers = {"Authorization": f"Bot {fake.token}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, f"{fake.api_base_url}{path}", json=body, headers=headers) as answer,
+    ):
+        return answer.status, dict(answer.headers), await answer.json(content_type=None)
+
+
+async def test_limits_answer_429_per_channel_window_and_leave_other_channels_alone() -> None:
+    guild = FakeGuild("g", channels=[FakeChannel("a"), FakeChannel("b")])
+    async with FakeDiscord([guild], limits=DiscordLimits(channel_limit=2, channel_seconds=30.0)) as fake:
+        a, b = fake.channel("a").id, fake.channel("b").id
+        first = await _raw(fake, "POST", f"/channels/{a}/messages", {"content": "1"})
+        assert first[0] == 200 and first[1]["X-RateLimit-Remaining"] == "1"
+        assert (await _raw(fake, "POST", f"/channels/{a}/typing"))[0] == 204
+        status, headers, body = await _raw(fake, "POST", f"/channels/{a}/messages", {"content": "3"})
+        assert status == 429 and headers["Via"] and body["global"] is False
+        assert 29.0 < body["retry_after"] <= 30.0
+        assert (await _raw(fake, "POST", f"/channels/{b}/messages", {"content": "elsewhere"}))[0] == 200
+        assert [(key, what) for _, key, what in fake.rate_limited] == [
+            (str(a), f"POST /channels/{a}/messages")
+        ]
+
+
+async def test_limits_enforce_the_global_window_but_not_on_interaction_callbacks() -> None:
+    async with FakeDiscord(limits=DiscordLimits(global_per_second=3)) as fake:
+        statuses = [(await _raw(fake, "GET", "/users/@me"))[0] for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        assert fake.rate_limited[-1][1] == "global"
+        # Interaction callbacks are not counted against the bot's global limit.
+        status, _, body = await _raw(fake, "POST", "/interactions/1/nothing/callback", {"type": 1})
+        assert status != 429, body

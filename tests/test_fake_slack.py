@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.slack_server import FakeSlack
+from tests.fakes.slack_server import FakeSlack, SlackChannel, SlackLimits
 
 SECRET = "test-signing-secret"
 
@@ -167,3 +167,23 @@ async def test_signed_requests_pass_bolts_verification_and_forged_or_stale_ones_
         good = await fake_slack.post_signed(url, event, SECRET)
     assert (forged.status, stale.status, good.status) == (401, 401, 200)
     assert len(heard) == 1
+
+
+async def test_limits_hold_each_method_to_its_tier_and_posts_to_one_a_second_per_channel() -> None:
+    tiers = SlackLimits(per_minute={"chat.update": 2})
+    channels = [SlackChannel("C1", "general"), SlackChannel("C2", "random")]
+    async with FakeSlack(channels=channels, limits=tiers) as fake:
+        client = fake.client()
+        posted = await client.chat_postMessage(channel="C1", text="one")
+        with pytest.raises(SlackApiError) as caught:
+            await client.chat_postMessage(channel="C1", text="two")
+        assert caught.value.response.status_code == 429
+        assert caught.value.response["error"] == "ratelimited"
+        assert caught.value.response.headers["Retry-After"] == "1"
+        await client.chat_postMessage(channel="C2", text="another channel")
+        for text in ("a", "b"):
+            await client.chat_update(channel="C1", ts=posted["ts"], text=text)
+        with pytest.raises(SlackApiError) as caught:
+            await client.chat_update(channel="C1", ts=posted["ts"], text="c")
+        assert int(caught.value.response.headers["Retry-After"]) in range(59, 61)
+        assert [method for _, method in fake.rate_limited] == ["chat.postMessage", "chat.update"]

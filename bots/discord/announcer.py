@@ -1,4 +1,4 @@
-"""Essay announcements on Discord (core.essay_outbox.Announcer): an embed, published in
+"""Essay announcements on Discord (core.essays.Announcer): an embed, published in
 announcement channels, with a "Discuss with the model" thread under it.
 
 Exactly once: every post carries the delivery's fixed `nonce`, and discord.py adds
@@ -27,7 +27,7 @@ from bots.discord.endpoints import discord_endpoints
 from bots.discord.notifier import moderators_channel
 from core.config import DiscordSettings, Settings, secret
 from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited, retry_after_seconds
-from core.essay_outbox import Announcement, Delivery
+from core.essays import Announcement, Delivery
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Essay announcements in Slack (core.essay_outbox.Announcer): Block Kit with a header, the
+"""Essay announcements in Slack (core.essays.Announcer): Block Kit with a header, the
 summary, a context line and a "Read the essay" button, plus fallback text; no unfurls.
 
 Exactly once: every announcement carries message metadata naming its delivery. When an
@@ -28,7 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bots.slack import render
 from core.config import Settings, SlackSettings
 from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited, retry_after_seconds
-from core.essay_outbox import Announcement, Delivery
+from core.essays import Announcement, Delivery
 from core.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""The tables of access by request, written only by core.access.
+"""The tables of access by request, read and written only by its repository (core.store.access_repo,
+with access_reads and access_sql).
 
 - access_grants: one row per member and workspace; the access check reads it by primary key.
 - access_requests: what members asked for and what moderators decided. A partial unique index

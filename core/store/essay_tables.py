@@ -1,4 +1,5 @@
-"""The tables of essay announcements, written only by core.essays.
+"""The tables of essay announcements, read and written only by the essay repositories
+(core.store.essays_repo, feeds_repo, subscriptions_repo, outbox_repo, essay_counts).
 
 - essay_feeds: one row per feed URL: conditional-GET validators, whether its first poll is done
   (`seeded`), and its failure streak with the back-off and the one-time moderator alert.

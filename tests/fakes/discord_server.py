@@ -61,6 +61,13 @@ files, headers, time, status)`, appended once answered; `route` is e.g.
 the matching records once there are `count` of them. Gateway frames the clients send are in
 `fake.gateway_frames` (`await fake.wait_for_frame(...)`).
 
+Rate limits: `FakeDiscord(limits=DiscordLimits())` enforces Discord's global 50 requests/s per
+bot token (interaction callbacks and webhook follow-ups are exempt, as on Discord) and 5 message
+creates, edits and typing calls per 5 s per channel, as sliding windows over the requests that
+were answered. Past a limit the answer is Discord's 429 (with `Via`, `Retry-After`, `global`),
+recorded in `fake.rate_limited`; per-channel answers carry true `X-RateLimit-Remaining` and
+`Reset-After` headers, as discord.py expects. Without `limits` nothing is enforced.
+
 Faults: `fake.fail_next(method, path, status=429, retry_after=0.2, ...)` answers the next
 matching request (path glob: `*` one segment, `**` any) with Discord's error: 429 with `Via`,
 `Retry-After`, `X-RateLimit-*` and `{"retry_after", "global"}` (discord.py sleeps and retries);
@@ -487,6 +494,36 @@ class GatewayFrame:
     time: float
 
 
+@dataclass(frozen=True)
+class DiscordLimits:
+    """What the fake enforces: Discord's global window and its per-channel message windows."""
+
+    global_per_second: int = 50
+    channel_limit: int = 5
+    channel_seconds: float = 5.0
+
+
+_CHANNEL_WRITE = re.compile(r"^(?:POST|PATCH) /channels/(\d+)/(?:messages(?:/\d+)?|typing)$")
+
+
+class _SlidingWindows:
+    """Send times per key; a key is full when `limit` fall inside the last `seconds`."""
+
+    def __init__(self) -> None:
+        self._times: dict[str, list[float]] = {}
+
+    def retry_after(self, key: str, limit: int, seconds: float, now: float) -> float:
+        times = [t for t in self._times.get(key, []) if t > now - seconds]
+        self._times[key] = times
+        return 0.0 if len(times) < limit else times[len(times) - limit] + seconds - now
+
+    def spend(self, key: str, now: float) -> None:
+        self._times.setdefault(key, []).append(now)
+
+    def remaining(self, key: str, limit: int) -> int:
+        return max(0, limit - len(self._times.get(key, [])))
+
+
 @dataclass(eq=False)
 class Fault:
     method: str
@@ -664,8 +701,13 @@ class FakeDiscord:
         heartbeat_interval_ms: int = 41_250,
         nonce_window: float = 300.0,
         interaction_deadline: float | None = None,
+        limits: DiscordLimits | None = None,
     ) -> None:
         self._last_id = 0
+        self.limits = limits
+        self._windows = _SlidingWindows()
+        # Every 429 the limits answered: (loop time, "global" or the channel id, method path).
+        self.rate_limited: list[tuple[float, str, str]] = []
         self.token = token
         self.bot = bot or FakeUser("ember", bot=True, global_name="Ember")
         self._assign(self.bot)
@@ -1442,7 +1484,7 @@ class FakeDiscord:
         bucket = hashlib.sha1((route or path).encode()).hexdigest()[:32]
         response = await self._answer(request, handler, path, bucket)
         if 200 <= response.status < 300:
-            response.headers.update(_rate_limit_headers(bucket, limit=50, remaining=49, reset_after=1.0))
+            response.headers.update(self._bucket_headers(request.method, path, bucket))
         record.status = response.status
         self.requests.append(record)
         self._notify()
@@ -1458,6 +1500,10 @@ class FakeDiscord:
             fault = self._take_fault(request.method, path)
             if fault is not None:
                 return fault.response(bucket)
+            if self.limits is not None and needs_auth:
+                limited = self._enforce(self.limits, request.method, path, bucket)
+                if limited is not None:
+                    return limited
             return await handler(request)  # type: ignore[no-any-return]
         except DiscordError as error:
             return error.response()
@@ -1468,6 +1514,42 @@ class FakeDiscord:
         except Exception as error:  # a bug in the fake: discord.py would quietly retry a 500
             self.server_errors.append(error)
             return DiscordError(500, 0, "500: Internal Server Error").response()
+
+    def _enforce(
+        self, limits: DiscordLimits, method: str, path: str, bucket: str
+    ) -> web.StreamResponse | None:
+        """Spend from the global and the channel's window, or answer 429 as Discord does."""
+        now = asyncio.get_running_loop().time()
+        scopes = [("global", limits.global_per_second, 1.0)]
+        channel = _CHANNEL_WRITE.match(f"{method} {path}")
+        if channel is not None:
+            scopes.append((channel.group(1), limits.channel_limit, limits.channel_seconds))
+        for key, limit, seconds in scopes:
+            wait = self._windows.retry_after(key, limit, seconds, now)
+            if wait > 0:
+                self.rate_limited.append((now, key, f"{method} {path}"))
+                fault = Fault(method, path, 429, wait, key == "global", None, None, False, 1)
+                return fault.response(bucket)
+        for key, _, _ in scopes:
+            self._windows.spend(key, now)
+        return None
+
+    def _bucket_headers(self, method: str, path: str, bucket: str) -> dict[str, str]:
+        channel = _CHANNEL_WRITE.match(f"{method} {path}")
+        if self.limits is None or channel is None:
+            return _rate_limit_headers(bucket, limit=50, remaining=49, reset_after=1.0)
+        limits, key = self.limits, channel.group(1)
+        now = asyncio.get_running_loop().time()
+        self._windows.retry_after(key, limits.channel_limit, limits.channel_seconds, now)
+        remaining = self._windows.remaining(key, limits.channel_limit)
+        reset_after = (
+            self._windows.retry_after(key, limits.channel_limit, limits.channel_seconds, now)
+            if remaining == 0
+            else 0.0
+        )
+        return _rate_limit_headers(
+            bucket, limit=limits.channel_limit, remaining=remaining, reset_after=reset_after
+        )
 
     async def _get_file(self, request: web.Request) -> web.StreamResponse:
         attachment_id = int(request.match_info["attachment_id"])

@@ -6,10 +6,14 @@ post URL, `title`, `description` (the subtitle), `link`, `pubDate`, `dc:creator`
 (ETag → If-None-Match, Last-Modified → If-Modified-Since answer 304), and every request is
 recorded so tests can see what ember sent.
 
-Faults (`feed.fault`): "403", "404", "500", "429" (with `retry_after`), "slow" (never answers
+Faults (`feed.fault`): "403", "404", "500", "429", "503" (each with `retry_after`, sent verbatim,
+whatever it holds), "slow" (never answers
 until the server closes), "malformed" (truncated XML), "empty" (a channel with no items),
 "html" (a 200 block page), "redirect" (301 to `redirect_to`), "redirect-ftp" (302 to ftp:),
 "oversize" (an endless-looking body of `oversize_bytes`).
+
+Encodings: `feed.body` (raw bytes) is served instead of the rendered feed, with
+`feed.content_type` as the whole Content-Type header (its charset parameter, if any, included).
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ class Feed:
     retry_after: str = ""
     redirect_to: str = ""
     oversize_bytes: int = 0
+    body: bytes | None = None  # served as is, instead of `render(feed)`
+    content_type: str = "application/rss+xml; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -140,16 +146,19 @@ class FeedServer:
         if fault is not None:
             return fault
         body = render(feed) if feed.fault != "empty" else render(Feed(title=feed.title))
+        if feed.body is not None:
+            body = feed.body
         etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
         newest = max((p.published for p in feed.posts), default=datetime(2026, 1, 1, tzinfo=UTC))
         headers = {"ETag": etag, "Last-Modified": format_datetime(newest, usegmt=True)}
         if _not_modified(request, etag, newest):
             return web.Response(status=304, headers=headers)
-        return web.Response(body=body, headers=headers, content_type="application/rss+xml", charset="utf-8")
+        headers["Content-Type"] = feed.content_type
+        return web.Response(body=body, headers=headers)
 
     async def _fault(self, feed: Feed, request: web.Request) -> web.StreamResponse | None:
         fault = feed.fault
-        if fault in ("403", "404", "500", "429"):
+        if fault in ("403", "404", "500", "429", "503"):
             headers = {"Retry-After": feed.retry_after} if feed.retry_after else {}
             return web.Response(status=int(fault), text="no", headers=headers)
         if fault == "slow":

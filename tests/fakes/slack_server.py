@@ -46,6 +46,14 @@ Faults:
   (`missing_recipient_user_id` / `missing_recipient_team_id`).
 - An unimplemented method answers `unknown_method` (HTTP 200, `req_method` echoed).
 
+Rate limits: `FakeSlack(limits=SlackLimits())` holds each Web API method to its documented tier
+floor for the workspace (a sliding window per method: Tier 2 20/min for chat.startStream and
+chat.stopStream, Tier 3 50/min for chat.update, chat.delete, conversations.history and
+conversations.replies, Tier 4 100/min for chat.appendStream, chat.postEphemeral and users.info)
+and chat.postMessage to one message per second per channel ("special" tier; Slack allows short
+bursts, the fake does not). Past a limit: HTTP 429, `Retry-After` in whole seconds and
+`{"ok": false, "error": "ratelimited"}`, recorded in `fake.rate_limited` as (time, method).
+
 Socket Mode: the socket sends `hello`, then `await fake.send_event(event)`,
 `send_slash_command(...)` and `send_interaction(payload)` push an envelope and return the app's
 `Ack` (envelope_id, payload) or raise TimeoutError. bolt acks nothing it did not handle (no
@@ -74,6 +82,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import math
 import mimetypes
 import re
 import struct
@@ -182,6 +191,33 @@ class HttpReply:
         return json.loads(self.text)
 
 
+@dataclass(frozen=True)
+class SlackLimits:
+    """Requests per minute by method: the documented tier floors (see the module docstring)."""
+
+    per_minute: Mapping[str, int] = field(
+        default_factory=lambda: {
+            "chat.startStream": 20,
+            "chat.stopStream": 20,
+            "chat.update": 50,
+            "chat.delete": 50,
+            "conversations.history": 50,
+            "conversations.replies": 50,
+            "chat.appendStream": 100,
+            "chat.postEphemeral": 100,
+            "users.info": 100,
+        }
+    )
+    post_message_per_channel_seconds: float = 1.0
+
+    def window(self, method: str) -> tuple[int, float] | None:
+        """(limit, seconds) for `method`, or None when the fake leaves it unlimited."""
+        if method == "chat.postMessage":
+            return (1, self.post_message_per_channel_seconds)
+        limit = self.per_minute.get(method)
+        return None if limit is None else (limit, 60.0)
+
+
 @dataclass
 class _Fault:
     error: str
@@ -265,6 +301,7 @@ class FakeSlack:
         app_id: str = "A0EMBER",
         bot_token: str = BOT_TOKEN,
         app_token: str = APP_TOKEN,
+        limits: SlackLimits | None = None,
     ) -> None:
         self.team_id, self.team_name, self.team_domain = team_id, team_name, team_domain
         self.bot_user_id, self.bot_id, self.bot_name, self.app_id = bot_user_id, bot_id, bot_name, app_id
@@ -292,6 +329,9 @@ class FakeSlack:
         self._messages: dict[str, list[Json]] = {}
         self._live_streams: set[tuple[str, str]] = set()
         self._faults: dict[str, deque[_Fault]] = {}
+        self.limits = limits
+        self._sent: dict[str, list[float]] = {}
+        self.rate_limited: list[tuple[float, str]] = []  # (loop time, method) of every 429 answered
         self._sockets: list[web.WebSocketResponse] = []
         self._tickets: set[str] = set()
         self._response_urls: dict[str, Json] = {}
@@ -1018,6 +1058,24 @@ class FakeSlack:
 
     # ------------------------------------------------------------------ the Web API
 
+    def _enforce(self, method: str, args: _Args) -> None:
+        """Spend from the method's tier window (or the channel's, for chat.postMessage)."""
+        if self.limits is None:
+            return
+        window = self.limits.window(method)
+        if window is None:
+            return
+        limit, seconds = window
+        key = f"{method}:{args.text('channel')}" if method == "chat.postMessage" else method
+        now = _now()
+        sent = [t for t in self._sent.get(key, []) if t > now - seconds]
+        if len(sent) >= limit:
+            self._sent[key] = sent
+            self.rate_limited.append((now, method))
+            retry = max(1, math.ceil(sent[len(sent) - limit] + seconds - now))
+            raise SlackError("ratelimited", status=429, headers={"Retry-After": str(retry)})
+        self._sent[key] = [*sent, now]
+
     async def _api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
         args = await _read_args(request)
@@ -1032,6 +1090,7 @@ class FakeSlack:
             if fault is not None:
                 retry = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
                 raise SlackError(fault.error, status=fault.status, headers=retry)
+            self._enforce(method, _Args(args))
             if method in STREAM_METHODS and self.streaming_error:
                 raise SlackError(
                     self.streaming_error,

@@ -1,29 +1,19 @@
 """`/opus access …` and `/opus usage`: access by request, the same on every platform.
 
-Handlers only translate: they find the workspace and the target, call core.access, and word the
-answer. Moderator-only commands are marked in their specs, so `Commands.run` refuses everyone
-else before a handler runs.
+Handlers only translate: they find the workspace and the target, call the AccessService, and
+pick the answer's wording (core.access.command_wording). Moderator-only commands are marked in
+their specs, so `Commands.run` refuses everyone else before a handler runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
 from typing import Any
 
 from core import usage
-from core.access import (
-    AccessService,
-    AuditEntry,
-    GrantView,
-    RequestView,
-    Standing,
-    in_text,
-    mention,
-    require_workspace,
-    space_word,
-    when_text,
-)
+from core.access import command_wording as say
+from core.access.inputs import require_workspace
+from core.access.service import AccessService
 from core.commands import CommandContext, CommandResult, CommandSpec, Param
 from core.errors import CommandError, NotModerator
 from core.events import User
@@ -54,15 +44,16 @@ async def _target(ctx: CommandContext, user_id: str, *, must_exist: bool) -> Use
         return dataclasses.replace(ctx.invoker, id=user_id, name=user_id, role_ids=(), is_moderator=False)
     found = await ctx.directory.lookup_user(workspace, user_id)
     if found is None and must_exist:
-        raise CommandError(f"I can't find {mention(user_id)} here; please check the mention.")
+        raise CommandError(say.cannot_find(user_id))
     if found is not None and found.is_bot:
-        raise CommandError(f"{mention(user_id)} is a bot; access is for people.")
+        raise CommandError(say.is_a_bot(user_id))
     return found or dataclasses.replace(
         ctx.invoker, id=user_id, name=user_id, role_ids=(), is_moderator=False
     )
 
 
-def _long(text: str, filename: str, summary: str) -> CommandResult:
+def _long(text_and_summary: tuple[str, str], filename: str) -> CommandResult:
+    text, summary = text_and_summary
     if len(text) <= INLINE_CHARS:
         return CommandResult(text)
     return CommandResult(summary, attachment=(filename, text))
@@ -88,34 +79,12 @@ async def status(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
     who = ctx.invoker if own else await _target(ctx, user_id, must_exist=False)
     service = _service(ctx)
     standing = await service.standing(who, ctx.place)
-    return CommandResult(_describe(service, standing, who.id, own, ctx.place.platform))
-
-
-def _describe(service: AccessService, standing: Standing, user_id: str, own: bool, platform: str) -> str:
-    model = service.model_name
-    subject, have = ("You", "have") if own else (mention(user_id), "has")
-    if standing.via == "grant" and standing.grant is not None:
-        grant = standing.grant
-        until = f"until {when_text(grant.expires_at)}" if grant.expires_at else "with no end date"
-        return f"{subject} {have} access to {model} here {until}, granted by {mention(grant.granted_by)}."
-    reasons = {
-        "operator": "This is the operator's terminal, where access rules don't apply.",
-        "open": f"Everyone may talk with {model} here.",
-        "bot": f"{subject} may talk with {model}, because bots are allowed here.",
-        "moderator": f"{subject} may always talk with {model}: moderators may.",
-        "role": f"{subject} may talk with {model} here through a member role.",
-        "grant": f"{subject} may talk with {model} here through access in a {space_word(platform)} where I live.",
-    }
-    if standing.via:
-        return reasons[standing.via]
-    if standing.pending is not None:
-        whose = "Your" if own else f"{mention(user_id)}'s"
-        return f"{whose} request from {when_text(standing.pending.created_at)} is waiting for the moderators."
-    lacks = "You don't have" if own else f"{mention(user_id)} doesn't have"
-    text = f"{lacks} access to {model} here."
-    if own and service.mode == "request":
-        text += f" You can ask with `{service.command(platform)} access request [reason]`."
-    return text
+    platform = ctx.place.platform
+    # Only members asking about themselves, where access is by request, are told how to ask.
+    ask = service.command(platform) if own and service.mode == "request" else ""
+    return CommandResult(
+        say.standing_text(standing, service.model_name, who.id, own=own, platform=platform, ask=ask)
+    )
 
 
 # ---------------------------------------------------------------- moderators
@@ -143,9 +112,7 @@ async def revoke(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
     except CommandError as error:
         roles = set(ctx.runtime.settings.access.member_roles)
         if roles.intersection(target.role_ids):
-            raise CommandError(
-                f"{error} They may chat through a member role; change their roles to stop that."
-            ) from None
+            raise CommandError(say.also_member_role(str(error))) from None
         raise
     return CommandResult(text)
 
@@ -153,51 +120,24 @@ async def revoke(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
 async def pending(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
     requests = await _service(ctx).pending(ctx.invoker.platform, _workspace(ctx))
     if not requests:
-        return CommandResult("No requests are waiting.")
-    lines = [f"{len(requests)} waiting (approve with the buttons or `access grant`):"]
-    lines += [_request_line(r) for r in requests]
-    return _long(
-        "\n".join(lines), "pending.txt", f"{len(requests)} requests are waiting; the list is attached."
-    )
-
-
-def _request_line(request: RequestView) -> str:
-    reason = f' — "{request.reason}"' if request.reason else ""
-    return f"#{request.id} {mention(request.user_id)}, asked {when_text(request.created_at)}{reason}"
+        return CommandResult(say.NO_REQUESTS)
+    return _long(say.pending_text(requests), "pending.txt")
 
 
 async def list_(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
     service = _service(ctx)
     grants = await service.grants(ctx.invoker.platform, _workspace(ctx))
     if not grants:
-        return CommandResult("Nobody has a grant here yet.")
-    now = service.now()
-    lines = [f"{len(grants)} with access:"] + [grant_line(g, now) for g in grants]
-    return _long("\n".join(lines), "access.txt", f"{len(grants)} people have access; the list is attached.")
-
-
-def grant_line(grant: GrantView, now: datetime) -> str:
-    if grant.expires_at is None:
-        until = "no end date"
-    else:
-        until = f"expires {when_text(grant.expires_at)} ({in_text(grant.expires_at - now)})"
-    note = f' — "{grant.note}"' if grant.note else ""
-    return f"{mention(grant.user_id)}: {until}, granted by {mention(grant.granted_by)}{note}"
+        return CommandResult(say.NO_GRANTS)
+    return _long(say.grants_text(grants, service.now()), "access.txt")
 
 
 async def log(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
     user_id = args.get("user")
     entries = await _service(ctx).audit_log(ctx.invoker.platform, _workspace(ctx), user_id)
     if not entries:
-        return CommandResult("Nothing has been recorded yet.")
-    lines = ["Newest first:"] + [_audit_line(e) for e in entries]
-    return _long("\n".join(lines), "access-log.txt", f"The last {len(entries)} changes are attached.")
-
-
-def _audit_line(entry: AuditEntry) -> str:
-    detail = f" ({entry.detail})" if entry.detail else ""
-    target = "" if entry.target_id == entry.actor_id else f" → {mention(entry.target_id)}"
-    return f"{when_text(entry.at)} {entry.action}: {mention(entry.actor_id)}{target}{detail}"
+        return CommandResult(say.NOTHING_RECORDED)
+    return _long(say.audit_text(entries), "access-log.txt")
 
 
 # ---------------------------------------------------------------- usage
@@ -215,29 +155,16 @@ async def usage_(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
     scope = {"platform": platform, "workspace_id": workspace}
     today = await usage.totals(service.store, **scope, since=usage.day_start(now), user_id=user_id)
     month = await usage.totals(service.store, **scope, since=usage.month_start(now), user_id=user_id)
-    whose = "Your" if own else f"{mention(user_id)}'s"
-    lines = [
-        f"{whose} use of {service.model_name} here (UTC days and months):",
-        f"Today: {_figures(today)}.",
-        f"This month: {_figures(month)}.",
-    ]
+    lines = say.usage_lines(service.model_name, user_id, own=own, today=today, month=month)
     limits = ctx.runtime.settings.access
     if limits.daily_messages or limits.daily_tokens:
-        parts = [f"{limits.daily_messages} messages"] if limits.daily_messages else []
-        parts += [f"{limits.daily_tokens:,} tokens"] if limits.daily_tokens else []
-        lines.append(f"Daily limit: {' and '.join(parts)}; it resets {in_text(usage.next_day(now) - now)}.")
+        lines.append(
+            say.daily_limit_line(limits.daily_messages, limits.daily_tokens, usage.next_day(now) - now)
+        )
     if limits.monthly_spend_usd and ctx.invoker.is_moderator:
         spent = await usage.totals(service.store, **scope, since=usage.month_start(now))
-        lines.append(
-            f"This {space_word(platform)} has spent {usage.format_dollars(spent.cost_micros)} of its "
-            f"${limits.monthly_spend_usd:,.2f} monthly budget."
-        )
+        lines.append(say.budget_line(platform, spent.cost_micros, limits.monthly_spend_usd))
     return CommandResult("\n".join(lines))
-
-
-def _figures(totals: usage.UsageTotals) -> str:
-    messages = "1 message" if totals.requests == 1 else f"{totals.requests} messages"
-    return f"{messages}, {totals.tokens:,} tokens, {usage.format_dollars(totals.cost_micros)}"
 
 
 # ---------------------------------------------------------------- the table

@@ -1,0 +1,186 @@
+"""The access check on every message's path (`MessageGate.admit`), and `standing`, the same
+question asked by `/opus access status`.
+
+It is cheap: no query at all in open mode or for member roles and moderators (without daily
+limits); otherwise one prepared statement, run in one hop, that reads the grant by primary key
+and the member's usage today by index. The workspace's spend this month comes from a short
+cache. Replies in flight are counted per process, like the replies themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from core import usage
+from core.access import wording
+from core.access.platforms import per_platform
+from core.access.values import Clock, GateFacts, Standing, Via
+from core.config import Settings
+from core.errors import AccessDenied
+from core.events import Place, User
+
+if TYPE_CHECKING:  # the repository imports core.access's values; at run time it is handed in
+    from core.store.access_repo import AccessRepository
+
+# Spend caps are monthly; totals this fresh are plenty and spare the hot path a large sum.
+SPEND_CACHE = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class _Spend:
+    month: datetime
+    fetched_at: datetime
+    micros: int
+
+
+class MessageGate:
+    """Admits a member's message (grant, daily limits, spend cap, one reply slot) or refuses
+    it with a kind explanation."""
+
+    def __init__(
+        self, settings: Settings, repo: AccessRepository, clock: Clock, spend_cache: timedelta = SPEND_CACHE
+    ) -> None:
+        self.settings = settings
+        self._repo = repo
+        self._clock = clock
+        self._spend_cache = spend_cache
+        self._member_roles = frozenset(settings.access.member_roles)
+        self._running: dict[tuple[str, str], int] = {}
+        self._spend: dict[tuple[str, str], _Spend] = {}
+
+    @asynccontextmanager
+    async def admit(self, user: User, place: Place) -> AsyncIterator[None]:
+        """Raise AccessDenied with a kind explanation, or hold a reply slot while the body runs."""
+        now = self._clock()
+        if place.is_direct and not self._dms_allowed(place.platform):
+            raise AccessDenied(wording.NO_DIRECT_MESSAGES)
+        via = self.via_without_lookup(user, place.platform)
+        limits = self.settings.access
+        daily = limits.daily_messages > 0 or limits.daily_tokens > 0
+        facts = GateFacts(granted=bool(via))
+        if not via or daily:
+            facts = await self._repo.gate_facts(
+                user.id,
+                place.platform,
+                place.workspace_id,
+                now,
+                scoped=not place.is_direct,
+                grant=not via,
+                daily=daily,
+            )
+        if not facts.granted:
+            raise AccessDenied(self._refusal(user, place, pending=facts.pending))
+        self._check_daily(facts, now)
+        await self._check_spend(place, now)
+        key = (user.platform, user.id)
+        self._take_slot(key)
+        try:
+            yield
+        finally:
+            self._release_slot(key)
+
+    def via_without_lookup(self, user: User, platform: str) -> Via:
+        """The reasons to admit someone that need no database, cheapest first."""
+        if per_platform(platform, discord=False, slack=False, console=True, other=False):
+            return "operator"  # the terminal is the operator's own seat
+        if self.settings.access.mode == "open":
+            return "open"
+        if user.is_bot and self.settings.chat.allow_bots:
+            return "bot"  # the operator let bots talk; bot depth and limits still bound them
+        if user.is_moderator:
+            return "moderator"
+        if self._member_roles.intersection(user.role_ids):
+            return "role"
+        return ""
+
+    async def allowed_by(self, user: User, platform: str, workspace_id: str | None, now: datetime) -> Via:
+        """How `user` may talk to the model ('' for not at all). `workspace_id` None means a
+        direct message: access in any workspace counts."""
+        via = self.via_without_lookup(user, platform)
+        if via:
+            return via
+        scoped = workspace_id is not None
+        facts = await self._repo.gate_facts(
+            user.id, platform, workspace_id or "", now, scoped=scoped, grant=True, daily=False
+        )
+        return "grant" if facts.granted else ""
+
+    async def standing(self, user: User, place: Place) -> Standing:
+        """Whether and why `user` may talk in `place`, with their grant and pending request."""
+        now = self._clock()
+        # In a direct message, a grant in any workspace counts.
+        scope = None if place.is_direct else place.workspace_id
+        via = await self.allowed_by(user, place.platform, scope, now)
+        if place.is_direct or not place.workspace_id:
+            return Standing(via)
+        return Standing(
+            via,
+            await self._repo.live_grant(place.platform, place.workspace_id, user.id, now),
+            await self._repo.pending_request(place.platform, place.workspace_id, user.id),
+        )
+
+    def _dms_allowed(self, platform: str) -> bool:
+        settings = self.settings
+        return per_platform(
+            platform,
+            discord=settings.discord.allow_dms,
+            slack=settings.slack.allow_dms,
+            console=True,
+            other=True,
+        )
+
+    def _refusal(self, user: User, place: Place, *, pending: bool) -> str:
+        model = wording.model_name(self.settings)
+        if self.settings.access.mode == "closed":
+            return wording.by_invitation(user.name, model)
+        if pending:
+            return wording.request_waiting(user.name, model)
+        command = self.settings.command_for(place.platform)
+        return wording.how_to_ask(user.name, model, command, place.platform, direct=place.is_direct)
+
+    def _check_daily(self, facts: GateFacts, now: datetime) -> None:
+        limits = self.settings.access
+        until_reset = usage.next_day(now) - now
+        if 0 < limits.daily_messages <= facts.requests_today:
+            model = wording.model_name(self.settings)
+            raise AccessDenied(wording.daily_messages_reached(limits.daily_messages, model, until_reset))
+        if 0 < limits.daily_tokens <= facts.tokens_today:
+            model = wording.model_name(self.settings)
+            raise AccessDenied(wording.daily_tokens_reached(limits.daily_tokens, model, until_reset))
+
+    async def _check_spend(self, place: Place, now: datetime) -> None:
+        limits = self.settings.access
+        cap = round(limits.monthly_spend_usd * 1_000_000)
+        if cap > 0 and await self._month_spend(place.platform, place.workspace_id, now) >= cap:
+            model = wording.model_name(self.settings)
+            renews = usage.next_month(now)
+            raise AccessDenied(
+                wording.monthly_budget_spent(place.platform, limits.monthly_spend_usd, model, renews, now)
+            )
+
+    async def _month_spend(self, platform: str, workspace_id: str, now: datetime) -> int:
+        month = usage.month_start(now)
+        cached = self._spend.get((platform, workspace_id))
+        if cached and cached.month == month and now - cached.fetched_at < self._spend_cache:
+            return cached.micros
+        micros = await self._repo.spent_micros(platform, workspace_id, month)
+        self._spend[(platform, workspace_id)] = _Spend(month, now, micros)
+        return micros
+
+    def _take_slot(self, key: tuple[str, str]) -> None:
+        limit = self.settings.access.max_concurrent
+        running = self._running.get(key, 0)
+        if 0 < limit <= running:
+            raise AccessDenied(wording.still_writing(running))
+        self._running[key] = running + 1
+
+    def _release_slot(self, key: tuple[str, str]) -> None:
+        left = self._running.get(key, 1) - 1
+        if left > 0:
+            self._running[key] = left
+        else:
+            self._running.pop(key, None)

@@ -1,0 +1,238 @@
+"""One request scheduler per platform: every outgoing call waits here for its turn.
+
+Replies that start together would otherwise edit together, in spikes that reach the platform's
+global limit, and a cheap typing call could take the slot a first reply needed. So each call
+declares what it is (its priority) and which limits it spends from (its keys), and one
+dispatcher sends, whenever a slot frees, the most urgent call that fits:
+
+- priorities, most urgent first: a reply's first text, its final text, command and button
+  answers, access notices, essay posts, intermediate edits, typing;
+- coalescing: calls sharing a `coalesce` key (edits of one message) merge while queued; the
+  newest call wins and keeps the older one's place in line, so a message never has two
+  queued edits and its newest text goes out first;
+- intermediate edits leave `kept_for_final` slots of a window free, so a reply's final text
+  never waits out a window; everything but a reply's text leaves `kept_for_replies` free, so
+  the headroom under a platform's limit goes to what people are waiting for;
+- typing goes out only with headroom and an empty queue, and is dropped otherwise.
+
+429s still happen (other clients of the token, clocks that disagree): the adapter reports them
+with `pause`, and the key sends nothing until the platform's Retry-After has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, TypeVar
+
+from core.budget.windows import Window, Windows, kind_of
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+GLOBAL = "global"
+
+
+class Priority(IntEnum):
+    """Lower values go first."""
+
+    FIRST_TEXT = 1
+    FINAL_TEXT = 2
+    ANSWER = 3
+    ACCESS_NOTICE = 4
+    ESSAY_POST = 5
+    EDIT = 6
+    TYPING = 7
+
+
+@dataclass(frozen=True)
+class BudgetPolicy:
+    """One platform's budget: its windows by key kind, and how much room the cheap calls leave."""
+
+    windows: Mapping[str, Window]
+    # Free slots, per window kind, that intermediate edits and typing must leave behind.
+    kept_for_final: Mapping[str, int] = field(default_factory=lambda: {"channel": 1})
+    # Free slots, per window kind, that everything but a reply's first and final text leaves
+    # behind: the headroom under the platform's limit is spent only on what people wait for.
+    kept_for_replies: Mapping[str, int] = field(default_factory=dict)
+    # Typing needs this many free slots in the global window (and nothing queued) to go out.
+    typing_headroom: int = 10
+
+
+class SchedulerClosed(Exception):
+    """The scheduler was closed while a call still waited for its turn."""
+
+
+@dataclass(eq=False)
+class _Queued:
+    priority: Priority
+    seq: int
+    keys: tuple[str, ...]
+    call: Callable[[], Awaitable[Any]]
+    done: asyncio.Future[Any]
+    coalesce: str
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return (self.priority, self.seq)
+
+
+class RequestScheduler:
+    def __init__(self, policy: BudgetPolicy, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep):
+        self.policy = policy
+        self._windows = Windows(policy.windows)
+        self._clock = clock
+        self._sleep = sleep
+        self._queue: list[_Queued] = []  # sorted by (priority, seq)
+        self._by_coalesce: dict[str, _Queued] = {}
+        self._seq = 0
+        self._wake = asyncio.Event()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    async def send(
+        self,
+        priority: Priority,
+        call: Callable[[], Awaitable[T]],
+        *,
+        keys: tuple[str, ...] = (GLOBAL,),
+        coalesce: str = "",
+    ) -> T | None:
+        """Make `call` when its turn comes and return its result. None when it was merged into a
+        newer call with the same `coalesce` key, or was typing without headroom."""
+        if self._closed:
+            raise SchedulerClosed("the request scheduler is closed")
+        if priority is Priority.TYPING and not self._typing_fits(keys):
+            return None
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        item = _Queued(priority, self._next_seq(), keys, call, done, coalesce)
+        self._enqueue(item)
+        self._ensure_dispatcher()
+        result: T | None = await done
+        return result
+
+    def pause(self, key: str, seconds: float) -> None:
+        """The platform answered 429 for `key`: nothing spends from it for `seconds`."""
+        self._windows.pause(key, self._clock() + max(0.0, seconds))
+        self._wake.set()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for item in self._queue:
+            if not item.done.done():
+                item.done.set_exception(SchedulerClosed("ember is shutting down"))
+        self._queue.clear()
+        self._by_coalesce.clear()
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    # ------------------------------------------------------------------ queue
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _enqueue(self, item: _Queued) -> None:
+        older = self._by_coalesce.get(item.coalesce) if item.coalesce else None
+        if older is not None:
+            # The newest text wins, in the older call's place, at the more urgent priority.
+            self._queue.remove(older)
+            older.done.set_result(None)
+            item.seq = older.seq
+            item.priority = min(item.priority, older.priority)
+        if item.coalesce:
+            self._by_coalesce[item.coalesce] = item
+        bisect.insort(self._queue, item, key=lambda queued: queued.order)
+        self._wake.set()
+
+    def _typing_fits(self, keys: tuple[str, ...]) -> bool:
+        now = self._clock()
+        if self._queue or self._windows.room(GLOBAL, now) < self.policy.typing_headroom:
+            return False
+        return all(self._windows.room(key, now) >= self._needed(Priority.TYPING, key) for key in keys)
+
+    def _needed(self, priority: Priority, key: str) -> int:
+        kind = kind_of(key)
+        needed = 1
+        if priority > Priority.FINAL_TEXT:
+            needed += self.policy.kept_for_replies.get(kind, 0)
+        if priority >= Priority.EDIT:
+            needed += self.policy.kept_for_final.get(kind, 0)
+        return needed
+
+    def _fits(self, item: _Queued, now: float) -> bool:
+        return all(self._windows.room(key, now) >= self._needed(item.priority, key) for key in item.keys)
+
+    def _ready_at(self, item: _Queued, now: float) -> float:
+        return max(
+            (self._windows.free_at(key, now, self._needed(item.priority, key)) for key in item.keys),
+            default=now,
+        )
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _ensure_dispatcher(self) -> None:
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = asyncio.create_task(self._dispatch(), name="ember-request-scheduler")
+
+    async def _dispatch(self) -> None:
+        while not self._closed:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            now = self._clock()
+            ready = next((item for item in self._queue if self._fits(item, now)), None)
+            if ready is not None:
+                self._start(ready, now)
+                continue
+            wake_at = min(self._ready_at(item, now) for item in self._queue)
+            self._wake.clear()
+            await self._sleep_or_wake(max(wake_at - now, 0.0))
+
+    def _start(self, item: _Queued, now: float) -> None:
+        self._queue.remove(item)
+        if item.coalesce and self._by_coalesce.get(item.coalesce) is item:
+            del self._by_coalesce[item.coalesce]
+        for key in item.keys:
+            self._windows.spend(key, now)
+        task = asyncio.create_task(self._run(item))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    @staticmethod
+    async def _run(item: _Queued) -> None:
+        try:
+            result = await item.call()
+        except BaseException as exc:  # handed to the caller, who decides
+            if not item.done.done():
+                item.done.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        if not item.done.done():
+            item.done.set_result(result)
+
+    async def _sleep_or_wake(self, seconds: float) -> None:
+        """Sleep until the next call fits, or until a new call (or a pause) arrives."""
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waker):
+                task.cancel()

@@ -1,0 +1,186 @@
+"""The request scheduler on a virtual clock: priorities, coalescing, the edit kept in hand for the
+final text, typing only with headroom, 429 pauses. No test here reads the wall clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from core.budget import GLOBAL, BudgetPolicy, Priority, RequestScheduler, SchedulerClosed, Window
+
+
+class VirtualTime:
+    """A clock that moves only when the scheduler sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+class Recorder:
+    def __init__(self, time: VirtualTime) -> None:
+        self.time = time
+        self.sent: list[tuple[str, float]] = []
+
+    def call(self, name: str) -> object:
+        async def send() -> str:
+            self.sent.append((name, self.time.now))
+            return name
+
+        return send
+
+
+def scheduler(time: VirtualTime, **windows: Window) -> RequestScheduler:
+    return RequestScheduler(
+        BudgetPolicy(windows=windows, typing_headroom=2), clock=time.clock, sleep=time.sleep
+    )
+
+
+async def test_the_most_urgent_call_goes_first_when_slots_are_short() -> None:
+    time = VirtualTime()
+    budget = scheduler(time, **{GLOBAL: Window(2, 1.0)})
+    calls = Recorder(time)
+    results = await asyncio.gather(
+        budget.send(Priority.EDIT, calls.call("edit")),
+        budget.send(Priority.ESSAY_POST, calls.call("essay")),
+        budget.send(Priority.FIRST_TEXT, calls.call("first")),
+        budget.send(Priority.FINAL_TEXT, calls.call("final")),
+    )
+    assert results == ["edit", "essay", "first", "final"]
+    assert calls.sent == [("first", 0.0), ("final", 0.0), ("essay", 1.0), ("edit", 1.0)]
+    await budget.aclose()
+
+
+async def test_queued_edits_of_one_message_merge_and_the_newest_text_wins() -> None:
+    time = VirtualTime()
+    budget = scheduler(time, **{GLOBAL: Window(1, 1.0)})
+    calls = Recorder(time)
+    results = await asyncio.gather(
+        budget.send(Priority.FIRST_TEXT, calls.call("post")),
+        budget.send(Priority.EDIT, calls.call("edit 1"), coalesce="message-1"),
+        budget.send(Priority.EDIT, calls.call("edit 2"), coalesce="message-1"),
+        budget.send(Priority.ESSAY_POST, calls.call("essay")),
+        budget.send(Priority.FINAL_TEXT, calls.call("final"), coalesce="message-1"),
+    )
+    # The final text took the queued edits' place and urgency; the essay waited behind it.
+    assert results == ["post", None, None, "essay", "final"]
+    assert calls.sent == [("post", 0.0), ("final", 1.0), ("essay", 2.0)]
+    await budget.aclose()
+
+
+async def test_intermediate_edits_keep_a_slot_in_hand_so_the_final_text_never_waits() -> None:
+    time = VirtualTime()
+    budget = scheduler(time, **{"channel": Window(3, 5.0)})
+    calls = Recorder(time)
+    keys = (GLOBAL, "channel:A")
+    await budget.send(Priority.FIRST_TEXT, calls.call("post"), keys=keys)
+    await budget.send(Priority.EDIT, calls.call("edit 1"), keys=keys, coalesce="m")
+    # One slot is left in the window: an edit may not take it, the final text may.
+    edit = asyncio.ensure_future(budget.send(Priority.EDIT, calls.call("edit 2"), keys=keys, coalesce="m"))
+    await asyncio.sleep(0)
+    final = await budget.send(Priority.FINAL_TEXT, calls.call("final"), keys=keys, coalesce="other")
+    assert final == "final"
+    assert calls.sent == [("post", 0.0), ("edit 1", 0.0), ("final", 0.0)]
+    assert await edit == "edit 2"
+    assert calls.sent[-1] == ("edit 2", 5.0)  # after the window's first sends expired
+    await budget.aclose()
+
+
+async def test_windows_are_per_key() -> None:
+    time = VirtualTime()
+    budget = scheduler(time, **{"channel": Window(1, 5.0)})
+    calls = Recorder(time)
+    await asyncio.gather(
+        budget.send(Priority.FIRST_TEXT, calls.call("A1"), keys=("channel:A",)),
+        budget.send(Priority.FIRST_TEXT, calls.call("A2"), keys=("channel:A",)),
+        budget.send(Priority.ESSAY_POST, calls.call("B1"), keys=("channel:B",)),
+    )
+    # A full channel does not hold back a less urgent call elsewhere.
+    assert calls.sent == [("A1", 0.0), ("B1", 0.0), ("A2", 5.0)]
+    await budget.aclose()
+
+
+async def test_typing_goes_out_only_with_headroom_and_nothing_queued() -> None:
+    time = VirtualTime()
+    budget = scheduler(time, **{GLOBAL: Window(3, 1.0)})
+    calls = Recorder(time)
+    assert await budget.send(Priority.TYPING, calls.call("typing 1")) == "typing 1"
+    await budget.send(Priority.FIRST_TEXT, calls.call("post"))
+    # Two of three slots are spent: one free slot is less than the headroom of two.
+    assert await budget.send(Priority.TYPING, calls.call("typing 2")) is None
+    time.now += 1.0
+    assert await budget.send(Priority.TYPING, calls.call("typing 3")) == "typing 3"
+    assert [name for name, _ in calls.sent] == ["typing 1", "post", "typing 3"]
+    await budget.aclose()
+
+
+async def test_a_429_pauses_its_key_until_retry_after() -> None:
+    time = VirtualTime()
+    budget = scheduler(time, **{GLOBAL: Window(50, 1.0)})
+    calls = Recorder(time)
+    budget.pause(GLOBAL, 2.5)
+    await budget.send(Priority.FIRST_TEXT, calls.call("after the pause"))
+    assert calls.sent == [("after the pause", 2.5)]
+    await budget.aclose()
+
+
+async def test_a_failed_call_raises_to_its_caller_and_the_queue_goes_on() -> None:
+    time = VirtualTime()
+    budget = scheduler(time, **{GLOBAL: Window(5, 1.0)})
+    calls = Recorder(time)
+
+    async def refused() -> str:
+        raise PermissionError("403 Missing Access")
+
+    with pytest.raises(PermissionError):
+        await budget.send(Priority.ANSWER, refused)
+    assert await budget.send(Priority.ANSWER, calls.call("next")) == "next"
+    await budget.aclose()
+
+
+async def test_closing_refuses_what_still_waits() -> None:
+    time = VirtualTime()
+    budget = scheduler(time, **{GLOBAL: Window(1, 60.0)})
+    calls = Recorder(time)
+    await budget.send(Priority.FIRST_TEXT, calls.call("sent"))
+    waiting = asyncio.ensure_future(budget.send(Priority.ESSAY_POST, calls.call("never")))
+    await asyncio.sleep(0)
+    assert budget.queued == 1
+    await budget.aclose()
+    with pytest.raises(SchedulerClosed):
+        await waiting
+    with pytest.raises(SchedulerClosed):
+        await budget.send(Priority.ANSWER, calls.call("late"))
+    assert calls.sent == [("sent", 0.0)]
+
+
+def test_a_window_needs_a_positive_limit_and_span() -> None:
+    with pytest.raises(ValueError, match="limit >= 1"):
+        Window(0, 1.0)
+    with pytest.raises(ValueError, match="seconds > 0"):
+        Window(5, float("nan"))
+
+
+async def test_the_headroom_kept_for_replies_goes_to_first_and_final_text_only() -> None:
+    time = VirtualTime()
+    policy = BudgetPolicy(windows={GLOBAL: Window(3, 1.0)}, kept_for_replies={GLOBAL: 2}, typing_headroom=0)
+    budget = RequestScheduler(policy, clock=time.clock, sleep=time.sleep)
+    calls = Recorder(time)
+    await asyncio.gather(
+        budget.send(Priority.ESSAY_POST, calls.call("essay 1")),
+        budget.send(Priority.ESSAY_POST, calls.call("essay 2")),
+    )
+    # One essay post per window: the other two slots are kept for replies, which take them at once.
+    await asyncio.gather(
+        budget.send(Priority.FIRST_TEXT, calls.call("first")),
+        budget.send(Priority.FINAL_TEXT, calls.call("final")),
+    )
+    assert calls.sent == [("essay 1", 0.0), ("essay 2", 1.0), ("first", 1.0), ("final", 1.0)]
+    await budget.aclose()
