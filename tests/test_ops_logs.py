@@ -6,11 +6,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
 from pathlib import Path
 
 from core.config import settings_from_dict
 from core.logs import REDACTED, JsonFormatter, Redactor, TextFormatter, log_context, url_passwords
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
+from tests.fakes.slack_server import FakeSlack
+from tests.slack_support import slack_env
 from tests.test_terminal_chat import run_ember
 
 SECRETS = {
@@ -158,3 +161,24 @@ async def test_a_refused_key_echoed_by_the_api_is_redacted_in_json_logs_and_outp
     # The reply's boundary sets where and for whom; the engine's line names its trace itself.
     assert (refused[0]["platform"], refused[0]["user"]) == ("console", "console:Ada")
     assert not any(s in out + err for s in every_secret())
+
+
+async def test_an_unexpected_failure_prints_a_redacted_traceback_and_exits_1(
+    tmp_path: Path, fake_slack: FakeSlack
+) -> None:
+    # Slack's HTTP port is taken: the bind fails inside the Slack part, which nothing expects.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "ember.toml"
+        config.write_text(
+            f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "e.db"}"\n[server]\nhealth_port = 0\n'
+            f'[slack]\nmode = "http"\nhttp_port = {port}\napi_base_url = "{fake_slack.api_url}"\n'
+        )
+        env = {**SECRETS, **slack_env(fake_slack), "SLACK_SIGNING_SECRET": SECRETS["SLACK_SIGNING_SECRET"]}
+        code, out, err = await run_ember(["run", "--config", str(config)], "", env)
+    assert code == 1, err
+    assert "ember: unexpected error\nTraceback" in err
+    assert "OSError" in err
+    assert not any(s in out + err for s in [*every_secret(), fake_slack.bot_token])
