@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.ops.instruments import DRAINING
 from tests.discord_support import bot_messages, custom_ids, finished, posts_in
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.discord_server import FakeDiscord
@@ -139,6 +140,9 @@ async def test_start_logs_each_part_and_sigterm_lets_the_reply_in_flight_finish(
         ember.process.send_signal(signal.SIGTERM)
         await asyncio.sleep(0.5)  # the drain has begun; the model only now finishes
         assert ember.process.returncode is None
+        # New questions are turned away while the reply in flight goes on.
+        await fake_discord.say(fake_discord.user("alice"), general, f"{fake_discord.bot.mention} again?")
+        await fake_discord.wait_for(posts_in(general.id), count=2, timeout=SAFETY)
         held.release.set()
         assert await ember.exit_code(timeout=15) == 0
     log = "".join(ember.stderr)
@@ -147,8 +151,10 @@ async def test_start_logs_each_part_and_sigterm_lets_the_reply_in_flight_finish(
     assert f"http://127.0.0.1:{ember.url.rsplit(':', 1)[1]}" in log
     assert "SIGTERM received: stopping" in log
     assert "stopped cleanly" in log
-    [answer] = bot_messages(fake_discord, channel)
+    answer, refusal = bot_messages(fake_discord, channel)
     assert answer["content"] == "Hello there, Alice."
+    assert refusal["content"] == DRAINING
+    assert len(fake_anthropic.requests) == 1
     assert any(finished(r) for r in fake_discord.requests)
 
 
