@@ -9,15 +9,23 @@ import logging
 import os
 import re
 import sys
+import traceback
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, TextIO, cast
 
+from bots.run import cmd_run, cmd_status
 from core.access import OPERATOR, grant_line
-from core.config import Settings, check_environment, database_url, find_config, load_settings
+from core.config import (
+    Settings,
+    check_environment,
+    database_url,
+    find_config,
+    load_settings,
+)
 from core.errors import CommandError, ConfigError, StoreError
 from core.events import User
-from core.logs import configure_logging
+from core.logs import RedactingStream, Redactor, configure_logging
 from core.runtime import open_runtime
 from core.store import Store
 
@@ -58,28 +66,6 @@ async def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         return await console.chat(
             runtime, name=args.as_name, alias=args.model, stdin=sys.stdin, out=sys.stdout
         )
-
-
-async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from bots import console
-
-    check_environment(settings)
-    async with open_runtime(settings) as runtime:
-        services = _platform_services(runtime)
-        if not services:
-            log.warning("no Discord or Slack token is set; chatting in this terminal instead")
-            return await console.chat(runtime, name=None, alias=None, stdin=sys.stdin, out=sys.stdout)
-        # The expiry sweep only tidies and tells members (access never waits for it): it lives
-        # as long as the services do.
-        sweep = asyncio.create_task(runtime.access.sweep_forever())
-        # Feeds are polled from the start; deliveries flow as each adapter registers its announcer.
-        essays = asyncio.create_task(runtime.essays.run())
-        try:
-            await asyncio.gather(*services)
-        finally:
-            sweep.cancel()
-            essays.cancel()
-    return 0
 
 
 async def cmd_access(args: argparse.Namespace, settings: Settings) -> int:
@@ -174,19 +160,6 @@ def _add_essays_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     essays.set_defaults(handler=cmd_essays)
 
 
-def _platform_services(runtime: Any) -> list[Coroutine[Any, Any, None]]:
-    """The long-running services whose credentials are present (filled in by each adapter)."""
-    from bots.discord import service as discord
-    from bots.slack import service as slack
-
-    services: list[Coroutine[Any, Any, None]] = []
-    if discord.configured(runtime.settings):
-        services.append(discord.serve(runtime))
-    if slack.configured(runtime.settings):
-        services.append(slack.serve(runtime))
-    return services
-
-
 async def cmd_slack_manifest(args: argparse.Namespace, settings: Settings) -> int:
     from bots.slack.manifest import manifest_json
 
@@ -240,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.set_defaults(handler=cmd_chat)
 
+    ember_status = sub.add_parser(
+        "status", parents=[common], help="how ember is doing; exit 1 when something needs attention"
+    )
+    ember_status.set_defaults(handler=cmd_status)
+
     config = sub.add_parser("config", parents=[common], help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     check = config_sub.add_parser(
@@ -262,9 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
+    # Until the settings are read, the defaults name the usual secrets; then the configured ones.
+    out, err = _redacting(Redactor.for_settings(Settings()))
     try:
         settings = _settings(args)
-        configure_logging(settings)
+        out.redact = err.redact = configure_logging(settings)
         return asyncio.run(handler(args, settings))
     except ConfigError as error:
         print(f"ember: configuration error: {error}", file=sys.stderr)
@@ -274,6 +254,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        # Printed here rather than by Python so that it passes through the redactor.
+        print(f"ember: unexpected error\n{traceback.format_exc()}", file=sys.stderr, end="")
+        return 1
+    finally:
+        sys.stdout, sys.stderr = out.inner, err.inner
+
+
+def _redacting(redact: Redactor) -> tuple[RedactingStream, RedactingStream]:
+    """Wrap stdout and stderr so that nothing printed shows a secret value."""
+    out, err = RedactingStream(sys.stdout, redact), RedactingStream(sys.stderr, redact)
+    sys.stdout, sys.stderr = cast(TextIO, out), cast(TextIO, err)
+    return out, err
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from core.config_rules import (
     OptionalWsUrl,
     Port,
     PositiveInt,
+    Range,
     Seconds,
     SlackChannel,
     SlackId,
@@ -215,6 +216,19 @@ class EssaysSettings:
 @dataclass(frozen=True)
 class LoggingSettings:
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # "json": one object per line for a log collector; "text" for people.
+    format: Literal["text", "json"] = "text"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The operator's endpoints (/healthz, /readyz, /metrics) and shutdown."""
+
+    host: Annotated[str, NonEmpty('name an address to listen on, e.g. "127.0.0.1"')] = "127.0.0.1"
+    # 0 turns the endpoints off.
+    health_port: Annotated[int, Range(low=0, high=65535, example="8080 (0 turns the endpoints off)")] = 8080
+    # On SIGTERM/SIGINT, replies in flight get this long to finish before they are stopped.
+    shutdown_grace_seconds: Annotated[float, Range(low=0, example="20")] = 20.0
 
 
 @dataclass(frozen=True)
@@ -229,6 +243,7 @@ class Settings:
     access: AccessSettings = field(default_factory=AccessSettings)
     essays: EssaysSettings = field(default_factory=EssaysSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
     source: str = "(built-in defaults)"
 
     def model(self, alias: str) -> ModelSettings:

@@ -8,11 +8,16 @@ from dataclasses import dataclass
 
 from core.access import AccessService, Clock
 from core.chat import AccessGate, ChatEngine
+from core.chat.providers import ModelClient, build_client
 from core.chat.routing import ClientFactory, Router
-from core.config import Settings, database_url
+from core.config import Backend, Settings, database_url
 from core.essays import EssayService
 from core.events import utcnow
-from core.store import Store
+from core.ops.facts import breaker_states, store_facts
+from core.ops.instruments import MeteredGate, metered_factory
+from core.ops.metrics import Metrics, StoreFacts
+from core.ops.readiness import Readiness
+from core.store import Store, ops_repo
 
 
 @dataclass
@@ -24,6 +29,11 @@ class Runtime:
     access: AccessService
     # Feeds and announcements; its poll loop (`essays.run()`) is started by `ember run`.
     essays: EssayService
+    # This process's metrics, and what `/readyz` asks (platforms register themselves here).
+    metrics: Metrics
+    readiness: Readiness
+    # The engine's gate: counts replies in flight, and refuses new ones once draining.
+    gate: MeteredGate
 
 
 @asynccontextmanager
@@ -38,18 +48,33 @@ async def open_runtime(
     """Open the store (migrating it), the router and the engine; close them in reverse.
     `access_clock` lets tests move time for grant expiry and daily limits without sleeping."""
     store = Store.open(database_url(settings), echo=settings.database.echo)
-    router = Router(settings, client_factory)
+    metrics = Metrics()
+    router = Router(settings, metered_factory(client_factory or _sdk_clients(settings), settings, metrics))
     service = AccessService(settings, store, clock=access_clock or utcnow)
     essays = EssayService(settings, store)
+    readiness = Readiness(lambda: ops_repo.ping(store))
+
+    async def facts() -> StoreFacts:
+        return await store_facts(store, utcnow())
+
+    metrics.read_at_scrape(facts, lambda: breaker_states(router, settings))
     try:
         if migrate:
             await store.upgrade()
         # `access` overrides the gate (tests, embedding); the service still answers commands.
-        engine = ChatEngine(settings, store, router, access=access or service)
+        gate = MeteredGate(access or service, metrics)
+        engine = ChatEngine(settings, store, router, access=gate)
         # In an announcement's discussion thread the model reads the essay itself.
         engine.add_context_source(essays.discussion_context)
-        yield Runtime(settings, store, router, engine, access=service, essays=essays)
+        yield Runtime(settings, store, router, engine, service, essays, metrics, readiness, gate)
     finally:
         await essays.close()
         await router.close()
         await store.close()
+
+
+def _sdk_clients(settings: Settings) -> ClientFactory:
+    def build(backend: Backend) -> ModelClient:
+        return build_client(backend, settings.providers, settings.source)
+
+    return build

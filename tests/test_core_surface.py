@@ -12,7 +12,7 @@ import core
 
 ROOT = Path(__file__).resolve().parent.parent
 ADAPTERS = ("bots/discord", "bots/slack", "bots/console.py")
-STORAGE = ("core.store", "core.transcript", "sqlalchemy", "sqlmodel")
+STORAGE = ("core.store", "core.chat.transcript", "sqlalchemy", "sqlmodel")
 
 
 def ruff_order(name: str) -> tuple[int, str]:

@@ -10,6 +10,7 @@ import discord
 from bots.discord.app import make_client
 from bots.discord.endpoints import point_discord_at, restore_endpoints
 from core import ConfigError, Runtime, Settings, secret
+from core.ops.http_trace import api_call_trace
 
 
 def configured(settings: Settings, environ: Mapping[str, str] | None = None) -> bool:
@@ -27,7 +28,9 @@ async def serve(runtime: Runtime) -> None:
     except ValueError as error:
         raise ConfigError(settings.source, "discord", str(error)) from None
     try:
-        async with make_client(runtime) as client:
+        async with make_client(runtime, http_trace=api_call_trace(runtime.metrics, "discord")) as client:
+            # /readyz: connected once the gateway said READY, until the client closes.
+            runtime.readiness.register("discord", lambda: client.is_ready() and not client.is_closed())
             await client.start(token)
     except discord.LoginFailure:
         raise ConfigError(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -26,6 +26,7 @@ from bots.slack.bot import SlackBot
 from bots.slack.files import FileFetcher
 from bots.slack.manifest import EVENTS_PATH
 from core import Ember, Runtime, Settings, secret
+from core.ops.http_trace import api_call_trace
 
 log = logging.getLogger(__name__)
 
@@ -73,18 +74,20 @@ async def running(
 ) -> AsyncIterator[Running]:
     """The adapter, connected (Socket Mode) or listening (HTTP, on `port` or `http_port`)."""
     settings = runtime.settings
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(trace_configs=[api_call_trace(runtime.metrics, "slack")]) as session:
         client = build_client(settings, session, environ)
         app = build_app(settings, client, environ)
         files = FileFetcher(session, client.token or "", api_base_url=settings.slack.api_base_url)
         bot = register(app, Ember(runtime), client, files=files)
         try:
             if settings.slack.mode == "socket":
-                async with socket_mode(app, client, settings, environ):
+                async with socket_mode(app, client, settings, environ) as connected:
+                    runtime.readiness.register("slack", connected)
                     yield Running(bot, app)
             else:
                 listen = settings.slack.http_port if port is None else port
                 async with http_server(app, host, listen) as url:
+                    runtime.readiness.register("slack", lambda: True)  # listening is all it needs
                     yield Running(bot, app, url)
         finally:
             await bot.shutdown()
@@ -93,13 +96,19 @@ async def running(
 @asynccontextmanager
 async def socket_mode(
     app: AsyncApp, client: AsyncWebClient, settings: Settings, environ: Mapping[str, str] | None
-) -> AsyncIterator[None]:
+) -> AsyncIterator[Callable[[], bool]]:
+    """Connected in Socket Mode; yields a check that the WebSocket is open (for /readyz)."""
     app_token = secret(settings.slack.app_token_env, "slack.app_token_env", settings.source, environ)
     handler = AsyncSocketModeHandler(app, app_token=app_token, web_client=client)
     await handler.connect_async()  # type: ignore[no-untyped-call]
     log.info("Slack: connected in Socket Mode")
+
+    def connected() -> bool:
+        session = handler.client.current_session
+        return session is not None and not session.closed and not handler.client.closed
+
     try:
-        yield
+        yield connected
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]
 

@@ -1,0 +1,1 @@
+"""Operating ember: metrics, the health server, readiness of platforms, graceful shutdown."""

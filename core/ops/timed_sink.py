@@ -1,0 +1,37 @@
+"""Timing the first words a reply shows (kept apart from the other instruments so that the chat
+engine can import it without importing them)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from core.chat.streaming import ReplySink
+
+
+class TimedSink:
+    """A reply sink that reports, once, how long after its creation the reply's first words
+    reached the platform. Created when a message arrives, it measures what the asker waits."""
+
+    def __init__(
+        self, inner: ReplySink, observe: Callable[[float], None], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.max_chars = inner.max_chars
+        self.edit_interval = inner.edit_interval
+        self._inner = inner
+        self._observe: Callable[[float], None] | None = observe
+        self._clock = clock
+        self._created = clock()
+
+    async def post(self, text: str) -> str:
+        handle = await self._inner.post(text)
+        if self._observe is not None:
+            self._observe(self._clock() - self._created)
+            self._observe = None
+        return handle
+
+    async def edit(self, handle: str, text: str) -> None:
+        await self._inner.edit(handle, text)
+
+    async def notice(self, text: str) -> None:
+        await self._inner.notice(text)
