@@ -30,6 +30,7 @@ PLACE = Place(platform=PLATFORM, workspace_id="local", channel_id="terminal")
 TRAITS = PlatformTraits(
     platform=PLATFORM,
     space_word="terminal",
+    operator_seat=True,
     user_mention="@{id}",
     role_mention="@{id}",
     allow_dms=True,

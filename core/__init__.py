@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from core.access import BUTTON_PREFIX as ACCESS_BUTTON_PREFIX
-    from core.access import ButtonAction, Notifier, RequestView
+    from core.access import ButtonAction, RequestView
     from core.access import button_id as access_button_id
     from core.access import parse_button_id as parse_access_button_id
-    from core.chat import HistoryReader, Outcome
+    from core.chat import Outcome
     from core.chat.controls import PREFIX as REPLY_BUTTON_PREFIX
     from core.chat.controls import Control, control_id, controls_for, parse_control_id
     from core.chat.payload import IMAGE_TYPES, MAX_IMAGE_BYTES
-    from core.chat.streaming import ReplySink, split_all, split_once
+    from core.chat.streaming import split_all, split_once
     from core.chat.triggers import Trigger
-    from core.commands import CommandResult, Commands, CommandSpec, Directory, Param, ParamKind
+    from core.commands import CommandResult, Commands, CommandSpec, Param, ParamKind
     from core.config import ChatSettings, DiscordSettings, Settings, SlackSettings, secret
     from core.ember import Ember
     from core.errors import (
@@ -36,16 +36,21 @@ if TYPE_CHECKING:
         RateLimited,
         retry_after_seconds,
     )
-    from core.essays import Announcement, Announcer, Delivery
+    from core.essays import Announcement, Delivery
     from core.events import Attachment, Message, Place, Platform, User, utcnow
     from core.ports import (
+        Announcer,
         ArrivedMessage,
         AskThread,
+        Directory,
+        HistoryReader,
+        Notifier,
         PlatformTraits,
         PressedAccessButton,
         PressedReplyButton,
         Question,
         ReplyOpener,
+        ReplySink,
         ReplySurface,
         Said,
     )
@@ -117,7 +122,7 @@ __all__ = [
 _HOMES: dict[str, tuple[str, str]] = {
     "ACCESS_BUTTON_PREFIX": ("core.access", "BUTTON_PREFIX"),
     "Announcement": ("core.essays", "Announcement"),
-    "Announcer": ("core.essays", "Announcer"),
+    "Announcer": ("core.ports", "Announcer"),
     "ArrivedMessage": ("core.ports", "ArrivedMessage"),
     "AskThread": ("core.ports", "AskThread"),
     "Attachment": ("core.events", "Attachment"),
@@ -133,14 +138,14 @@ _HOMES: dict[str, tuple[str, str]] = {
     "Delivery": ("core.essays", "Delivery"),
     "DeliveryError": ("core.errors", "DeliveryError"),
     "DeliveryRejected": ("core.errors", "DeliveryRejected"),
-    "Directory": ("core.commands", "Directory"),
+    "Directory": ("core.ports", "Directory"),
     "DiscordSettings": ("core.config", "DiscordSettings"),
     "Ember": ("core.ember", "Ember"),
-    "HistoryReader": ("core.chat", "HistoryReader"),
+    "HistoryReader": ("core.ports", "HistoryReader"),
     "IMAGE_TYPES": ("core.chat.payload", "IMAGE_TYPES"),
     "MAX_IMAGE_BYTES": ("core.chat.payload", "MAX_IMAGE_BYTES"),
     "Message": ("core.events", "Message"),
-    "Notifier": ("core.access", "Notifier"),
+    "Notifier": ("core.ports", "Notifier"),
     "Outcome": ("core.chat", "Outcome"),
     "Param": ("core.commands", "Param"),
     "ParamKind": ("core.commands", "ParamKind"),
@@ -154,7 +159,7 @@ _HOMES: dict[str, tuple[str, str]] = {
     "RateLimit": ("core.ratelimit", "RateLimit"),
     "RateLimited": ("core.errors", "RateLimited"),
     "ReplyOpener": ("core.ports", "ReplyOpener"),
-    "ReplySink": ("core.chat.streaming", "ReplySink"),
+    "ReplySink": ("core.ports", "ReplySink"),
     "ReplySurface": ("core.ports", "ReplySurface"),
     "RequestView": ("core.access", "RequestView"),
     "Runtime": ("core.runtime", "Runtime"),

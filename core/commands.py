@@ -12,10 +12,11 @@ import re
 import shlex
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import CommandError, NotModerator, UsageError, new_trace_id
 from core.events import Place, User
+from core.ports import Directory
 
 if TYPE_CHECKING:
     from core.runtime import Runtime
@@ -40,12 +41,6 @@ class Param:
     required: bool = False
     # A trailing text parameter takes every remaining word (reasons, notes, prompts).
     rest: bool = False
-
-
-class Directory(Protocol):
-    """What the adapter can tell the core about people in a workspace."""
-
-    async def lookup_user(self, workspace_id: str, user_id: str) -> User | None: ...
 
 
 @dataclass(frozen=True)

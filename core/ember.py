@@ -19,8 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from core.access import Notifier
-from core.chat import HistoryReader, Outcome, new_reply_id, transcript
+from core.chat import Outcome, new_reply_id, transcript
 from core.chat.commands import build_commands
 from core.chat.controls import Control, parse_control_id
 from core.chat.controls import press as run_control
@@ -28,13 +27,16 @@ from core.chat.payload import Payload
 from core.chat.streaming import ReusingSink
 from core.chat.triggers import Trigger, refuses_direct, should_answer
 from core.chat.wording import DMS_OFF
-from core.commands import CommandContext, CommandResult, Commands, CommandSpec, Directory
+from core.commands import CommandContext, CommandResult, Commands, CommandSpec
 from core.config import Settings
-from core.essays import Announcer
 from core.events import Message, Place, User
 from core.ports import (
+    Announcer,
     ArrivedMessage,
     AskThread,
+    Directory,
+    HistoryReader,
+    Notifier,
     PlatformTraits,
     PressedAccessButton,
     PressedReplyButton,
@@ -70,6 +72,7 @@ class Ember:
         """An adapter is here: its facts, the reader of its conversations (where the platform
         keeps them; else ember's store does), and who posts its access requests."""
         self._traits[traits.platform] = traits
+        self._runtime.platforms.attach(traits)
         if history is not None:
             self._reads_platform.add(traits.platform)
             self._runtime.engine.set_history_reader(traits.platform, history)

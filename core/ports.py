@@ -4,9 +4,10 @@ one `ask`.
 
 The core never asks "which platform is this?": whatever differs between Discord, Slack and the
 terminal arrives here, as data (traits) or as a method the adapter implements (the protocols).
-The older ports (ReplySink in core.chat.streaming, HistoryReader in core.chat, Notifier in
-core.access, Announcer in core.essays, Directory in core.commands) still live beside the
-code that calls them.
+Every port an adapter implements lives here: the reply sink, the history reader, the access
+notifier, the essay announcer and the people directory, beside the per-event ports the facade
+drives. This module imports no other core module at run time (the values in its signatures are
+named for the type checker only), so any part of the core can depend on it without a cycle.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from core.access import RequestView
-from core.chat import Outcome
-from core.chat.streaming import ReplySink
-from core.chat.triggers import Trigger
 from core.events import Message, Place, Platform, User
-from core.ratelimit import RateLimit
+
+if TYPE_CHECKING:
+    from core.access.values import RequestView
+    from core.chat.outcome import Outcome
+    from core.chat.triggers import Trigger
+    from core.essays.delivery import Delivery
+    from core.ratelimit import RateLimit
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class PlatformTraits:
     edit_interval: float
     # The platform's request budget for announcements (core.ratelimit).
     rate_limit: RateLimit
+    # The operator's own seat (the terminal): access by request does not apply there.
+    operator_seat: bool = False
     # True when one message may reach ember more than once, on any host (Slack retries events
     # and HTTP mode runs behind a load balancer): the core claims it in the store before answering.
     redelivers: bool = False
@@ -50,6 +55,21 @@ class PlatformTraits:
 
     def mention_role(self, role_id: str) -> str:
         return self.role_mention.format(id=role_id)
+
+
+class ReplySink(Protocol):
+    """What an adapter implements so the core can show a reply. Handles are message ids."""
+
+    max_chars: int
+    edit_interval: float
+
+    async def post(self, text: str) -> str: ...
+
+    async def edit(self, handle: str, text: str) -> None: ...
+
+    async def notice(self, text: str) -> None:
+        """A short line for the asker only where the platform allows (else a normal message)."""
+        ...
 
 
 class ReplySurface(ReplySink, Protocol):
@@ -187,3 +207,57 @@ class AskThread(Protocol):
         """Show the question (and open a thread where the platform does); None when it could not
         be posted (the asker has been told why)."""
         ...
+
+
+class HistoryReader(Protocol):
+    """Reads a conversation fresh from its platform, so edits and deletions show. Used where a
+    request arrives without platform context: regenerate, continue and the prompt preview."""
+
+    async def __call__(self, place: Place, upto: str, limit: int) -> Sequence[Message]:
+        """Oldest first, ending with message `upto` as it reads now (at most `limit` messages);
+        `upto=""` means the conversation as it stands. Empty when `upto` is gone."""
+        ...
+
+
+class Notifier(Protocol):
+    """What a platform adapter does for access by request. Register with
+    `AccessService.register_notifier(platform, notifier)`."""
+
+    async def notify_moderators(self, workspace_id: str, request: RequestView) -> None:
+        """Post the request to the workspace's moderators' channel with two buttons whose
+        custom ids are `request.approve_id` and `request.deny_id`."""
+        ...
+
+    async def tell_member(self, workspace_id: str, user_id: str, text: str) -> bool:
+        """Send `text` to the member by DM; False when that is impossible (DMs closed)."""
+        ...
+
+
+class Announcer(Protocol):
+    """What a platform adapter does for essay announcements. Register with
+    `EssayService.register_announcer(platform, announcer, limit)`."""
+
+    async def announce(self, delivery: Delivery) -> str:
+        """Post the announcement in `delivery.channel_id`; return the platform's message id.
+        Await `delivery.pace()` before each platform request.
+        Raise RateLimited, ChannelGone (403/404) or DeliveryRejected (400) when the platform
+        says so; DeliveryError for any other certain non-post. Any other exception means
+        "may have been posted" and the retry comes with `uncertain=True`."""
+        ...
+
+    async def open_discussion(self, delivery: Delivery, message_id: str) -> str | None:
+        """Open a thread under the posted announcement; return its thread id (None: none).
+        Await `delivery.pace()` before each platform request it makes (none: no token spent).
+        Messages in it must reach the core with Place(channel_id=delivery.channel_id,
+        thread_id=<this id>), so they are answered with the essay in context."""
+        ...
+
+    async def notify_moderators(self, workspace_id: str, text: str) -> None:
+        """Post `text` (core-written; `<#channel>` mentions only) to the moderators' channel."""
+        ...
+
+
+class Directory(Protocol):
+    """What the adapter can tell the core about people in a workspace."""
+
+    async def lookup_user(self, workspace_id: str, user_id: str) -> User | None: ...

@@ -17,6 +17,7 @@ from core.ops.facts import breaker_states, store_facts
 from core.ops.instruments import MeteredGate, metered_factory
 from core.ops.metrics import Metrics, StoreFacts
 from core.ops.readiness import Readiness
+from core.platforms import Platforms
 from core.store import Store, ops_repo
 
 
@@ -34,6 +35,8 @@ class Runtime:
     readiness: Readiness
     # The engine's gate: counts replies in flight, and refuses new ones once draining.
     gate: MeteredGate
+    # Each platform's facts, as its adapter describes them when it attaches.
+    platforms: Platforms
 
 
 @asynccontextmanager
@@ -50,7 +53,8 @@ async def open_runtime(
     store = Store.open(database_url(settings), echo=settings.database.echo)
     metrics = Metrics()
     router = Router(settings, metered_factory(client_factory or _sdk_clients(settings), settings, metrics))
-    service = AccessService(settings, store, clock=access_clock or utcnow)
+    platforms = Platforms()
+    service = AccessService(settings, store, clock=access_clock or utcnow, platforms=platforms)
     essays = EssayService(settings, store)
     readiness = Readiness(lambda: ops_repo.ping(store))
 
@@ -66,7 +70,7 @@ async def open_runtime(
         engine = ChatEngine(settings, store, router, access=gate)
         # In an announcement's discussion thread the model reads the essay itself.
         engine.add_context_source(essays.discussion_context)
-        yield Runtime(settings, store, router, engine, service, essays, metrics, readiness, gate)
+        yield Runtime(settings, store, router, engine, service, essays, metrics, readiness, gate, platforms)
     finally:
         await essays.close()
         await router.close()

@@ -12,10 +12,13 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
+from bots.console import TRAITS as CONSOLE_TRAITS
+from bots.discord.traits import discord_traits
 from core.access import MODERATORS_ONLY, AccessService, button_id, parse_button_id
 from core.config import Settings, settings_from_dict
 from core.errors import AccessDenied, CommandError, NotModerator
 from core.events import Place, User
+from core.platforms import Platforms
 from core.store import AccessAudit, AccessGrant, AccessRequest, Store
 from tests.access_support import (
     BrokenNotifier,
@@ -70,7 +73,9 @@ def make(store: Store, clock: Clock, notifier: RecordingNotifier) -> MakeService
         access: dict[str, Any] | None = None, *, notify: Any = notifier, **tables: Any
     ) -> AccessService:
         settings: Settings = settings_from_dict({"access": access or {}, **tables})
-        service = AccessService(settings, store, clock=clock)
+        # The Discord and terminal adapters' facts, as attaching them would register them.
+        platforms = Platforms([discord_traits(settings.discord), CONSOLE_TRAITS])
+        service = AccessService(settings, store, clock=clock, platforms=platforms)
         if notify is not None:
             service.register_notifier("discord", notify)
         return service

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bots.discord.traits import discord_traits
 from core.access import AccessService
 from core.chat.commands import build_commands
 from core.commands import CommandContext, CommandResult
@@ -63,7 +64,8 @@ async def runtime(db_url: str, clock: Clock, notifier: RecordingNotifier) -> Asy
         }
     )
     async with open_runtime(settings) as runtime:
-        runtime.access = AccessService(settings, runtime.store, clock=clock)
+        runtime.platforms.attach(discord_traits(settings.discord))
+        runtime.access = AccessService(settings, runtime.store, clock=clock, platforms=runtime.platforms)
         runtime.access.register_notifier("discord", notifier)
         yield runtime
 

@@ -1,5 +1,5 @@
 """The shape of access by request, checked from its source: services without SQL, wording in
-one place, platform names branched on in one place, a tidy public surface."""
+one place, no platform name branched on, a tidy public surface."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _tree(module: Path) -> ast.Module:
 
 def test_the_package_has_the_modules_it_names() -> None:
     names = {m.stem for m in MODULES}
-    assert set(LOGIC) <= names and {"wording", "platforms", "values"} <= names
+    assert set(LOGIC) <= names and {"wording", "values"} <= names
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.stem)
@@ -48,9 +48,7 @@ def test_logic_modules_word_nothing_themselves(name: str) -> None:
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.stem)
-def test_only_platforms_py_branches_on_a_platform_name(module: Path) -> None:
-    if module.stem == "platforms":
-        return
+def test_no_module_branches_on_a_platform_name(module: Path) -> None:
     found = [
         node.lineno
         for node in ast.walk(_tree(module))
@@ -59,7 +57,9 @@ def test_only_platforms_py_branches_on_a_platform_name(module: Path) -> None:
             isinstance(c, ast.Constant) and c.value in PLATFORM_NAMES for c in [node.left, *node.comparators]
         )
     ]
-    assert found == [], f"{module.name} compares with a platform name at lines {found}; use per_platform"
+    assert found == [], (
+        f"{module.name} compares with a platform name at lines {found}; read the adapter's PlatformTraits (core.platforms)"
+    )
 
 
 def test_the_public_surface_is_sorted_and_real() -> None:

@@ -9,10 +9,14 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import text
 
+from bots.discord.traits import discord_traits
+from bots.slack.traits import slack_traits
 from core.chat.commands import build_commands
 from core.commands import CommandContext, Commands
+from core.config import DiscordSettings, SlackSettings
 from core.essays import EssayService
 from core.events import Place, User
+from core.platforms import Platforms
 from core.store import Store
 from tests.essay_support import FakeTime, make_service, open_store, post, rows
 from tests.fakes.feed_server import FeedServer
@@ -36,7 +40,11 @@ def commands() -> Commands:
 
 
 def ctx(service: EssayService, user: User = MOD, place: Place = GUILD) -> CommandContext:
-    return CommandContext(invoker=user, place=place, runtime=SimpleNamespace(essays=service))
+    # Each adapter's facts, as attaching them would register them.
+    platforms = Platforms([discord_traits(DiscordSettings()), slack_traits(SlackSettings())])
+    return CommandContext(
+        invoker=user, place=place, runtime=SimpleNamespace(essays=service, platforms=platforms)
+    )
 
 
 async def subscriptions(store: Store) -> list[tuple[str, str, str, bool]]:

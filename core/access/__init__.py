@@ -20,7 +20,6 @@ Every SQL statement lives in core.store.access_repo.
 
 from core.access.command_wording import grant_line
 from core.access.inputs import check_days, clean_text, require_workspace
-from core.access.notices import Notifier
 from core.access.requests import Decision
 from core.access.service import AccessService
 from core.access.values import (
@@ -36,7 +35,7 @@ from core.access.values import (
     button_id,
     parse_button_id,
 )
-from core.access.wording import MODERATORS_ONLY, in_text, mention, space_word, when_text
+from core.access.wording import MODERATORS_ONLY, in_text, mention, when_text
 
 __all__ = [
     "BUTTON_PREFIX",
@@ -48,7 +47,6 @@ __all__ = [
     "Clock",
     "Decision",
     "GrantView",
-    "Notifier",
     "RequestView",
     "Standing",
     "Via",
@@ -60,6 +58,5 @@ __all__ = [
     "mention",
     "parse_button_id",
     "require_workspace",
-    "space_word",
     "when_text",
 ]

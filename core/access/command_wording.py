@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from core.access.values import AuditEntry, GrantView, RequestView, Standing
-from core.access.wording import in_text, mention, space_word, when_text
+from core.access.wording import in_text, mention, when_text
 from core.chat import usage
 
 NO_REQUESTS = "No requests are waiting."
@@ -25,7 +25,7 @@ def also_member_role(error: str) -> str:
     return f"{error} They may chat through a member role; change their roles to stop that."
 
 
-def standing_text(standing: Standing, model: str, user_id: str, *, own: bool, platform: str, ask: str) -> str:
+def standing_text(standing: Standing, model: str, user_id: str, *, own: bool, space: str, ask: str) -> str:
     """Whether and why someone may talk here. `ask` is the command to request access with,
     "" where asking is not how access is had."""
     subject, have = ("You", "have") if own else (mention(user_id), "has")
@@ -39,7 +39,7 @@ def standing_text(standing: Standing, model: str, user_id: str, *, own: bool, pl
         "bot": f"{subject} may talk with {model}, because bots are allowed here.",
         "moderator": f"{subject} may always talk with {model}: moderators may.",
         "role": f"{subject} may talk with {model} here through a member role.",
-        "grant": f"{subject} may talk with {model} here through access in a {space_word(platform)} where I live.",
+        "grant": f"{subject} may talk with {model} here through access in a {space} where I live.",
     }
     if standing.via:
         return reasons[standing.via]
@@ -107,9 +107,9 @@ def daily_limit_line(messages: int, tokens: int, until_reset: timedelta) -> str:
     return f"Daily limit: {' and '.join(parts)}; it resets {in_text(until_reset)}."
 
 
-def budget_line(platform: str, spent_micros: int, budget_usd: float) -> str:
+def budget_line(space: str, spent_micros: int, budget_usd: float) -> str:
     return (
-        f"This {space_word(platform)} has spent {usage.format_dollars(spent_micros)} of its "
+        f"This {space} has spent {usage.format_dollars(spent_micros)} of its "
         f"${budget_usd:,.2f} monthly budget."
     )
 

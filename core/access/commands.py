@@ -28,7 +28,8 @@ def _service(ctx: CommandContext) -> AccessService:
 
 
 def _workspace(ctx: CommandContext) -> str:
-    return require_workspace(ctx.invoker.platform, ctx.place.workspace_id or ctx.invoker.workspace_id)
+    space = ctx.runtime.platforms.of(ctx.invoker.platform).space_word
+    return require_workspace(space, ctx.place.workspace_id or ctx.invoker.workspace_id)
 
 
 def _invoker(ctx: CommandContext) -> User:
@@ -83,7 +84,14 @@ async def status(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
     # Only members asking about themselves, where access is by request, are told how to ask.
     ask = service.command(platform) if own and service.mode == "request" else ""
     return CommandResult(
-        say.standing_text(standing, service.model_name, who.id, own=own, platform=platform, ask=ask)
+        say.standing_text(
+            standing,
+            service.model_name,
+            who.id,
+            own=own,
+            space=ctx.runtime.platforms.of(platform).space_word,
+            ask=ask,
+        )
     )
 
 
@@ -163,7 +171,11 @@ async def usage_(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
         )
     if limits.monthly_spend_usd and ctx.invoker.is_moderator:
         spent = await usage.totals(service.store, **scope, since=usage.month_start(now))
-        lines.append(say.budget_line(platform, spent.cost_micros, limits.monthly_spend_usd))
+        lines.append(
+            say.budget_line(
+                ctx.runtime.platforms.of(platform).space_word, spent.cost_micros, limits.monthly_spend_usd
+            )
+        )
     return CommandResult("\n".join(lines))
 
 

@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from core.access import wording
-from core.access.platforms import per_platform
 from core.access.values import Clock, GateFacts, Standing, Via
 from core.chat import usage
 from core.config import Settings
 from core.errors import AccessDenied
 from core.events import Place, User
+from core.platforms import Platforms
 
 if TYPE_CHECKING:  # the repository imports core.access's values; at run time it is handed in
     from core.store.access_repo import AccessRepository
@@ -42,9 +42,15 @@ class MessageGate:
     it with a kind explanation."""
 
     def __init__(
-        self, settings: Settings, repo: AccessRepository, clock: Clock, spend_cache: timedelta = SPEND_CACHE
+        self,
+        settings: Settings,
+        repo: AccessRepository,
+        clock: Clock,
+        platforms: Platforms,
+        spend_cache: timedelta = SPEND_CACHE,
     ) -> None:
         self.settings = settings
+        self.platforms = platforms
         self._repo = repo
         self._clock = clock
         self._spend_cache = spend_cache
@@ -85,7 +91,7 @@ class MessageGate:
 
     def via_without_lookup(self, user: User, platform: str) -> Via:
         """The reasons to admit someone that need no database, cheapest first."""
-        if per_platform(platform, discord=False, slack=False, console=True, other=False):
+        if self.platforms.of(platform).operator_seat:
             return "operator"  # the terminal is the operator's own seat
         if self.settings.access.mode == "open":
             return "open"
@@ -124,14 +130,7 @@ class MessageGate:
         )
 
     def _dms_allowed(self, platform: str) -> bool:
-        settings = self.settings
-        return per_platform(
-            platform,
-            discord=settings.discord.allow_dms,
-            slack=settings.slack.allow_dms,
-            console=True,
-            other=True,
-        )
+        return self.platforms.of(platform).allow_dms
 
     def _refusal(self, user: User, place: Place, *, pending: bool) -> str:
         model = wording.model_name(self.settings)
@@ -140,7 +139,9 @@ class MessageGate:
         if pending:
             return wording.request_waiting(user.name, model)
         command = self.settings.command_for(place.platform)
-        return wording.how_to_ask(user.name, model, command, place.platform, direct=place.is_direct)
+        return wording.how_to_ask(
+            user.name, model, command, self._space(place.platform), direct=place.is_direct
+        )
 
     def _check_daily(self, facts: GateFacts, now: datetime) -> None:
         limits = self.settings.access
@@ -159,8 +160,13 @@ class MessageGate:
             model = wording.model_name(self.settings)
             renews = usage.next_month(now)
             raise AccessDenied(
-                wording.monthly_budget_spent(place.platform, limits.monthly_spend_usd, model, renews, now)
+                wording.monthly_budget_spent(
+                    self._space(place.platform), limits.monthly_spend_usd, model, renews, now
+                )
             )
+
+    def _space(self, platform: str) -> str:
+        return self.platforms.of(platform).space_word
 
     async def _month_spend(self, platform: str, workspace_id: str, now: datetime) -> int:
         month = usage.month_start(now)

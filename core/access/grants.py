@@ -16,6 +16,7 @@ from core.access.values import Clock
 from core.config import Settings
 from core.errors import CommandError, NotModerator
 from core.events import User
+from core.platforms import Platforms
 
 if TYPE_CHECKING:  # the repository imports core.access's values; at run time it is handed in
     from core.store.access_repo import AccessRepository
@@ -31,8 +32,10 @@ class GrantDesk:
         requests: RequestWorkflow,
         notices: Notices,
         clock: Clock,
+        platforms: Platforms,
     ) -> None:
         self.settings = settings
+        self._platforms = platforms
         self._repo = repo
         self._requests = requests
         self._notices = notices
@@ -45,7 +48,7 @@ class GrantDesk:
         if not moderator.is_moderator:
             raise NotModerator()
         note, days = clean_text(note, "note"), check_days(days)
-        require_workspace(moderator.platform, workspace_id)
+        require_workspace(self._platforms.of(moderator.platform).space_word, workspace_id)
         pending = await self._repo.pending_request(moderator.platform, workspace_id, target_id)
         if pending is not None:
             decision = await self._requests.decide(pending.id, moderator, True, note, days=days)

@@ -23,8 +23,8 @@ def check_days(days: int | None) -> int | None:
     return days
 
 
-def require_workspace(platform: str, workspace_id: str) -> str:
+def require_workspace(space: str, workspace_id: str) -> str:
     """`workspace_id`, or a clear CommandError where there is none (a DM)."""
     if not workspace_id:
-        raise CommandError(wording.run_in_a_channel(platform))
+        raise CommandError(wording.run_in_a_channel(space))
     return workspace_id

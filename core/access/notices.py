@@ -6,25 +6,11 @@ stored either way, and the answer to the moderator says whether the member was t
 from __future__ import annotations
 
 import logging
-from typing import Protocol
 
 from core.access.values import RequestView
+from core.ports import Notifier
 
 log = logging.getLogger(__name__)
-
-
-class Notifier(Protocol):
-    """What a platform adapter does for access by request. Register with
-    `AccessService.register_notifier(platform, notifier)`."""
-
-    async def notify_moderators(self, workspace_id: str, request: RequestView) -> None:
-        """Post the request to the workspace's moderators' channel with two buttons whose
-        custom ids are `request.approve_id` and `request.deny_id`."""
-        ...
-
-    async def tell_member(self, workspace_id: str, user_id: str, text: str) -> bool:
-        """Send `text` to the member by DM; False when that is impossible (DMs closed)."""
-        ...
 
 
 class Notices:

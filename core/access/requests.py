@@ -66,7 +66,7 @@ class RequestWorkflow:
         reason = clean_text(reason, "reason")
         model = wording.model_name(self.settings)
         if not workspace_id:
-            raise CommandError(wording.ask_from_a_channel(user.platform))
+            raise CommandError(wording.ask_from_a_channel(self._gate.platforms.of(user.platform).space_word))
         if user.is_bot:
             raise CommandError(wording.BOTS_CANNOT_REQUEST)
         mode = self.settings.access.mode

@@ -11,11 +11,13 @@ from core.access import wording
 from core.access.expiry import ExpirySweep
 from core.access.gate import SPEND_CACHE, MessageGate
 from core.access.grants import GrantDesk
-from core.access.notices import Notices, Notifier
+from core.access.notices import Notices
 from core.access.requests import Decision, RequestWorkflow
 from core.access.values import AuditEntry, Clock, GrantView, RequestView, Standing
 from core.config import Settings
 from core.events import Place, User, utcnow
+from core.platforms import Platforms
+from core.ports import Notifier
 from core.store import Store
 
 
@@ -29,8 +31,11 @@ class AccessService:
         *,
         clock: Clock = utcnow,
         spend_cache: timedelta = SPEND_CACHE,
+        platforms: Platforms | None = None,
     ) -> None:
         self.settings = settings
+        # What each platform calls a workspace, whether it answers DMs: told by the adapters.
+        self.platforms = platforms or Platforms()
         self.store = store
         self._clock = clock
         # Imported here, not above: the repository builds core.access's values, so importing it
@@ -39,9 +44,9 @@ class AccessService:
 
         self._repo = AccessRepository(store)
         self._notices = Notices()
-        self._gate = MessageGate(settings, self._repo, clock, spend_cache)
+        self._gate = MessageGate(settings, self._repo, clock, self.platforms, spend_cache)
         self._requests = RequestWorkflow(settings, self._repo, self._gate, self._notices, clock)
-        self._grants = GrantDesk(settings, self._repo, self._requests, self._notices, clock)
+        self._grants = GrantDesk(settings, self._repo, self._requests, self._notices, clock, self.platforms)
         self._expiry = ExpirySweep(settings, self._repo, self._notices, clock)
 
     def register_notifier(self, platform: str, notifier: Notifier) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from core.access.grant_plan import GrantChange
-from core.access.platforms import per_platform
 from core.access.values import OPERATOR, RequestView
 from core.config import Settings
 
@@ -47,11 +46,6 @@ def in_text(delta: timedelta) -> str:
     return f"in {hours} h {minutes} min" if hours else f"in {minutes} min"
 
 
-def space_word(platform: str) -> str:
-    """What the platform calls the place grants belong to."""
-    return per_platform(platform, discord="server", slack="workspace", console="workspace", other="workspace")
-
-
 def told(member_told: bool) -> str:
     return "They've been told by DM." if member_told else "I couldn't DM them, so please let them know."
 
@@ -67,8 +61,8 @@ def bad_days(days: int, limit: int) -> str:
     return f"days should be a whole number from 1 to {limit}, not {days}"
 
 
-def run_in_a_channel(platform: str) -> str:
-    return f"Access is per {space_word(platform)}: please run this in a channel there, not in a DM."
+def run_in_a_channel(space: str) -> str:
+    return f"Access is per {space}: please run this in a channel there, not in a DM."
 
 
 # ---------------------------------------------------------------- the gate
@@ -88,8 +82,8 @@ def request_waiting(name: str, model: str) -> str:
     )
 
 
-def how_to_ask(name: str, model: str, command: str, platform: str, *, direct: bool) -> str:
-    where = f" in a channel of a {space_word(platform)} where I live" if direct else ""
+def how_to_ask(name: str, model: str, command: str, space: str, *, direct: bool) -> str:
+    where = f" in a channel of a {space} where I live" if direct else ""
     return (
         f"Hi {name}! Talking with {model} here is by request, because every reply costs "
         f"real money. You can ask with `{command} access request [reason]`"
@@ -109,11 +103,9 @@ def _resets(until_reset: timedelta) -> str:
     return f"It resets at 00:00 UTC, {in_text(until_reset)}."
 
 
-def monthly_budget_spent(
-    platform: str, budget_usd: float, model: str, renews: datetime, now: datetime
-) -> str:
+def monthly_budget_spent(space: str, budget_usd: float, model: str, renews: datetime, now: datetime) -> str:
     return (
-        f"This {space_word(platform)} has used its monthly budget of "
+        f"This {space} has used its monthly budget of "
         f"${budget_usd:,.2f} for {model}. It resets on "
         f"{renews.day} {renews:%B} at 00:00 UTC, {in_text(renews - now)}."
     )
@@ -127,8 +119,8 @@ def still_writing(running: int) -> str:
 # ---------------------------------------------------------------- members asking
 
 
-def ask_from_a_channel(platform: str) -> str:
-    return f"Access is given per {space_word(platform)}, so please ask from a channel there."
+def ask_from_a_channel(space: str) -> str:
+    return f"Access is given per {space}, so please ask from a channel there."
 
 
 def no_need_to_ask(model: str) -> str:

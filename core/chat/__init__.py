@@ -7,19 +7,16 @@ gate the runtime plugs in (`AccessGate`). The rest is imported from its own modu
 `triggers`, `commands` and `wording` (text shown to people).
 """
 
-from core.chat.context import ContextSource, HistoryReader
+from core.chat.context import ContextSource
 from core.chat.engine import ChatEngine
 from core.chat.gate import AccessGate, OpenGate
 from core.chat.outcome import Outcome, new_reply_id
-from core.chat.streaming import ReplySink
 
 __all__ = [
     "AccessGate",
     "ChatEngine",
     "ContextSource",
-    "HistoryReader",
     "OpenGate",
     "Outcome",
-    "ReplySink",
     "new_reply_id",
 ]

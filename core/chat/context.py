@@ -8,25 +8,15 @@ essay a discussion thread is about.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
 
 from core.config import Settings
 from core.events import Message, Place
+from core.ports import HistoryReader
 from core.store.chat_repo import ChatRepo, StoredReply
 from core.store.transcript_repo import TranscriptRepo
 
 # Extra system-prompt text for a place (e.g. the essay a discussion thread is about).
 ContextSource = Callable[[Place], Awaitable[str]]
-
-
-class HistoryReader(Protocol):
-    """Reads a conversation fresh from its platform, so edits and deletions show. Used where a
-    request arrives without platform context: regenerate, continue and the prompt preview."""
-
-    async def __call__(self, place: Place, upto: str, limit: int) -> Sequence[Message]:
-        """Oldest first, ending with message `upto` as it reads now (at most `limit` messages);
-        `upto=""` means the conversation as it stands. Empty when `upto` is gone."""
-        ...
 
 
 class ContextReader:

@@ -11,9 +11,9 @@ from enum import Enum
 from typing import Protocol
 
 from core.chat.outcome import Outcome
-from core.chat.streaming import ReplySink
 from core.chat.wording import GONE, NOT_YOURS, NOTHING_TO_STOP
 from core.events import User
+from core.ports import ReplySink
 
 PREFIX = "ember"
 

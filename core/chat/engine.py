@@ -15,16 +15,17 @@ import time
 from collections.abc import Callable, Sequence
 
 from core.chat import payload, wording
-from core.chat.context import ContextReader, ContextSource, HistoryReader
+from core.chat.context import ContextReader, ContextSource
 from core.chat.controls import may_press
 from core.chat.failover import Attempt, Failover
 from core.chat.gate import AccessGate, OpenGate
 from core.chat.outcome import Outcome, new_reply_id
 from core.chat.routing import Router
-from core.chat.streaming import ReplyFailed, ReplySink, StreamingReply
+from core.chat.streaming import ReplyFailed, StreamingReply
 from core.config import Settings
 from core.errors import AccessDenied, ModelError, new_trace_id
 from core.events import Message, Place, User
+from core.ports import HistoryReader, ReplySink
 from core.store import Store
 from core.store.chat_repo import ChatRepo, StoredReply
 from core.store.transcript_repo import TranscriptRepo

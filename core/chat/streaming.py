@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Callable, Sequence
-from typing import Protocol
+
+from core.ports import ReplySink
 
 FENCE = re.compile(r"^ {0,3}```([^\s`]*)", re.MULTILINE)
 
@@ -23,21 +24,6 @@ class ReplyFailed(Exception):
     def __init__(self, cause: BaseException) -> None:
         self.cause = cause
         super().__init__(f"{type(cause).__name__}: {cause}")
-
-
-class ReplySink(Protocol):
-    """What an adapter implements so the core can show a reply. Handles are message ids."""
-
-    max_chars: int
-    edit_interval: float
-
-    async def post(self, text: str) -> str: ...
-
-    async def edit(self, handle: str, text: str) -> None: ...
-
-    async def notice(self, text: str) -> None:
-        """A short line for the asker only where the platform allows (else a normal message)."""
-        ...
 
 
 class ReusingSink:

@@ -21,7 +21,7 @@ Every SQL statement is in core.store's repositories (essays_repo, feeds_repo, ou
 subscriptions_repo, essay_counts); nothing here imports SQLAlchemy.
 """
 
-from core.essays.delivery import Announcement, Announcer, Delivery, DeliveryReport
+from core.essays.delivery import Announcement, Delivery, DeliveryReport
 from core.essays.poller import FeedReport
 from core.essays.service import EssayService
 from core.essays.status import EssayStatus, FeedStatus
@@ -29,7 +29,6 @@ from core.store.essay_records import SubscriptionView
 
 __all__ = [
     "Announcement",
-    "Announcer",
     "Delivery",
     "DeliveryReport",
     "EssayService",

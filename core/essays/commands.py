@@ -30,12 +30,10 @@ def _channel(ctx: CommandContext, args: dict[str, Any], usage: str) -> str:
     return ctx.place.channel_id
 
 
-def role_mention(platform: str, role_id: str) -> str:
-    """How each platform writes a role (Slack: a user group); "" for no role. Only shown privately.
-    The one platform-name branch in core.essays: the adapter's traits will say this instead."""
-    if not role_id:
-        return ""
-    return f"<!subteam^{role_id}>" if platform == "slack" else f"<@&{role_id}>"
+def role_mention(ctx: CommandContext, platform: str, role_id: str) -> str:
+    """The role as its platform writes it (Slack: a user group); "" for no role. Only shown
+    privately, to the moderator who set it."""
+    return ctx.runtime.platforms.of(platform).mention_role(role_id) if role_id else ""
 
 
 async def subscribe(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
@@ -43,7 +41,7 @@ async def subscribe(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
     role = str(args.get("role") or "")
     place = ctx.place
     _, created = await _service(ctx).subscribe(place.platform, place.workspace_id, channel, role, ctx.invoker)
-    return CommandResult(wording.subscribed(channel, role_mention(place.platform, role), created))
+    return CommandResult(wording.subscribed(channel, role_mention(ctx, place.platform, role), created))
 
 
 async def unsubscribe(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
@@ -55,7 +53,7 @@ async def unsubscribe(ctx: CommandContext, args: dict[str, Any]) -> CommandResul
 
 async def list_(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
     views = await _service(ctx).subscriptions(ctx.place.platform, ctx.place.workspace_id)
-    lines = [wording.subscription_line(v, role_mention(v.platform, v.role_id)) for v in views]
+    lines = [wording.subscription_line(v, role_mention(ctx, v.platform, v.role_id)) for v in views]
     return CommandResult(wording.subscription_list(lines))
 
 

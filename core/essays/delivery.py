@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 from core.essays import wording
 from core.store.essay_records import EssayRecord
@@ -65,31 +64,6 @@ class Delivery:
     # Await before each platform request made for this delivery: waits for the channel's gap
     # and a token of the platform's budget (shared with every other delivery of the platform).
     pace: Pace = field(default=_no_pace, repr=False, compare=False)
-
-
-class Announcer(Protocol):
-    """What a platform adapter does for essay announcements. Register with
-    `EssayService.register_announcer(platform, announcer, limit)`.
-    (Kept here with the values it handles until the ports are gathered in one module.)"""
-
-    async def announce(self, delivery: Delivery) -> str:
-        """Post the announcement in `delivery.channel_id`; return the platform's message id.
-        Await `delivery.pace()` before each platform request.
-        Raise RateLimited, ChannelGone (403/404) or DeliveryRejected (400) when the platform
-        says so; DeliveryError for any other certain non-post. Any other exception means
-        "may have been posted" and the retry comes with `uncertain=True`."""
-        ...
-
-    async def open_discussion(self, delivery: Delivery, message_id: str) -> str | None:
-        """Open a thread under the posted announcement; return its thread id (None: none).
-        Await `delivery.pace()` before each platform request it makes (none: no token spent).
-        Messages in it must reach the core with Place(channel_id=delivery.channel_id,
-        thread_id=<this id>), so they are answered with the essay in context."""
-        ...
-
-    async def notify_moderators(self, workspace_id: str, text: str) -> None:
-        """Post `text` (core-written; `<#channel>` mentions only) to the moderators' channel."""
-        ...
 
 
 @dataclass

@@ -42,14 +42,8 @@ from datetime import datetime, timedelta
 from core.config import Settings
 from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited
 from core.essays import wording
-from core.essays.delivery import (
-    Announcement,
-    Announcer,
-    Delivery,
-    DeliveryReport,
-    announcement_of,
-    delivery_key,
-)
+from core.essays.delivery import Announcement, Delivery, DeliveryReport, announcement_of, delivery_key
+from core.ports import Announcer
 from core.ratelimit import Pacer, RateLimit, Sleep, default_rate_limit
 from core.store.essay_records import ClaimedRow
 from core.store.essays_repo import EssaysRepo

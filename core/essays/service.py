@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from core.config import Settings
-from core.essays.delivery import Announcement, Announcer, DeliveryReport, announcement_of
+from core.essays.delivery import Announcement, DeliveryReport, announcement_of
 from core.essays.discussion import Discussions
 from core.essays.feed_health import FeedHealth
 from core.essays.outbox import LEASE, Outbox
@@ -30,6 +30,7 @@ from core.essays.poller import FeedReport, Poller
 from core.essays.status import EssayStatus, essay_status
 from core.essays.subscriptions import Subscriptions
 from core.events import Place, User, utcnow
+from core.ports import Announcer
 from core.ratelimit import RateLimit, Sleep
 from core.store import Store
 from core.store.essay_counts import essay_counts

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from core.chat.streaming import ReplySink
+from core.ports import ReplySink
 
 
 class TimedSink:
