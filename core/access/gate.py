@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from core.access import wording
-from core.access.values import Clock, GateFacts, Standing, Via
+from core.access.values import AdmittedBecause, Clock, GateFacts, Standing
 from core.chat import usage
 from core.config import Settings
 from core.errors import AccessDenied
@@ -89,7 +89,7 @@ class MessageGate:
         finally:
             self._release_slot(key)
 
-    def via_without_lookup(self, user: User, platform: str) -> Via:
+    def via_without_lookup(self, user: User, platform: str) -> AdmittedBecause:
         """The reasons to admit someone that need no database, cheapest first."""
         if self.platforms.of(platform).operator_seat:
             return "operator"  # the terminal is the operator's own seat
@@ -103,7 +103,9 @@ class MessageGate:
             return "role"
         return ""
 
-    async def allowed_by(self, user: User, platform: str, workspace_id: str | None, now: datetime) -> Via:
+    async def allowed_by(
+        self, user: User, platform: str, workspace_id: str | None, now: datetime
+    ) -> AdmittedBecause:
         """How `user` may talk to the model ('' for not at all). `workspace_id` None means a
         direct message: access in any workspace counts."""
         via = self.via_without_lookup(user, platform)
