@@ -67,7 +67,7 @@ async def open_runtime(
             await store.upgrade()
         # `access` overrides the gate (tests, embedding); the service still answers commands.
         gate = MeteredGate(access or service, metrics)
-        engine = ChatEngine(settings, store, router, access=gate)
+        engine = ChatEngine(settings, store, router, access=gate, metrics=metrics)
         # In an announcement's discussion thread the model reads the essay itself.
         engine.add_context_source(essays.discussion_context)
         yield Runtime(settings, store, router, engine, service, essays, metrics, readiness, gate, platforms)

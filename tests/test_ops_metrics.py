@@ -86,6 +86,8 @@ async def test_metrics_count_a_failover_tokens_cost_and_latency(
     assert samples[("ember_model_first_token_seconds_count", (("backend", backup),))] == 1
     assert samples[("ember_model_duration_seconds_count", (("backend", first),))] == 1
     assert samples[("ember_access_decisions_total", (("decision", "admitted"),))] == 1
+    assert samples[("ember_replies_total", (("outcome", "done"), ("platform", "console")))] == 1
+    assert samples[("ember_first_visible_text_seconds_count", (("platform", "console"),))] == 1
     assert samples[("ember_backend_breaker_open", (("backend", first),))] == 0
     assert samples[("ember_essay_oldest_owed_seconds", ())] == 0
     assert samples[("ember_essay_deliveries", (("state", "pending"),))] == 0
