@@ -14,7 +14,7 @@ from core.config import Backend, Settings, database_url
 from core.essays import EssayService
 from core.events import utcnow
 from core.ops.facts import breaker_states, store_facts
-from core.ops.instruments import MeteredGate, metered_factory
+from core.ops.instruments import EssayMeter, MeteredGate, count_decision, metered_factory
 from core.ops.metrics import Metrics, StoreFacts
 from core.ops.readiness import Readiness
 from core.platforms import Platforms
@@ -54,8 +54,10 @@ async def open_runtime(
     metrics = Metrics()
     router = Router(settings, metered_factory(client_factory or _sdk_clients(settings), settings, metrics))
     platforms = Platforms()
-    service = AccessService(settings, store, clock=access_clock or utcnow, platforms=platforms)
-    essays = EssayService(settings, store)
+    service = AccessService(
+        settings, store, clock=access_clock or utcnow, platforms=platforms, decisions=count_decision(metrics)
+    )
+    essays = EssayService(settings, store, observer=EssayMeter(metrics))
     readiness = Readiness(lambda: ops_repo.ping(store))
 
     async def facts() -> StoreFacts:
