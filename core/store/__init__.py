@@ -4,6 +4,7 @@ from core.store.access_tables import AccessAudit, AccessGrant, AccessRequest
 from core.store.engine import Store
 from core.store.essay_tables import Essay, EssayDelivery, EssayFeed, EssaySubscription, EssayThread
 from core.store.models import ChannelSetting, Person, Reply, Turn, Usage, db_now
+from core.store.replay_tables import SeenRequest
 
 __all__ = [
     "AccessAudit",
@@ -17,6 +18,7 @@ __all__ = [
     "EssayThread",
     "Person",
     "Reply",
+    "SeenRequest",
     "Store",
     "Turn",
     "Usage",
