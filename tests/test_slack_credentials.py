@@ -49,4 +49,4 @@ async def test_ember_run_exits_2_on_a_wrong_bot_token(tmp_path: Path, fake_slack
     assert code == 2, err
     assert "slack.bot_token_env: Slack refused the token in SLACK_BOT_TOKEN (invalid_auth)" in err
     assert "Traceback" not in err and "connected in Socket Mode" not in err
-    assert "xoxb-revoked" not in err
+    assert "xoxb-revoked" not in out + err
