@@ -226,8 +226,9 @@ class ChatEngine:
                     self._saving.pop(outcome.reply_id, None)
         except AccessDenied as denied:
             outcome.status, outcome.error = "denied", denied.user_message
-            log.info("refused: %s", denied.user_message)
-            await sink.notice(denied.user_message)
+            if denied.user_message:
+                log.info("refused: %s", denied.user_message)
+                await sink.notice(denied.user_message)
 
     async def _generate(
         self,
