@@ -223,3 +223,4 @@ async def test_a_refused_reply_logs_its_trace_and_reply_ids(
     [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
     assert line["message"] == f"refused: {DRAINING}"
     assert len(line["trace_id"]) > 0 and len(line["reply_id"]) == 32
+    assert line["platform"] == "console"

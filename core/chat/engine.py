@@ -189,7 +189,7 @@ class ChatEngine:
         trace_id = new_trace_id()
         outcome = Outcome(reply_id=reply_id or new_reply_id(), trace_id=trace_id, status="done", alias=alias)
         # Every line logged about this reply, here or deeper, names it and its trace.
-        with log_context(trace_id=trace_id, reply_id=outcome.reply_id):
+        with log_context(trace_id=trace_id, reply_id=outcome.reply_id, platform=prompt.place.platform):
             await self._admitted_run(outcome, prompt, history, sink, prefill, recording)
         if self._metrics is not None:
             self._metrics.replies.labels(prompt.place.platform, outcome.status).inc()
