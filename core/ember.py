@@ -29,7 +29,7 @@ from core.chat.triggers import Trigger, refuses_direct, should_answer
 from core.chat.wording import DMS_OFF
 from core.commands import CommandContext, CommandResult, Commands, CommandSpec
 from core.config import Settings
-from core.events import Message, Place, User
+from core.events import Message, Place, User, utcnow
 from core.ports import (
     Announcer,
     ArrivedMessage,
@@ -43,6 +43,7 @@ from core.ports import (
     ReplyOpener,
 )
 from core.runtime import Runtime
+from core.store import replays_repo
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +250,11 @@ class Ember:
             created_at=question.created_at,
         )
         return await self._answer(message, question.context, question.open_reply, recorded=False)
+
+    async def first_sighting(self, request_key: str) -> bool:
+        """True the first time any host sees a signed request (its signature names it): a
+        replay within the minutes its signature is honoured is acknowledged and dropped."""
+        return await replays_repo.first_sighting(self._runtime.store, request_key, utcnow())
 
     async def prompt_preview(self, place: Place, alias: str | None = None) -> Payload:
         """Exactly what the model would receive for the next message here."""
