@@ -110,8 +110,10 @@ class Ember:
         said = await arrived.read()
         if said is None:
             return None
-        # Where one message may reach several hosts, the store's unique row decides who answers.
-        claimed = traits.redelivers
+        # Where one message may reach ember twice (a platform that redelivers) or reach several
+        # hosts (any platform, once the database is one several hosts share), the store's
+        # unique row decides who answers. On SQLite, one host, the write need not come first.
+        claimed = traits.redelivers or self._runtime.store.dialect != "sqlite"
         if claimed and not await transcript.record_message(self._runtime.store, said.message):
             return None
         return await self._answer(
