@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.chat import OpenGate
 from core.config import OPUS_3, Settings, settings_from_dict
@@ -211,12 +211,12 @@ async def test_resume_after_a_broken_stream_has_no_gap_and_no_repeat(
     async with runtime_for(make_settings(tmp_path, fake_anthropic)) as rt:
         outcome = await rt.engine.respond(say("a pangram please"), sink)
         async with rt.store.session() as session:
-            usage = (await session.exec(select(Usage))).one()
+            broke, usage = (await session.exec(select(Usage).order_by(col(Usage.attempt)))).all()
     assert outcome.status == "done"
     assert list(sink.messages.values()) == ["The quick brown fox jumps over the lazy dog."]
     resumed = fake_anthropic.requests[1].body["messages"]
     assert resumed[-1] == {"role": "assistant", "content": [{"type": "text", "text": "The quick brown fox"}]}
-    assert usage.outcome == "done"
+    assert usage.outcome == "done" and broke.outcome == "error"  # each request has its row
 
 
 async def test_stop_keeps_the_text_so_far(tmp_path: Path, fake_anthropic: FakeAnthropic) -> None:

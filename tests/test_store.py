@@ -164,7 +164,7 @@ async def test_chat_repository_keeps_channel_models_replies_and_usage(store: Sto
         handles=["4.0"],
         status="done",
         stop_reason="end_turn",
-        usage=usage,
+        usage=[usage],
         own_turn=said,
     )
     reply = await repo.reply("r1", in_writers_turn=True)

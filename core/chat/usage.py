@@ -3,7 +3,7 @@ chat repository with the reply), and the calendar periods that daily and monthly
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -21,6 +21,7 @@ __all__ = [
     "next_day",
     "next_month",
     "totals",
+    "unreported_output",
 ]
 
 
@@ -53,6 +54,14 @@ def cost_micros(tokens: Tokens, price: Price) -> int:
         + Decimal(tokens.cache_read) * Decimal(str(price.cache_read))
     )
     return int(total.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def unreported_output(reported: Tokens, streamed: str) -> Tokens:
+    """A request that ended before `message_delta` (stopped, or broken mid-stream) was billed
+    for the output it generated, but the API only reported `message_start`'s count. Count at
+    least what arrived, at the context estimate's rate (4 characters a token, rounded up)."""
+    estimate = -(-len(streamed) // 4)
+    return replace(reported, output=max(reported.output, estimate))
 
 
 def format_dollars(micros: int) -> str:

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.access.grant_plan import GrantChange
 from core.access.values import GrantView, RequestView
 from core.store.access_tables import AccessAudit, AccessGrant, AccessRequest
+from core.store.chat_repo import replies_counted
 from core.store.models import Usage
 
 GrantKey = tuple[str, str, str]  # platform, workspace, user: the grant's primary key
@@ -51,7 +52,7 @@ def check_statement(grant: bool, scoped: bool, daily: bool) -> Select[Any]:
             )
     if daily:
         tokens = Usage.input_tokens + Usage.output_tokens + Usage.cache_write_tokens + Usage.cache_read_tokens
-        columns += [func.count(col(Usage.id)), func.coalesce(func.sum(tokens), 0)]
+        columns += [replies_counted(), func.coalesce(func.sum(tokens), 0)]
     statement: Select[Any] = select(*columns)
     if daily:
         statement = statement.where(
