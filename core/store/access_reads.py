@@ -15,6 +15,7 @@ from core.chat import usage
 from core.store.access_sql import active_grant, check_statement, grant_view, request_view
 from core.store.access_tables import AccessAudit, AccessGrant, AccessRequest
 from core.store.engine import Store
+from core.store.pseudonyms import Pseudonyms
 
 
 class AccessReads:
@@ -24,6 +25,7 @@ class AccessReads:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._statements: dict[tuple[bool, bool, bool], Select[Any]] = {}
+        self._pseudonyms = Pseudonyms(store)
 
     # ------------------------------------------------------------ the access check
 
@@ -51,6 +53,7 @@ class AccessReads:
             "user": user_id,
             "now": now,
             "day": usage.day_start(now),
+            "pseudonym": await self._pseudonyms.of(platform, workspace_id, user_id) if daily else "",
         }
         row = await self._store.reads.first(statement, params)
         # Without FROM, or with only aggregates, a select always has exactly one row.

@@ -28,7 +28,7 @@ def active_grant(now: datetime) -> Any:
 
 def check_statement(grant: bool, scoped: bool, daily: bool) -> Select[Any]:
     """The access check as one statement with bind parameters (:platform, :workspace, :user,
-    :now, :day), built once per shape: building costs more than SQLite takes to run it.
+    :pseudonym, :now, :day), built once per shape: building costs more than SQLite takes to run it.
     Unscoped (a direct message), a grant in any workspace of the platform counts."""
     columns: list[Any] = []
     if grant:
@@ -58,7 +58,8 @@ def check_statement(grant: bool, scoped: bool, daily: bool) -> Select[Any]:
         statement = statement.where(
             col(Usage.platform) == bindparam("platform"),
             col(Usage.workspace_id) == bindparam("workspace"),
-            col(Usage.user_id) == bindparam("user"),
+            # A member who asked to be forgotten: this month's rows carry their pseudonym.
+            or_(col(Usage.user_id) == bindparam("user"), col(Usage.user_id) == bindparam("pseudonym")),
             col(Usage.created_at) >= bindparam("day"),
         )
     return statement

@@ -26,6 +26,7 @@ from sqlmodel import select as select_model
 from core.events import Message, Place
 from core.store.engine import Store
 from core.store.models import ChannelSetting, Reply, Usage, db_now
+from core.store.pseudonyms import Pseudonyms
 from core.store.transcript_repo import TranscriptRepo, latest_turns_statement, messages_from
 
 
@@ -212,7 +213,9 @@ class ChatRepo:
             col(Usage.created_at) >= since,
         )
         if user_id is not None:
-            query = query.where(col(Usage.user_id) == user_id)
+            # A forgotten member's rows of this month carry their pseudonym instead.
+            alias = await Pseudonyms(self._store).of(platform, workspace_id, user_id)
+            query = query.where(col(Usage.user_id).in_([user_id, alias]))
         async with self._store.reading() as session:
             count, total, cost = (await session.exec(query)).one()
         return UsageTotals(int(count), int(total), int(cost))

@@ -1,0 +1,172 @@
+"""Every request the model bills is metered, end to end: the real anthropic SDK against the fake
+API, the real store and the real access service. Each test checks the usage rows against what
+the fake reported in `message_start` and `message_delta`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import col, select
+
+from bots.slack.traits import slack_traits
+from core.chat import transcript
+from core.chat.usage import Tokens, cost_micros
+from core.config import OPUS_3, Settings, settings_from_dict
+from core.events import Message, Place, User
+from core.runtime import Runtime, open_runtime
+from core.store import Store, Usage
+from tests.fakes.anthropic_server import FakeAnthropic, Reply
+from tests.test_streaming import RecordingSink
+
+VERTEX_MODEL = "claude-3-opus@20240229"
+PLACE = Place("slack", "T1", "C1", thread_id="1.0")
+ALICE = User("U1", "Alice", "slack", "T1")
+
+
+@pytest.fixture(autouse=True)
+def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key")
+    monkeypatch.setenv("VERTEX_TOKEN", "ya29.test-token")
+
+
+def settings_for(tmp_path: Path, fake: FakeAnthropic, *, vertex: bool = False, **access: Any) -> Settings:
+    backends = [{"provider": "anthropic", "model": OPUS_3}]
+    if vertex:
+        backends.append({"provider": "vertex", "model": VERTEX_MODEL})
+    return settings_from_dict(
+        {
+            "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'ember.db'}"},
+            "providers": {
+                "anthropic": {"base_url": fake.url},
+                "vertex": {
+                    "base_url": fake.vertex_url,
+                    "project_id": "p",
+                    "region": "us-east5",
+                    "access_token_env": "VERTEX_TOKEN",
+                },
+            },
+            "access": {"mode": "open", **access},
+            "slack": {"allow_dms": True},
+            "models": {"opus-3": {"display_name": "Claude Opus 3", "backends": backends}},
+        }
+    )
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Runtime]:
+    """The runtime with its own access service as the gate, Slack's traits attached."""
+    async with open_runtime(settings) as runtime:
+        runtime.platforms.attach(slack_traits(settings.slack))
+        yield runtime
+
+
+_ids = iter(range(1, 1_000_000))
+
+
+def say(text: str, place: Place = PLACE, author: User = ALICE) -> Message:
+    return Message(id=f"{next(_ids)}.0", place=place, author=author, text=text)
+
+
+async def usage_rows(store: Store) -> list[Usage]:
+    async with store.session() as session:
+        return list((await session.exec(select(Usage).order_by(col(Usage.id)))).all())
+
+
+def tokens_of(row: Usage) -> Tokens:
+    return Tokens(row.input_tokens, row.output_tokens, row.cache_write_tokens, row.cache_read_tokens)
+
+
+def reported(reply: Reply, *, output: int) -> Tokens:
+    return Tokens(reply.input_tokens, output, reply.cache_write, reply.cache_read)
+
+
+async def test_a_stopped_reply_is_billed_for_what_it_read_and_wrote(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    held = Reply.held(["Once upon ", "a time"], after=1)
+    held.input_tokens, held.cache_read, held.cache_write = 5000, 30_000, 1200
+    fake_anthropic.script.append(held)
+    sink = RecordingSink(max_chars=2000, edit_interval=0.0)
+    settings = settings_for(tmp_path, fake_anthropic)
+    async with running(settings) as rt:
+        task = asyncio.create_task(rt.engine.respond(say("a story"), sink, reply_id="r-stop"))
+        await sink.first_post.wait()
+        assert rt.engine.stop("r-stop")
+        outcome = await task
+        (row,) = await usage_rows(rt.store)
+    assert outcome.status == "stopped"
+    # message_start said 1 output token; "Once upon " had arrived, billed at least 3.
+    billed = reported(held, output=3)
+    assert tokens_of(row) == billed and outcome.tokens == billed
+    assert row.cost_micros == cost_micros(billed, settings.models["opus-3"].price) > 0
+    assert (row.reply_id, row.attempt, row.outcome, row.user_id) == ("r-stop", 0, "stopped", "U1")
+
+
+async def test_a_broken_stream_that_resumes_meters_both_requests(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    broken = Reply(chunks=["The quick ", "brown fox ", "jumps"], error_after=2, input_tokens=3000)
+    broken.cache_write = 1500
+    resumed = Reply.text(["jumps over ", "the lazy dog."], input_tokens=40, cache_read=1500, output_tokens=9)
+    fake_anthropic.script.extend([broken, resumed])
+    sink = RecordingSink(max_chars=2000, edit_interval=0.0)
+    settings = settings_for(tmp_path, fake_anthropic)
+    async with running(settings) as rt:
+        outcome = await rt.engine.respond(say("a pangram"), sink, reply_id="r-resume")
+        first, second = await usage_rows(rt.store)
+    assert outcome.status == "done" and outcome.text == "The quick brown fox jumps over the lazy dog."
+    # The broken request: message_start's figures, its output estimated from 20 characters.
+    assert tokens_of(first) == reported(broken, output=5)
+    assert tokens_of(second) == reported(resumed, output=9)
+    assert [(r.attempt, r.outcome, r.provider, r.reply_id) for r in (first, second)] == [
+        (0, "error", "anthropic", "r-resume"),
+        (1, "done", "anthropic", "r-resume"),
+    ]
+    price = settings.models["opus-3"].price
+    assert outcome.cost_micros == first.cost_micros + second.cost_micros
+    assert first.cost_micros == cost_micros(reported(broken, output=5), price)
+
+
+async def test_a_failover_after_partial_output_meters_each_backend(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    dropped = Reply(chunks=["Hello ", "there, ", "friend"], drop_after=2, input_tokens=2200)
+    rescued = Reply.text(["friend."], input_tokens=2210, output_tokens=2)
+    fake_anthropic.script_for(OPUS_3).append(dropped)
+    fake_anthropic.script_for(VERTEX_MODEL).append(rescued)
+    sink = RecordingSink(max_chars=2000, edit_interval=0.0)
+    settings = settings_for(tmp_path, fake_anthropic, vertex=True)
+    async with running(settings) as rt:
+        outcome = await rt.engine.respond(say("greet me"), sink, reply_id="r-failover")
+        first, second = await usage_rows(rt.store)
+    assert outcome.status == "done" and outcome.text == "Hello there, friend."
+    assert [(r.provider, r.outcome, r.attempt) for r in (first, second)] == [
+        ("anthropic", "error", 0),
+        ("vertex", "done", 1),
+    ]
+    assert tokens_of(first) == reported(dropped, output=4)  # "Hello there, " is 13 characters
+    assert tokens_of(second) == reported(rescued, output=2)
+    assert first.trace_id == second.trace_id == outcome.trace_id
+
+
+async def test_forgetting_does_not_reset_the_daily_limit(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script.append(Reply.text(["Sure."], input_tokens=1200))
+    sink = RecordingSink(max_chars=2000, edit_interval=0.0)
+    async with running(settings_for(tmp_path, fake_anthropic, daily_tokens=1000)) as rt:
+        first = await rt.engine.respond(say("hello"), sink)
+        gone = await transcript.forget_user(rt.store, "slack", "U1")
+        again = await rt.engine.respond(say("hello again"), sink)
+        (row,) = await usage_rows(rt.store)
+    assert first.status == "done" and gone.messages == 1 and gone.usage_rows == 1
+    assert again.status == "denied" and "1,000 tokens" in again.error
+    assert len(fake_anthropic.requests) == 1  # the model was never asked again
+    # The row no longer names Alice, yet it is what refused her.
+    assert row.user_id.startswith("~") and "U1" not in row.user_id
+    assert tokens_of(row) == Tokens(input=1200, output=1)
