@@ -7,19 +7,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlmodel import col, select
 
+from bots.discord.traits import discord_traits
 from bots.slack.traits import slack_traits
-from core.chat import transcript
+from core.chat import transcript, usage
 from core.chat.usage import Tokens, cost_micros
 from core.config import OPUS_3, Settings, settings_from_dict
 from core.events import Message, Place, User
 from core.runtime import Runtime, open_runtime
 from core.store import Store, Usage
+from tests.access_support import Clock
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.test_streaming import RecordingSink
 
@@ -170,3 +173,46 @@ async def test_forgetting_does_not_reset_the_daily_limit(
     # The row no longer names Alice, yet it is what refused her.
     assert row.user_id.startswith("~") and "U1" not in row.user_id
     assert tokens_of(row) == Tokens(input=1200, output=1)
+
+
+GUILD_DM = Place("discord", "", "D1", is_direct=True)  # a Discord DM names no server
+MEMBER = User("42", "Robin", "discord", "")
+MOD = User("7", "Mo", "discord", "G1", is_moderator=True)
+
+
+@pytest.mark.parametrize(
+    ("mode", "dm_workspace", "charged"),
+    [
+        ("request", "", "G1"),  # the server whose grant lets Robin talk
+        ("open", "G9", "G9"),  # no grant: the configured DM budget
+        ("open", "", "dm"),  # nothing configured: the platform's own "dm" budget
+    ],
+)
+async def test_a_direct_message_is_charged_to_a_budget(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, mode: str, dm_workspace: str, charged: str
+) -> None:
+    answer = Reply.text(["Hi ", "Robin."], input_tokens=900, cache_read=100)
+    fake_anthropic.script.append(answer)
+    settings = settings_for(
+        tmp_path, fake_anthropic, mode=mode, dm_workspace=dm_workspace, monthly_spend_usd=0.01
+    )
+    sink = RecordingSink(max_chars=2000, edit_interval=0.0)
+    clock = Clock(datetime.now(UTC))
+    async with open_runtime(settings, access_clock=clock) as rt:
+        rt.platforms.attach(discord_traits(settings.discord))
+        if mode == "request":
+            await rt.access.grant(MOD, "G1", MEMBER.id)
+        first = await rt.engine.respond(say("hello", GUILD_DM, MEMBER), sink)
+        (row,) = await usage_rows(rt.store)
+        month = usage.month_start(clock.now)
+        spent = await usage.totals(rt.store, platform="discord", workspace_id=charged, since=month)
+        clock.advance(seconds=31)  # past the gate's cache of the month's spend
+        again = await rt.engine.respond(say("and again", GUILD_DM, MEMBER), sink)
+    assert first.status == "done"
+    assert (row.workspace_id, row.place_key) == (charged, GUILD_DM.key)
+    assert tokens_of(row) == reported(answer, output=2)
+    assert (
+        spent.cost_micros == row.cost_micros == cost_micros(tokens_of(row), settings.models["opus-3"].price)
+    )
+    # 900 input tokens at $15/M pass the one-cent cap of the budget it was charged to.
+    assert again.status == "denied" and "$0.01" in again.error

@@ -173,6 +173,7 @@ async def test_chat_repository_keeps_channel_models_replies_and_usage(store: Sto
     await repo.finish_reply(
         "r1",
         PLACE,
+        charged_to=PLACE.workspace_id,
         text="hi",
         handles=["4.0"],
         status="done",

@@ -131,6 +131,9 @@ class MeteredGate:
             self._callers.add(task)
             task.add_done_callback(self._callers.discard)
 
+    async def charged_workspace(self, user: User, place: Place) -> str:
+        return await self._inner.charged_workspace(user, place)
+
     @asynccontextmanager
     async def admit(self, user: User, place: Place) -> AsyncIterator[None]:
         if self._draining:

@@ -68,6 +68,18 @@ class AccessReads:
         totals = await usage.totals(self._store, platform=platform, workspace_id=workspace_id, since=since)
         return totals.cost_micros
 
+    async def granting_workspace(self, platform: str, user_id: str, now: datetime) -> str | None:
+        """The workspace of the member's live grant on `platform` (the latest granted), if any:
+        it pays for their direct messages."""
+        query = (
+            select(AccessGrant.workspace_id)
+            .where(AccessGrant.platform == platform, AccessGrant.user_id == user_id, active_grant(now))
+            .order_by(col(AccessGrant.granted_at).desc())
+            .limit(1)
+        )
+        async with self._store.reading() as session:
+            return (await session.exec(query)).first()
+
     # ------------------------------------------------------------ reading
 
     async def live_grant(

@@ -145,6 +145,7 @@ class ChatRepo:
         reply_id: str,
         place: Place,
         *,
+        charged_to: str,
         text: str,
         handles: list[str],
         status: str,
@@ -152,8 +153,8 @@ class ChatRepo:
         usage: Sequence[UsageEntry],
         own_turn: Message | None,
     ) -> None:
-        """The reply's final state, a usage row per request it made, and ember's own turn: one
-        transaction."""
+        """The reply's final state, a usage row per request it made (charged to the workspace
+        `charged_to`), and ember's own turn: one transaction."""
         statements: list[Any] = [
             update(Reply)
             .where(col(Reply.id) == reply_id)
@@ -163,7 +164,7 @@ class ChatRepo:
             rows = [
                 Usage(
                     platform=place.platform,
-                    workspace_id=place.workspace_id,
+                    workspace_id=charged_to,
                     place_key=place.key,
                     reply_id=reply_id,
                     **asdict(entry),
