@@ -29,6 +29,7 @@ from tests.fakes.prompt_cache import PromptCache
 from tests.test_streaming import RecordingSink
 
 TURNS = 40
+FIRST_ID = 1_700_000_000  # Slack-like message timestamps
 SECONDS_BETWEEN_TURNS = 40.0
 SPEAKERS = (
     User("U1", "Ana", "slack", "T1"),
@@ -91,7 +92,7 @@ async def main() -> None:
                     fake.script.append(Reply.text([answer(rng)]))
                     speaker = SPEAKERS[turn % len(SPEAKERS)]
                     text = sentences(rng, rng.randint(1, 4))
-                    message = Message(id=f"{200 + turn}.0", place=PLACE, author=speaker, text=text)
+                    message = Message(id=f"{FIRST_ID + turn}.0", place=PLACE, author=speaker, text=text)
                     outcome = await rt.engine.respond(message, ThreadSink(turn))
                     if outcome.status != "done":
                         raise RuntimeError(f"turn {turn} ended {outcome.status}: {outcome.error}")

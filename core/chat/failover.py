@@ -20,11 +20,13 @@ from core.chat.providers import BackendError, Delta, Failure, TextDelta, UsageSe
 from core.chat.routing import Route, Router
 from core.chat.streaming import StreamingReply
 from core.chat.usage import Tokens, cost_micros, unreported_output
-from core.config import Settings
+from core.config import Backend, Settings
 from core.errors import ModelError, ModelNotEnabled, ModelRequestError, ModelUnavailable
 from core.events import Message
 from core.store.chat_repo import UsageEntry
 
+# Bedrock model ids (anthropic.claude-3-opus-20240229-v1:0, …) of models it does not cache.
+BEDROCK_UNCACHED = ("claude-3-opus", "claude-3-sonnet", "claude-3-haiku", "claude-3-5-sonnet-20240620")
 # One logger for the chat path, as before the split: operators filter on it.
 log = logging.getLogger("core.chat")
 
@@ -186,6 +188,7 @@ def _request(route: Route, attempt: Attempt, history: Sequence[Message]) -> dict
         system_prompt=model.system_prompt + attempt.extra_system,
         budget=model.context_tokens,
         prefill=attempt.delivered,
+        cache=caches_prompts(route.backend),
     )
     request: dict[str, Any] = {
         "max_tokens": model.max_tokens,
@@ -195,6 +198,13 @@ def _request(route: Route, attempt: Attempt, history: Sequence[Message]) -> dict
     if built.system:
         request["system"] = built.system
     return request
+
+
+def caches_prompts(backend: Backend) -> bool:
+    """Whether the backend caches prompts for its model. Bedrock does so only for newer Claude
+    models (not Claude 3 Opus, Sonnet or Haiku, nor 3.5 Sonnet v1): there the breakpoints are
+    left off. The first-party API and Vertex cache every Claude 3 model."""
+    return backend.provider != "bedrock" or not any(old in backend.model for old in BEDROCK_UNCACHED)
 
 
 def _log_failure(route: Route, error: BackendError, trace_id: str) -> None:
