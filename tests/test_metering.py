@@ -5,8 +5,11 @@ the fake reported in `message_start` and `message_delta`."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from sqlmodel import col, select
 from bots.discord.traits import discord_traits
 from bots.slack.traits import slack_traits
 from core.chat import transcript, usage
+from core.chat.payload import ANCHOR_EVERY
 from core.chat.usage import Tokens, cost_micros
 from core.config import OPUS_3, Settings, settings_from_dict
 from core.events import Message, Place, User
@@ -24,11 +28,13 @@ from core.runtime import Runtime, open_runtime
 from core.store import Store, Usage
 from tests.access_support import Clock
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
+from tests.fakes.prompt_cache import PromptCache
 from tests.test_streaming import RecordingSink
 
 VERTEX_MODEL = "claude-3-opus@20240229"
 PLACE = Place("slack", "T1", "C1", thread_id="1.0")
 ALICE = User("U1", "Alice", "slack", "T1")
+SPEAKERS_BOT = User("ember", "ember", "slack", "T1")
 
 
 @pytest.fixture(autouse=True)
@@ -216,3 +222,30 @@ async def test_a_direct_message_is_charged_to_a_budget(
     )
     # 900 input tokens at $15/M pass the one-cent cap of the budget it was charged to.
     assert again.status == "denied" and "$0.01" in again.error
+
+
+async def test_trimming_is_calibrated_by_what_the_api_counts(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    """The fake counts about 14% more tokens than ember estimates (tests/fakes/prompt_cache.py):
+    the first prompt overshoots `context_tokens`; every later one is within 5% of it."""
+    fake_anthropic.biller = PromptCache(clock=lambda: 0.0)
+    settings = settings_for(tmp_path, fake_anthropic)
+    opus = replace(settings.models["opus-3"], context_tokens=3000)
+    settings = replace(settings, models={"opus-3": opus}, chat=replace(settings.chat, history_messages=200))
+    # No message is an anchor, so trimming cuts at the budget exactly (anchors are tested apart).
+    ids = (f"{n}.5" for n in itertools.count() if zlib.crc32(f"{n}.5".encode()) % ANCHOR_EVERY)
+    async with running(settings) as rt:
+        for n in range(120):
+            author = SPEAKERS_BOT if n % 2 else ALICE
+            text = f"{n} " + "lorem ipsum dolor sit amet " * 6  # about 40 tokens
+            message = Message(id=next(ids), place=PLACE, author=author, text=text, from_self=n % 2 == 1)
+            await transcript.record_message(rt.store, message)
+        for turn in range(4):
+            fake_anthropic.script.append(Reply.text(["Noted."]))
+            prompt = Message(id=next(ids), place=PLACE, author=ALICE, text=f"turn {turn}: go on")
+            await rt.engine.respond(prompt, RecordingSink(2000, 0.0))
+        rows = await usage_rows(rt.store)
+    counted = [row.input_tokens + row.cache_write_tokens + row.cache_read_tokens for row in rows]
+    assert counted[0] > 3000 * 1.05, counted  # uncalibrated, the estimate let too much in
+    assert all(3000 * 0.95 <= c <= 3000 * 1.05 for c in counted[1:]), counted

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.chat import payload, wording
+from core.chat.calibration import Calibration
 from core.chat.providers import BackendError, Delta, Failure, TextDelta, UsageSeen
 from core.chat.routing import Route, Router
 from core.chat.streaming import StreamingReply
@@ -106,6 +107,7 @@ class Failover:
     def __init__(self, settings: Settings, router: Router) -> None:
         self._settings = settings
         self._router = router
+        self._calibration = Calibration()
 
     async def stream(
         self, attempt: Attempt, history: Sequence[Message], reply: StreamingReply, trace_id: str
@@ -145,13 +147,22 @@ class Failover:
     async def _stream_one(
         self, route: Route, attempt: Attempt, history: Sequence[Message], reply: StreamingReply
     ) -> None:
-        request = _request(route, attempt, history)
+        conversation = history[-1].place.key
+        budget = self._calibration.budget(conversation, route.settings.context_tokens)
+        request, estimated = _request(route, attempt, history, budget)
         attempt.route = route
         loop = asyncio.get_running_loop()
         this = BackendTry(route, started=loop.time())
         attempt.tries.append(this)
         try:
-            await self._read(route.client.stream(route.backend.model, request), attempt, this, reply)
+            deltas = route.client.stream(route.backend.model, request)
+            await self._read(
+                deltas,
+                attempt,
+                this,
+                reply,
+                lambda counted: self._calibration.observe(conversation, estimated, counted),
+            )
         except BackendError as error:
             this.tokens, this.outcome = error.billed, "error"
             raise
@@ -160,7 +171,11 @@ class Failover:
 
     @staticmethod
     async def _read(
-        deltas: AsyncIterator[Delta], attempt: Attempt, this: BackendTry, reply: StreamingReply
+        deltas: AsyncIterator[Delta],
+        attempt: Attempt,
+        this: BackendTry,
+        reply: StreamingReply,
+        counted: Callable[[int], None],
     ) -> None:
         first = True
         async for delta in deltas:
@@ -175,18 +190,23 @@ class Failover:
                 reply.append(text)
             elif isinstance(delta, UsageSeen):
                 this.tokens, this.model = delta.tokens, delta.model
+                tokens = delta.tokens
+                counted(tokens.input + tokens.cache_write + tokens.cache_read)  # the whole prompt
             else:
                 this.tokens, this.model, this.outcome = delta.tokens, delta.model, "done"
                 attempt.model, attempt.stop_reason = delta.model, delta.stop_reason
 
 
-def _request(route: Route, attempt: Attempt, history: Sequence[Message]) -> dict[str, Any]:
-    """The Messages API request for one backend, continuing from what was already shown."""
+def _request(
+    route: Route, attempt: Attempt, history: Sequence[Message], budget: int
+) -> tuple[dict[str, Any], int]:
+    """The Messages API request for one backend, continuing from what was already shown, and
+    its estimated input tokens. `budget` is in estimated tokens (see core.chat.calibration)."""
     model = route.settings
     built = payload.build(
         history,
         system_prompt=model.system_prompt + attempt.extra_system,
-        budget=model.context_tokens,
+        budget=budget,
         prefill=attempt.delivered,
         cache=caches_prompts(route.backend),
     )
@@ -197,7 +217,7 @@ def _request(route: Route, attempt: Attempt, history: Sequence[Message]) -> dict
     }
     if built.system:
         request["system"] = built.system
-    return request
+    return request, built.estimated_tokens
 
 
 def caches_prompts(backend: Backend) -> bool:

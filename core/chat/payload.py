@@ -168,7 +168,7 @@ def build(
     turns, spent = _fit(history, budget, system_tokens + estimate_tokens(prefill))
     dropped = len(history) - len(turns)
     while turns and turns[0].role == "assistant":
-        turns.pop(0)  # the API needs a user turn first
+        spent -= turns.pop(0).tokens  # the API needs a user turn first
         dropped += 1
     messages = _merge(turns)
     system: list[Block] = [{"type": "text", "text": system_prompt}] if system_prompt else []
