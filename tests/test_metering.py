@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
+from bots.cli import main
 from bots.discord.traits import discord_traits
 from bots.slack.traits import slack_traits
 from core.chat import transcript, usage
@@ -249,3 +250,59 @@ async def test_trimming_is_calibrated_by_what_the_api_counts(
     counted = [row.input_tokens + row.cache_write_tokens + row.cache_read_tokens for row in rows]
     assert counted[0] > 3000 * 1.05, counted  # uncalibrated, the estimate let too much in
     assert all(3000 * 0.95 <= c <= 3000 * 1.05 for c in counted[1:]), counted
+
+
+def test_ember_usage_gives_the_operator_the_month(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ember.db'}"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "{url}"\n')
+    november = datetime(2026, 11, 5, tzinfo=UTC)
+    asyncio.run(_seed_usage(url, november))
+    where = ["--platform", "slack", "--workspace", "T1", "--config", str(config)]
+    assert main(["usage", *where, "--month", "2026-11", "--csv"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[:3] == [
+        "kind,who,replies,input_tokens,output_tokens,cache_write_tokens,cache_read_tokens,cost_usd",
+        "total,total,2,3000,30,0,0,0.047250",
+        "member,U1,2,3000,30,0,0,0.047250",
+    ]
+    assert rows[3:] == [  # the most expensive first
+        "backend,opus-3 vertex claude-3-opus@20240229,1,2000,20,0,0,0.031500",
+        "backend,opus-3 anthropic claude-3-opus-20240229,1,1000,10,0,0,0.015750",
+    ]
+    assert main(["usage", *where, "--month", "2026-10"]) == 0
+    assert capsys.readouterr().out == "Nothing was used in this workspace in October 2026.\n"
+    with pytest.raises(SystemExit) as refused:
+        main(["usage", *where, "--month", "11/2026"])
+    assert refused.value.code == 2
+    assert "write the month as YYYY-MM" in capsys.readouterr().err
+
+
+async def _seed_usage(url: str, at: datetime) -> None:
+    store = Store.open(url)
+    try:
+        await store.upgrade()
+        async with store.session() as session:
+            for n, (provider, model) in enumerate((("anthropic", OPUS_3), ("vertex", VERTEX_MODEL)), start=1):
+                tokens = Tokens(input=1000 * n, output=10 * n)
+                session.add(
+                    Usage(
+                        created_at=at,
+                        platform="slack",
+                        workspace_id="T1",
+                        user_id="U1",
+                        place_key=PLACE.key,
+                        alias="opus-3",
+                        provider=provider,
+                        model=model,
+                        input_tokens=tokens.input,
+                        output_tokens=tokens.output,
+                        cost_micros=cost_micros(tokens, Settings().models["opus-3"].price),
+                        trace_id=f"t{n}",
+                        outcome="done",
+                    )
+                )
+    finally:
+        await store.close()

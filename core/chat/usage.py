@@ -10,13 +10,16 @@ from decimal import ROUND_HALF_UP, Decimal
 from core.config import Price
 from core.store import Store
 from core.store.chat_repo import ChatRepo, UsageTotals
+from core.store.usage_report import UsageReport, usage_report
 
 __all__ = [
     "Tokens",
+    "UsageReport",
     "UsageTotals",
     "cost_micros",
     "day_start",
     "format_dollars",
+    "month_report",
     "month_start",
     "next_day",
     "next_month",
@@ -83,6 +86,17 @@ def next_day(now: datetime) -> datetime:
 def next_month(now: datetime) -> datetime:
     start = month_start(now)
     return (start + timedelta(days=32)).replace(day=1)
+
+
+async def month_report(
+    store: Store, *, platform: str, workspace_id: str, month: datetime, top: int = 10
+) -> UsageReport:
+    """A workspace's calendar month (the one `month` falls in): totals, the `top` members by
+    spend, and every model and backend."""
+    start = month_start(month)
+    return await usage_report(
+        store, platform=platform, workspace_id=workspace_id, since=start, until=next_month(start), top=top
+    )
 
 
 async def totals(
