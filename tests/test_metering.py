@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import col, select
 
 from bots.cli import main
@@ -129,6 +130,7 @@ async def test_a_broken_stream_that_resumes_meters_both_requests(
     async with running(settings) as rt:
         outcome = await rt.engine.respond(say("a pangram"), sink, reply_id="r-resume")
         first, second = await usage_rows(rt.store)
+        metrics = rt.metrics.render().decode()
     assert outcome.status == "done" and outcome.text == "The quick brown fox jumps over the lazy dog."
     # The broken request: message_start's figures, its output estimated from 20 characters.
     assert tokens_of(first) == reported(broken, output=5)
@@ -140,6 +142,14 @@ async def test_a_broken_stream_that_resumes_meters_both_requests(
     price = settings.models["opus-3"].price
     assert outcome.cost_micros == first.cost_micros + second.cost_micros
     assert first.cost_micros == cost_micros(reported(broken, output=5), price)
+    # The metrics count both requests as the rows do.
+    counted = {
+        sample.labels["kind"]: sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "ember_model_tokens_total"
+    }
+    assert counted == {"input": 3040.0, "output": 14.0, "cache_write": 1500.0, "cache_read": 1500.0}
 
 
 async def test_a_failover_after_partial_output_meters_each_backend(
