@@ -207,6 +207,9 @@ class AccessSettings:
     daily_tokens: CountOrZero = 0
     max_concurrent: PositiveInt = 1
     monthly_spend_usd: DollarsOrZero = 0.0
+    # Who pays for a direct message whose platform names no workspace (Discord) when the member
+    # has no grant to name one: this workspace id, else the "dm" budget (see README, Metering).
+    dm_workspace: str = ""
 
 
 @dataclass(frozen=True)

@@ -301,3 +301,23 @@ async def test_only_members_with_access_reach_the_model(
         assert outcome.status == "done" and answered.notices == []
         assert list(answered.messages.values()) == ["Hello, Alice."]
         assert len(fake_anthropic.requests) == 1
+
+
+async def test_moderators_see_the_month_by_member_and_by_backend(runtime: Runtime, clock: Clock) -> None:
+    await add_usage(runtime.store, user_id="U1", workspace_id=G1, at=clock.now, count=2, cost_micros=250_000)
+    await add_usage(runtime.store, user_id="U2", workspace_id=G1, at=clock.now, cost_micros=1_000_000)
+    last_month = clock.now.replace(month=clock.now.month - 1)
+    await add_usage(runtime.store, user_id="U2", workspace_id=G1, at=last_month, cost_micros=9_000_000)
+    await add_usage(runtime.store, user_id="U2", workspace_id="G2", at=clock.now, cost_micros=9_000_000)
+    lines = (await run(runtime, MOD, "usage")).text.splitlines()
+    report = lines[lines.index("") + 1 :]
+    assert report == [
+        "This server in March 2026 (UTC): 3 replies, 300 tokens, $1.5000.",
+        "By member:",
+        "- <@U2>: 1 reply, 100 tokens, $1.0000",
+        "- <@U1>: 2 replies, 200 tokens, $0.5000",
+        "By model and backend:",
+        "- opus-3 on anthropic (claude-3-opus-20240229): 3 replies, 300 tokens, $1.5000",
+    ]
+    own = (await run(runtime, ALICE, "usage")).text
+    assert "By member:" not in own  # members see only their own figures

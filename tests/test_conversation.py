@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
+import itertools
 from datetime import UTC, datetime, timedelta
 
-from core.chat.payload import CACHE, build, estimate_tokens
+from core.chat.payload import ANCHOR_EVERY, CACHE, Payload, anchored, build, estimate_tokens
 from core.events import Attachment, Message, Place, User
 
 PLACE = Place("discord", "g1", "c1")
@@ -45,7 +46,7 @@ def test_speakers_named_and_roles_alternate() -> None:
         ("assistant", ["Hello both.\n\nMore."]),
         ("user", ["Alice: what is a koan?"]),
     ]
-    assert payload.system == [{"type": "text", "text": "sys", "cache_control": CACHE}]
+    assert payload.system == [{"type": "text", "text": "sys"}]  # too short to cache
 
 
 def test_leading_assistant_turns_are_dropped() -> None:
@@ -66,16 +67,67 @@ def test_trims_oldest_first_and_always_keeps_newest() -> None:
     assert huge.kept == 1 and huge.messages[0]["content"][0]["text"].endswith("y")
 
 
-def test_cache_breakpoint_marks_the_stable_prefix() -> None:
-    history = [msg(1, ALICE, "a"), msg(2, BOT, "b"), msg(3, BOB, "c")]
-    payload = build(history, system_prompt="s", budget=1000)
-    marks = [
+def marks(payload: Payload) -> list[tuple[int, int]]:
+    return [
         (i, j)
         for i, m in enumerate(payload.messages)
         for j, b in enumerate(m["content"])
         if "cache_control" in b
     ]
-    assert marks == [(1, 0)]  # the end of everything before the newest turn
+
+
+def test_cache_breakpoint_marks_the_stable_prefix() -> None:
+    words = "w" * 4200  # about 1,050 tokens
+    history = [msg(1, ALICE, words), msg(2, BOT, "b"), msg(3, BOB, "c")]
+    payload = build(history, system_prompt="s", budget=10_000)
+    assert marks(payload) == [(1, 0)]  # the end of everything before the newest turn
+    short = build([msg(1, ALICE, "a"), msg(2, BOT, "b"), msg(3, BOB, "c")], system_prompt="s", budget=1000)
+    assert marks(short) == [] and "cache_control" not in short.system[0]  # under 1,024 tokens
+
+
+def test_long_system_prompt_and_a_busy_conversation_use_at_most_four_breakpoints() -> None:
+    system = "You are a patient reader. " * 200  # about 1,300 tokens: cached on its own
+    history = [msg(i, ALICE if i % 3 else BOB, f"{i} " + "x" * 200) for i in range(1, 40)]
+    payload = build(history, system_prompt=system, budget=100_000)
+    assert payload.system[0]["cache_control"] == CACHE
+    (only_user,) = payload.messages  # 39 user messages merge into one turn of 39 blocks
+    marked = [j for j, b in enumerate(only_user["content"]) if "cache_control" in b]
+    assert marked == []  # nothing before the newest turn: the turn itself is new
+    history.insert(-1, msg(100, BOT, "an answer"))
+    payload = build(history, system_prompt=system, budget=100_000)
+    # The newest block before the last user turn, and the last 16-block boundary before it.
+    assert marks(payload) == [(0, 31), (1, 0)]
+    assert sum("cache_control" in b for m in payload.messages for b in m["content"]) + 1 <= 4
+
+
+def test_no_breakpoints_where_the_backend_does_not_cache() -> None:
+    words = "w" * 8000
+    history = [msg(1, ALICE, words), msg(2, BOT, "b"), msg(3, BOB, "c")]
+    payload = build(history, system_prompt=words, budget=10_000, cache=False)
+    assert marks(payload) == [] and "cache_control" not in payload.system[0]
+
+
+def test_a_cut_conversation_keeps_its_start_for_many_turns() -> None:
+    """Trimming drops a block of the oldest messages, then keeps that start while new ones
+    arrive, so the cached prefix survives; the window never drops below what fits."""
+    long = "z" * 400  # about 100 tokens each
+    history = [msg(i, ALICE if i % 2 else BOT, f"{i} {long}") for i in range(1, 200)]
+    starts = []
+    for end in range(60, 200, 2):
+        window = history[end - 50 : end]  # what a 50-message history limit reads
+        payload = build(anchored(window), system_prompt="s", budget=100_000)
+        starts.append(payload.messages[0]["content"][0]["text"].split()[1])
+        assert payload.kept >= ANCHOR_EVERY
+    changes = sum(a != b for a, b in itertools.pairwise(starts))
+    assert changes <= len(starts) // 3  # a new start every few turns at most, not every turn
+    # Within the token budget alike: the start holds while the budget cuts the window.
+    budget_starts = {
+        build(history[: end + 1], system_prompt="s", budget=4_000)
+        .messages[0]["content"][0]["text"]
+        .split()[1]
+        for end in range(100, 110)
+    }
+    assert len(budget_starts) <= 3
 
 
 def test_images_become_blocks_and_bad_ones_a_note() -> None:

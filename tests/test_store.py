@@ -97,31 +97,44 @@ async def test_transcript_records_once_and_reads_back_in_order(store: Store) -> 
     assert await transcript.display_name(store, "slack", "T1", "U1") == "Alice B."
 
 
+def usage_row(user_id: str, cost: int, at: datetime) -> Usage:
+    return Usage(
+        created_at=at,
+        platform="slack",
+        workspace_id="T1",
+        user_id=user_id,
+        place_key=PLACE.key,
+        alias="opus-3",
+        provider="anthropic",
+        model="m",
+        cost_micros=cost,
+        trace_id="t",
+        outcome="ok",
+    )
+
+
 async def test_forget_removes_a_person_but_keeps_spend(store: Store) -> None:
     await transcript.record_message(store, message(1, "secret"))
     await transcript.record_message(store, message(2, "other", User("U2", "Bob", "slack", "T1")))
+    now = datetime.now(UTC)
+    last_year = now.replace(year=now.year - 1)
     async with store.session() as session:
-        session.add(
-            Usage(
-                platform="slack",
-                workspace_id="T1",
-                user_id="U1",
-                place_key=PLACE.key,
-                alias="opus-3",
-                provider="anthropic",
-                model="m",
-                cost_micros=500,
-                trace_id="t",
-                outcome="ok",
-            )
-        )
+        session.add(usage_row("U1", 500, last_year))
+        session.add(usage_row("U1", 700, now))
     gone = await transcript.forget_user(store, "slack", "U1")
-    assert (gone.messages, gone.usage_rows) == (1, 1)
+    assert (gone.messages, gone.usage_rows) == (1, 2)
     assert [m.text for m in await transcript.load_history(store, PLACE, limit=10)] == ["other"]
     assert await transcript.display_name(store, "slack", "T1", "U1") is None
     async with store.session() as session:
-        row = (await session.exec(text("SELECT user_id, cost_micros FROM usage"))).one()  # type: ignore[call-overload]
-    assert tuple(row) == ("forgotten", 500)
+        query = text("SELECT user_id, cost_micros FROM usage ORDER BY created_at")
+        older, recent = (await session.exec(query)).all()  # type: ignore[call-overload]
+    assert tuple(older) == ("forgotten", 500)
+    # This month's row names nobody, yet still counts for the member it was.
+    assert recent.user_id.startswith("~") and "U1" not in recent.user_id
+    mine = await ChatRepo(store).usage_totals(platform="slack", workspace_id="T1", since=now, user_id="U1")
+    assert (mine.requests, mine.cost_micros) == (1, 700)
+    theirs = await ChatRepo(store).usage_totals(platform="slack", workspace_id="T1", since=now, user_id="U2")
+    assert theirs.requests == 0
 
 
 async def test_names_are_written_when_new_changed_or_forgotten(store: Store) -> None:
@@ -160,11 +173,12 @@ async def test_chat_repository_keeps_channel_models_replies_and_usage(store: Sto
     await repo.finish_reply(
         "r1",
         PLACE,
+        charged_to=PLACE.workspace_id,
         text="hi",
         handles=["4.0"],
         status="done",
         stop_reason="end_turn",
-        usage=usage,
+        usage=[usage],
         own_turn=said,
     )
     reply = await repo.reply("r1", in_writers_turn=True)

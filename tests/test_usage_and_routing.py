@@ -8,6 +8,7 @@ import anthropic
 import httpx2
 import pytest
 
+from core.chat.failover import caches_prompts
 from core.chat.providers import Failure, classify
 from core.chat.routing import Breaker, Router
 from core.chat.usage import Tokens, cost_micros, format_dollars, next_month
@@ -120,3 +121,11 @@ def test_transport_faults_in_either_sdk_spelling_are_retryable(raised: Exception
 def test_a_programming_error_is_not_mistaken_for_a_backend_fault() -> None:
     with pytest.raises(KeyError):
         classify(KeyError("model"))
+
+
+def test_breakpoints_are_left_off_where_bedrock_does_not_cache_the_model() -> None:
+    assert not caches_prompts(Backend("bedrock", "anthropic.claude-3-opus-20240229-v1:0"))
+    assert not caches_prompts(Backend("bedrock", "us.anthropic.claude-3-haiku-20240307-v1:0"))
+    assert caches_prompts(Backend("bedrock", "anthropic.claude-3-7-sonnet-20250219-v1:0"))
+    assert caches_prompts(Backend("anthropic", "claude-3-opus-20240229"))
+    assert caches_prompts(Backend("vertex", "claude-3-opus@20240229"))

@@ -22,6 +22,7 @@ from core.access.command_wording import grant_line
 from core.access.inputs import check_days, clean_text, require_workspace
 from core.access.requests import Decision
 from core.access.service import AccessService
+from core.access.usage_wording import report_csv, report_lines
 from core.access.values import (
     BUTTON_PREFIX,
     OPERATOR,
@@ -57,6 +58,8 @@ __all__ = [
     "in_text",
     "mention",
     "parse_button_id",
+    "report_csv",
+    "report_lines",
     "require_workspace",
     "when_text",
 ]

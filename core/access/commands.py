@@ -13,6 +13,7 @@ from typing import Any
 from core.access import command_wording as say
 from core.access.inputs import require_workspace
 from core.access.service import AccessService
+from core.access.usage_wording import report_lines
 from core.chat import usage
 from core.commands import CommandContext, CommandResult, CommandSpec, Param
 from core.errors import CommandError, NotModerator
@@ -169,13 +170,14 @@ async def usage_(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
         lines.append(
             say.daily_limit_line(limits.daily_messages, limits.daily_tokens, usage.next_day(now) - now)
         )
+    space = ctx.runtime.platforms.of(platform).space_word
     if limits.monthly_spend_usd and ctx.invoker.is_moderator:
         spent = await usage.totals(service.store, **scope, since=usage.month_start(now))
-        lines.append(
-            say.budget_line(
-                ctx.runtime.platforms.of(platform).space_word, spent.cost_micros, limits.monthly_spend_usd
-            )
-        )
+        lines.append(say.budget_line(space, spent.cost_micros, limits.monthly_spend_usd))
+    if own and ctx.invoker.is_moderator:
+        # Moderators see who and what the workspace's money went on this month.
+        report = await usage.month_report(service.store, platform=platform, workspace_id=workspace, month=now)
+        lines += ["", *report_lines(report, usage.month_start(now), space)]
     return CommandResult("\n".join(lines))
 
 

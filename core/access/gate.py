@@ -29,6 +29,8 @@ from core.platforms import Platforms
 if TYPE_CHECKING:  # the repository imports core.access's values; at run time it is handed in
     from core.store.access_repo import AccessRepository
 
+# The workspace id charged for direct messages that nothing else pays for (see charged_workspace).
+DM_BUDGET = "dm"
 # Spend caps are monthly; totals this fresh are plenty and spare the hot path a large sum.
 SPEND_CACHE = timedelta(seconds=30)
 
@@ -80,11 +82,13 @@ class MessageGate:
         limits = self.settings.access
         daily = limits.daily_messages > 0 or limits.daily_tokens > 0
         facts = GateFacts(granted=bool(via))
+        # Limits and the spend cap are those of the workspace the reply is charged to.
+        charged = await self.charged_workspace(user, place)
         if not via or daily:
             facts = await self._repo.gate_facts(
                 user.id,
                 place.platform,
-                place.workspace_id,
+                charged,
                 now,
                 scoped=not place.is_direct,
                 grant=not via,
@@ -93,7 +97,7 @@ class MessageGate:
         if not facts.granted:
             raise AccessDenied(self._refusal(user, place, pending=facts.pending))
         self._check_daily(facts, now)
-        await self._check_spend(place, now)
+        await self._check_spend(place.platform, charged, now)
         key = (user.platform, user.id)
         self._take_slot(key)
         try:
@@ -173,15 +177,24 @@ class MessageGate:
             model = wording.model_name(self.settings)
             raise AccessDenied(wording.daily_tokens_reached(limits.daily_tokens, model, until_reset))
 
-    async def _check_spend(self, place: Place, now: datetime) -> None:
+    async def charged_workspace(self, user: User, place: Place) -> str:
+        """A direct message that names no workspace (Discord) is charged to the workspace of
+        the member's grant (the latest, if several), else to `[access] dm_workspace`, else to
+        the platform's "dm" budget: never to nobody."""
+        if not place.is_direct or place.workspace_id:
+            return place.workspace_id
+        granted = await self._repo.granting_workspace(place.platform, user.id, self._clock())
+        return granted or self.settings.access.dm_workspace or DM_BUDGET
+
+    async def _check_spend(self, platform: str, workspace_id: str, now: datetime) -> None:
         limits = self.settings.access
         cap = round(limits.monthly_spend_usd * 1_000_000)
-        if cap > 0 and await self._month_spend(place.platform, place.workspace_id, now) >= cap:
+        if cap > 0 and await self._month_spend(platform, workspace_id, now) >= cap:
             model = wording.model_name(self.settings)
             renews = usage.next_month(now)
             raise AccessDenied(
                 wording.monthly_budget_spent(
-                    self._space(place.platform), limits.monthly_spend_usd, model, renews, now
+                    self._space(platform), limits.monthly_spend_usd, model, renews, now
                 )
             )
 

@@ -81,6 +81,9 @@ class AccessService:
         """Raise AccessDenied with a kind explanation, or hold a reply slot while the body runs."""
         return self._gate.admit(user, place)  # the gate's own, not a wrapper: this is the hot path
 
+    async def charged_workspace(self, user: User, place: Place) -> str:
+        return await self._gate.charged_workspace(user, place)
+
     async def standing(self, user: User, place: Place) -> Standing:
         return await self._gate.standing(user, place)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
+from core.chat import payload
 from core.config import Settings
 from core.events import Message, Place
 from core.ports import HistoryReader
@@ -57,10 +58,10 @@ class ContextReader:
         place = message.place
         if history is not None:
             channel = None if alias else await self._chat.channel_alias(place)
-            return [*history, message], alias or self._configured(channel)
+            return self._cut([*history, message], read=len(history)), alias or self._configured(channel)
         channel, stored = await self._chat.channel_alias_and_history(place, history_limit=self._history_limit)
         history = [m for m in stored if m.id != message.id]
-        return [*history, message], alias or self._configured(channel)
+        return self._cut([*history, message], read=len(stored)), alias or self._configured(channel)
 
     async def latest(self, place: Place) -> list[Message]:
         """The conversation in `place` as it stands (for the prompt preview)."""
@@ -87,6 +88,13 @@ class ContextReader:
             prompt.place, limit=self._history_limit + 1, before_id=prompt.id
         )
         return [*(m for m in history if m.id != prompt.id), prompt]
+
+    def _cut(self, conversation: list[Message], *, read: int) -> list[Message]:
+        """A conversation read up to the history limit may have been cut short: then it starts
+        at an anchor, so its start (and the cached prompt) stays put for many turns."""
+        if read < self._history_limit:
+            return conversation
+        return list(payload.anchored(conversation))
 
     def _configured(self, alias: str | None) -> str:
         if alias is not None and alias in self._settings.models:

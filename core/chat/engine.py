@@ -300,9 +300,12 @@ class ChatEngine:
             own_turn = Message(
                 id=outcome.handles[0], place=place, author=bot, text=outcome.text, from_self=True
             )
+        # A direct message's spend is charged where the member's access comes from.
+        charged_to = await self.access.charged_workspace(prompt.author, place)
         await self._records.finish_reply(
             outcome.reply_id,
             place,
+            charged_to=charged_to,
             text=attempt.delivered,  # a continuation's prefill is the earlier text
             handles=outcome.handles,
             status=outcome.status,

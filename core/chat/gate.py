@@ -15,6 +15,11 @@ class AccessGate(Protocol):
 
     def admit(self, user: User, place: Place) -> AbstractAsyncContextManager[None]: ...
 
+    async def charged_workspace(self, user: User, place: Place) -> str:
+        """The workspace that pays for `user`'s reply in `place`: the place's own, except for a
+        direct message that names none, which is charged where the member's access comes from."""
+        ...
+
 
 class OpenGate:
     """Everyone may talk: the default until access by request is configured."""
@@ -22,3 +27,6 @@ class OpenGate:
     @asynccontextmanager
     async def admit(self, user: User, place: Place) -> AsyncIterator[None]:
         yield
+
+    async def charged_workspace(self, user: User, place: Place) -> str:
+        return place.workspace_id

@@ -10,6 +10,7 @@ conversation is billed mostly at the cache-read rate.
 from __future__ import annotations
 
 import base64
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,13 @@ MAX_IMAGES = 20
 # Images are resized by the API to about 1.15 megapixels: (w*h)/750 tokens, 1,600 at most.
 IMAGE_TOKENS_CAP = 1600
 CACHE = {"type": "ephemeral"}
+# The API caches nothing shorter than this (Opus 3: 1,024 tokens): a breakpoint there is wasted.
+MIN_CACHED_TOKENS = 1024
+# Trimmed history starts at an anchor: about one message in this many (see `anchored`).
+ANCHOR_EVERY = 16
+# A second conversation breakpoint sits on block boundaries this far apart (the API looks back
+# 20 blocks from each breakpoint for a cached prefix, so a busy turn still finds one).
+STEP_BLOCKS = 16
 
 Block = dict[str, Any]
 
@@ -127,36 +135,94 @@ class Payload:
         return "\n".join(lines)
 
 
-def build(history: Sequence[Message], *, system_prompt: str, budget: int, prefill: str = "") -> Payload:
-    """Render `history` (oldest first; the last item is the message being answered)."""
+def anchored(history: Sequence[Message]) -> Sequence[Message]:
+    """`history` from its first anchor on, for a conversation that was cut short.
+
+    Dropping the oldest message on every turn would change the start of the prompt, and with it
+    every cached prefix, on every turn. Instead a cut conversation starts at an anchor — a
+    message whose id hashes to 0 modulo ANCHOR_EVERY — which stays the start while the window
+    slides, until it falls out and the next anchor (about ANCHOR_EVERY messages on) takes over:
+    the oldest messages are dropped a block at a time and the prefix is read from the cache in
+    between. The newest message always stays; a window of ANCHOR_EVERY or fewer is left whole."""
+    if len(history) <= ANCHOR_EVERY:
+        return history
+    for index, message in enumerate(history[:-1]):
+        if zlib.crc32(message.id.encode()) % ANCHOR_EVERY == 0:
+            return history[index:]
+    return history
+
+
+def build(
+    history: Sequence[Message],
+    *,
+    system_prompt: str,
+    budget: int,
+    prefill: str = "",
+    cache: bool = True,
+) -> Payload:
+    """Render `history` (oldest first; the last item is the message being answered). `cache`
+    False leaves every breakpoint off (a backend that does not cache this model)."""
     if not history:
         raise ValueError("build() needs at least the message being answered")
     system_tokens = estimate_tokens(system_prompt)
-    turns: list[_Turn] = []
-    spent = system_tokens + estimate_tokens(prefill)
+    turns, spent = _fit(history, budget, system_tokens + estimate_tokens(prefill))
+    dropped = len(history) - len(turns)
+    while turns and turns[0].role == "assistant":
+        spent -= turns.pop(0).tokens  # the API needs a user turn first
+        dropped += 1
+    messages = _merge(turns)
+    system: list[Block] = [{"type": "text", "text": system_prompt}] if system_prompt else []
+    if cache:
+        _mark_cache_breakpoints(system, system_tokens, messages)
+    if prefill.rstrip():
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": prefill.rstrip()}]})
+    return Payload(system, messages, spent, len(turns), dropped)
+
+
+def _fit(history: Sequence[Message], budget: int, spent: int) -> tuple[list[_Turn], int]:
+    """The newest turns that fit `budget` (the newest always does), oldest first; when some did
+    not, the rest starts at an anchor so the start stays put for many turns."""
+    rendered: list[tuple[Message, _Turn]] = []
     images_left = MAX_IMAGES
     for index, message in enumerate(reversed(history)):
         turn, used = _render(message, images_left)
         if index > 0 and spent + turn.tokens > budget:
             break
-        turns.append(turn)
+        rendered.append((message, turn))
         spent += turn.tokens
         images_left -= used
-    turns.reverse()
-    dropped = len(history) - len(turns)
-    while turns and turns[0].role == "assistant":
-        turns.pop(0)  # the API needs a user turn first
-        dropped += 1
-    messages = _merge(turns)
-    _mark_cache_breakpoints(messages)
-    if prefill.rstrip():
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": prefill.rstrip()}]})
-    system = [{"type": "text", "text": system_prompt, "cache_control": CACHE}] if system_prompt else []
-    return Payload(system, messages, spent, len(turns), dropped)
+    rendered.reverse()
+    if len(rendered) < len(history):
+        start = len(rendered) - len(anchored([m for m, _ in rendered]))
+        spent -= sum(t.tokens for _, t in rendered[:start])
+        rendered = rendered[start:]
+    return [t for _, t in rendered], spent
 
 
-def _mark_cache_breakpoints(messages: list[dict[str, Any]]) -> None:
-    # Everything before the newest user turn is unchanged next time: mark its end so the
-    # following request reads it from the cache. (The system prompt carries its own mark.)
-    if len(messages) >= 2:
-        messages[-2]["content"][-1]["cache_control"] = CACHE
+def _mark_cache_breakpoints(system: list[Block], system_tokens: int, messages: list[dict[str, Any]]) -> None:
+    """At most three of the API's four breakpoints, each on a prefix long enough to be cached:
+    the system prompt (with any essay in it); the end of everything before the newest user turn,
+    which the next turn reads; and the last STEP_BLOCKS boundary before that, which stays put
+    for several turns."""
+    if system and system_tokens >= MIN_CACHED_TOKENS:
+        system[-1]["cache_control"] = CACHE
+    if len(messages) < 2:
+        return
+    blocks = [b for m in messages[:-1] for b in m["content"]]
+    ends = _block_ends(system_tokens, messages[:-1])
+    latest = len(blocks) - 1
+    stepped = (latest // STEP_BLOCKS) * STEP_BLOCKS - 1
+    for index in sorted({stepped, latest}):
+        if index >= 0 and ends[index] >= MIN_CACHED_TOKENS:
+            blocks[index]["cache_control"] = CACHE
+
+
+def _block_ends(system_tokens: int, messages: list[dict[str, Any]]) -> list[int]:
+    """The estimated tokens of the prompt up to and including each block of `messages`."""
+    total = system_tokens
+    ends: list[int] = []
+    for message in messages:
+        for block in message["content"]:
+            total += estimate_tokens(block["text"]) if block["type"] == "text" else IMAGE_TOKENS_CAP
+            ends.append(total)
+    return ends

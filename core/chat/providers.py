@@ -16,6 +16,8 @@ from typing import Any, Protocol
 import anthropic
 import httpx2
 from anthropic.lib.streaming import TextEvent
+from anthropic.types import MessageDeltaUsage, RawMessageDeltaEvent, RawMessageStartEvent
+from anthropic.types import Usage as ReportedUsage
 
 from core.chat.usage import Tokens
 from core.config import Backend, ProvidersSettings, secret
@@ -27,13 +29,22 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class UsageSeen:
+    """What the backend has reported billing this request so far: at `message_start` (input,
+    cache write, cache read, and the first output token) and again at `message_delta`."""
+
+    model: str
+    tokens: Tokens
+
+
+@dataclass(frozen=True)
 class Finished:
     stop_reason: str
     model: str
     tokens: Tokens
 
 
-Delta = TextDelta | Finished
+Delta = TextDelta | UsageSeen | Finished
 
 
 class Failure(Enum):
@@ -45,10 +56,16 @@ class Failure(Enum):
 
 
 class BackendError(Exception):
-    def __init__(self, failure: Failure, detail: str, status: int | None = None) -> None:
+    """A request that failed. `billed` is the usage its backend reported before it broke (zero
+    when it broke before `message_start`): those tokens are billed all the same."""
+
+    def __init__(
+        self, failure: Failure, detail: str, status: int | None = None, billed: Tokens | None = None
+    ) -> None:
         self.failure = failure
         self.detail = detail
         self.status = status
+        self.billed = billed or Tokens()
         super().__init__(detail)
 
 
@@ -105,22 +122,23 @@ class SDKClient:
                 "ignore", message=r"The model '.*' is deprecated", category=DeprecationWarning
             )
             manager = self._client.messages.stream(model=model, extra_body=extra_body, **body)
+        seen = Tokens()
         try:
             async with manager as stream:
                 async for event in stream:
                     if isinstance(event, TextEvent):
                         yield TextDelta(event.text)
+                    elif isinstance(event, RawMessageStartEvent):
+                        seen = _reported(seen, event.message.usage)
+                        yield UsageSeen(event.message.model, seen)
+                    elif isinstance(event, RawMessageDeltaEvent):
+                        seen = _reported(seen, event.usage)
                 final = await stream.get_final_message()
         except Exception as exc:
-            raise classify(exc) from exc
-        usage = final.usage
-        tokens = Tokens(
-            input=usage.input_tokens,
-            output=usage.output_tokens,
-            cache_write=usage.cache_creation_input_tokens or 0,
-            cache_read=usage.cache_read_input_tokens or 0,
-        )
-        yield Finished(stop_reason=final.stop_reason or "end_turn", model=final.model, tokens=tokens)
+            error = classify(exc)
+            error.billed = seen
+            raise error from exc
+        yield Finished(stop_reason=final.stop_reason or "end_turn", model=final.model, tokens=seen)
 
     async def close(self) -> None:
         await self._client.close()
@@ -163,6 +181,21 @@ def build_client(backend: Backend, providers: ProvidersSettings, source: str = "
             timeout=v.timeout_seconds,
         )
     return SDKClient(client, backend.provider)
+
+
+def _reported(seen: Tokens, usage: ReportedUsage | MessageDeltaUsage) -> Tokens:
+    """The usage so far, updated with what an event reports (a `message_delta` may leave the
+    input counts out: None keeps what `message_start` said)."""
+    return Tokens(
+        input=_count(usage.input_tokens, seen.input),
+        output=_count(usage.output_tokens, seen.output),
+        cache_write=_count(usage.cache_creation_input_tokens, seen.cache_write),
+        cache_read=_count(usage.cache_read_input_tokens, seen.cache_read),
+    )
+
+
+def _count(reported: int | None, before: int) -> int:
+    return before if reported is None else reported
 
 
 def _optional_secret(var: str, key: str, source: str) -> str | None:

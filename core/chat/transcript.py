@@ -53,7 +53,8 @@ async def has_spoken(store: Store, place: Place) -> bool:
 async def forget_user(store: Store, platform: str, user_id: str) -> Forgotten:
     """Delete what ember stores about a person: their messages, replies to them, their name.
 
-    Usage rows lose the person's id but keep tokens and cost, so workspace spend stays true.
+    Usage rows lose the person's id but keep tokens and cost, so workspace spend stays true;
+    this month's take a pseudonym, so the person's limits still count (core.store.pseudonyms).
     """
     return await TranscriptRepo(store).forget(platform, user_id)
 

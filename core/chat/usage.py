@@ -3,24 +3,28 @@ chat repository with the reply), and the calendar periods that daily and monthly
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from core.config import Price
 from core.store import Store
 from core.store.chat_repo import ChatRepo, UsageTotals
+from core.store.usage_report import UsageReport, usage_report
 
 __all__ = [
     "Tokens",
+    "UsageReport",
     "UsageTotals",
     "cost_micros",
     "day_start",
     "format_dollars",
+    "month_report",
     "month_start",
     "next_day",
     "next_month",
     "totals",
+    "unreported_output",
 ]
 
 
@@ -55,6 +59,14 @@ def cost_micros(tokens: Tokens, price: Price) -> int:
     return int(total.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+def unreported_output(reported: Tokens, streamed: str) -> Tokens:
+    """A request that ended before `message_delta` (stopped, or broken mid-stream) was billed
+    for the output it generated, but the API only reported `message_start`'s count. Count at
+    least what arrived, at the context estimate's rate (4 characters a token, rounded up)."""
+    estimate = -(-len(streamed) // 4)
+    return replace(reported, output=max(reported.output, estimate))
+
+
 def format_dollars(micros: int) -> str:
     return f"${Decimal(micros) / Decimal(1_000_000):,.4f}"
 
@@ -74,6 +86,17 @@ def next_day(now: datetime) -> datetime:
 def next_month(now: datetime) -> datetime:
     start = month_start(now)
     return (start + timedelta(days=32)).replace(day=1)
+
+
+async def month_report(
+    store: Store, *, platform: str, workspace_id: str, month: datetime, top: int = 10
+) -> UsageReport:
+    """A workspace's calendar month (the one `month` falls in): totals, the `top` members by
+    spend, and every model and backend."""
+    start = month_start(month)
+    return await usage_report(
+        store, platform=platform, workspace_id=workspace_id, since=start, until=next_month(start), top=top
+    )
 
 
 async def totals(

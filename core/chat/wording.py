@@ -57,5 +57,6 @@ def no_such_alias(alias: str, choices: list[str]) -> str:
 def forgotten(messages: int, replies: int) -> str:
     return (
         f"Done: deleted {messages} of your messages and {replies} replies to you. "
-        "Usage records keep their token counts but no longer name you."
+        "Usage records keep their token counts but no longer name you; this month's still "
+        "count toward your limits."
     )

@@ -11,9 +11,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from core.chat import AccessGate
-from core.chat.providers import BackendError, Delta, Finished, ModelClient, TextDelta
+from core.chat.providers import BackendError, Delta, ModelClient, TextDelta, UsageSeen
 from core.chat.routing import ClientFactory
-from core.chat.usage import cost_micros
+from core.chat.usage import Tokens, cost_micros, unreported_output
 from core.config import Backend, Settings
 from core.errors import AccessDenied
 from core.essays.delivery import DeliveryReport
@@ -39,25 +39,32 @@ class MeteredClient:
         alias = self._alias_of(model)
         started = time.monotonic()
         first = True
+        billed, streamed, finished = Tokens(), "", False
         try:
             async for delta in self._inner.stream(model, request):
-                if first and isinstance(delta, TextDelta):
-                    first = False
-                    self._metrics.model_first_token_seconds.labels(backend).observe(
-                        time.monotonic() - started
-                    )
-                if isinstance(delta, Finished):
-                    self._count(alias, backend, delta)
+                if isinstance(delta, TextDelta):
+                    streamed += delta.text
+                    if first:
+                        first = False
+                        self._metrics.model_first_token_seconds.labels(backend).observe(
+                            time.monotonic() - started
+                        )
+                elif isinstance(delta, UsageSeen):
+                    billed = delta.tokens
+                else:
+                    billed, finished = delta.tokens, True
                 yield delta
-        except BackendError:
+        except BackendError as error:
             # The engine tries the next backend (or resumes this one) after every such failure.
             self._metrics.failovers.labels(alias, backend).inc()
+            billed = error.billed
             raise
         finally:
+            # Every request is billed, however it ended: counted as the usage rows count it.
+            self._count(alias, backend, billed if finished else unreported_output(billed, streamed))
             self._metrics.model_duration_seconds.labels(backend).observe(time.monotonic() - started)
 
-    def _count(self, alias: str, backend: str, finished: Finished) -> None:
-        tokens = finished.tokens
+    def _count(self, alias: str, backend: str, tokens: Tokens) -> None:
         for kind, value in (
             ("input", tokens.input),
             ("output", tokens.output),
@@ -125,6 +132,9 @@ class MeteredGate:
         if task is not None and task not in self._callers:
             self._callers.add(task)
             task.add_done_callback(self._callers.discard)
+
+    async def charged_workspace(self, user: User, place: Place) -> str:
+        return await self._inner.charged_workspace(user, place)
 
     @asynccontextmanager
     async def admit(self, user: User, place: Place) -> AsyncIterator[None]:

@@ -15,6 +15,7 @@ from core.chat import usage
 from core.store.access_sql import active_grant, check_statement, grant_view, request_view
 from core.store.access_tables import AccessAudit, AccessGrant, AccessRequest
 from core.store.engine import Store
+from core.store.pseudonyms import Pseudonyms
 
 
 class AccessReads:
@@ -24,6 +25,7 @@ class AccessReads:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._statements: dict[tuple[bool, bool, bool], Select[Any]] = {}
+        self._pseudonyms = Pseudonyms(store)
 
     # ------------------------------------------------------------ the access check
 
@@ -51,6 +53,7 @@ class AccessReads:
             "user": user_id,
             "now": now,
             "day": usage.day_start(now),
+            "pseudonym": await self._pseudonyms.of(platform, workspace_id, user_id) if daily else "",
         }
         row = await self._store.reads.first(statement, params)
         # Without FROM, or with only aggregates, a select always has exactly one row.
@@ -64,6 +67,18 @@ class AccessReads:
         """What the workspace spent since `since`, from the usage meter."""
         totals = await usage.totals(self._store, platform=platform, workspace_id=workspace_id, since=since)
         return totals.cost_micros
+
+    async def granting_workspace(self, platform: str, user_id: str, now: datetime) -> str | None:
+        """The workspace of the member's live grant on `platform` (the latest granted), if any:
+        it pays for their direct messages."""
+        query = (
+            select(AccessGrant.workspace_id)
+            .where(AccessGrant.platform == platform, AccessGrant.user_id == user_id, active_grant(now))
+            .order_by(col(AccessGrant.granted_at).desc())
+            .limit(1)
+        )
+        async with self._store.reading() as session:
+            return (await session.exec(query)).first()
 
     # ------------------------------------------------------------ reading
 

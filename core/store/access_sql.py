@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.access.grant_plan import GrantChange
 from core.access.values import GrantView, RequestView
 from core.store.access_tables import AccessAudit, AccessGrant, AccessRequest
+from core.store.chat_repo import replies_counted
 from core.store.models import Usage
 
 GrantKey = tuple[str, str, str]  # platform, workspace, user: the grant's primary key
@@ -27,7 +28,7 @@ def active_grant(now: datetime) -> Any:
 
 def check_statement(grant: bool, scoped: bool, daily: bool) -> Select[Any]:
     """The access check as one statement with bind parameters (:platform, :workspace, :user,
-    :now, :day), built once per shape: building costs more than SQLite takes to run it.
+    :pseudonym, :now, :day), built once per shape: building costs more than SQLite takes to run it.
     Unscoped (a direct message), a grant in any workspace of the platform counts."""
     columns: list[Any] = []
     if grant:
@@ -51,13 +52,14 @@ def check_statement(grant: bool, scoped: bool, daily: bool) -> Select[Any]:
             )
     if daily:
         tokens = Usage.input_tokens + Usage.output_tokens + Usage.cache_write_tokens + Usage.cache_read_tokens
-        columns += [func.count(col(Usage.id)), func.coalesce(func.sum(tokens), 0)]
+        columns += [replies_counted(), func.coalesce(func.sum(tokens), 0)]
     statement: Select[Any] = select(*columns)
     if daily:
         statement = statement.where(
             col(Usage.platform) == bindparam("platform"),
             col(Usage.workspace_id) == bindparam("workspace"),
-            col(Usage.user_id) == bindparam("user"),
+            # A member who asked to be forgotten: this month's rows carry their pseudonym.
+            or_(col(Usage.user_id) == bindparam("user"), col(Usage.user_id) == bindparam("pseudonym")),
             col(Usage.created_at) >= bindparam("day"),
         )
     return statement

@@ -12,12 +12,13 @@ the choice of path, because the chat path is latency-critical:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, insert, select, update
+from sqlalchemy import Select, bindparam, case, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import col
 from sqlmodel import select as select_model
@@ -25,6 +26,7 @@ from sqlmodel import select as select_model
 from core.events import Message, Place
 from core.store.engine import Store
 from core.store.models import ChannelSetting, Reply, Usage, db_now
+from core.store.pseudonyms import Pseudonyms
 from core.store.transcript_repo import TranscriptRepo, latest_turns_statement, messages_from
 
 
@@ -59,6 +61,7 @@ class UsageEntry:
     cost_micros: int
     trace_id: str
     outcome: str
+    attempt: int = 0  # the reply's first request is 0; each resume or failover counts up
 
 
 @dataclass(frozen=True)
@@ -142,27 +145,33 @@ class ChatRepo:
         reply_id: str,
         place: Place,
         *,
+        charged_to: str,
         text: str,
         handles: list[str],
         status: str,
         stop_reason: str,
-        usage: UsageEntry | None,
+        usage: Sequence[UsageEntry],
         own_turn: Message | None,
     ) -> None:
-        """The reply's final state, its usage row and ember's own turn: one transaction."""
+        """The reply's final state, a usage row per request it made (charged to the workspace
+        `charged_to`), and ember's own turn: one transaction."""
         statements: list[Any] = [
             update(Reply)
             .where(col(Reply.id) == reply_id)
             .values(text=text, message_ids=json.dumps(handles), status=status, stop_reason=stop_reason)
         ]
-        if usage is not None:
-            record = Usage(
-                platform=place.platform,
-                workspace_id=place.workspace_id,
-                place_key=place.key,
-                **asdict(usage),
-            )
-            statements.append(insert(Usage).values(record.model_dump(exclude={"id"})))
+        if usage:
+            rows = [
+                Usage(
+                    platform=place.platform,
+                    workspace_id=charged_to,
+                    place_key=place.key,
+                    reply_id=reply_id,
+                    **asdict(entry),
+                ).model_dump(exclude={"id"})
+                for entry in usage
+            ]
+            statements.append(insert(Usage).values(rows))
         if own_turn is not None:
             await self._transcript.record(own_turn, along_with=statements)
         else:
@@ -196,7 +205,7 @@ class ChatRepo:
         """Requests, tokens and spend since a moment, for one member or a whole workspace."""
         tokens = Usage.input_tokens + Usage.output_tokens + Usage.cache_write_tokens + Usage.cache_read_tokens
         query = select_model(
-            func.count(col(Usage.id)),
+            replies_counted(),
             func.coalesce(func.sum(tokens), 0),
             func.coalesce(func.sum(Usage.cost_micros), 0),
         ).where(
@@ -205,10 +214,18 @@ class ChatRepo:
             col(Usage.created_at) >= since,
         )
         if user_id is not None:
-            query = query.where(col(Usage.user_id) == user_id)
+            # A forgotten member's rows of this month carry their pseudonym instead.
+            alias = await Pseudonyms(self._store).of(platform, workspace_id, user_id)
+            query = query.where(col(Usage.user_id).in_([user_id, alias]))
         async with self._store.reading() as session:
             count, total, cost = (await session.exec(query)).one()
         return UsageTotals(int(count), int(total), int(cost))
+
+
+def replies_counted() -> Any:
+    """How many replies the usage rows are: a reply has one row per request it made, and the
+    first (attempt 0) is always there."""
+    return func.coalesce(func.sum(case((col(Usage.attempt) == 0, 1), else_=0)), 0)
 
 
 def place_from_key(key: str) -> Place:

@@ -85,8 +85,20 @@ class Usage(SQLModel, table=True):
     cache_read_tokens: int = 0
     latency_ms: int = 0
     cost_micros: int = Field(default=0, sa_type=BigInteger)
-    trace_id: str = Field(max_length=32)
-    outcome: str = Field(max_length=16)  # ok|stopped|error
+    trace_id: str = Field(max_length=32)  # one per reply run: a reply's requests share it
+    outcome: str = Field(max_length=16)  # done|stopped|error (a request that broke)
+    reply_id: str = Field(default="", max_length=32)
+    attempt: int = 0  # 0 for a reply's first request, then each resume or failover in turn
+
+
+class UsageSalt(SQLModel, table=True):
+    """The one secret that turns a forgotten member's id into a pseudonym on their usage rows
+    (core.store.pseudonyms): written once, on first use, and never shown."""
+
+    __tablename__ = "usage_salt"
+
+    id: int = Field(primary_key=True)
+    salt: str = Field(max_length=64)
 
 
 class ChannelSetting(SQLModel, table=True):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Integer, Table, func, select, text
+from sqlalchemy import Integer, Table, case, func, select, text
 from sqlmodel import SQLModel
 
 from core.store.engine import Store
@@ -78,14 +78,16 @@ async def feeds(store: Store) -> list[FeedRow]:
 
 
 async def usage_since(store: Store, since: datetime) -> UsageDay:
-    """Model requests since `since`: replies (requests that were not errors), tokens, spend, and
-    per backend how many requests and how many failed."""
+    """Model requests since `since`: replies (those whose last request did not fail), tokens and
+    spend of every request (a broken one is billed too), and per backend how many requests and
+    how many failed."""
     usage = _table(Usage).c
     tokens = usage.input_tokens + usage.output_tokens + usage.cache_write_tokens + usage.cache_read_tokens
     failed = func.sum(func.cast(usage.outcome == "error", Integer))
+    answered = func.count(func.distinct(case((usage.outcome != "error", usage.trace_id))))
     totals = select(
-        func.count(), func.coalesce(func.sum(tokens), 0), func.coalesce(func.sum(usage.cost_micros), 0)
-    ).where(usage.created_at >= since, usage.outcome != "error")
+        answered, func.coalesce(func.sum(tokens), 0), func.coalesce(func.sum(usage.cost_micros), 0)
+    ).where(usage.created_at >= since)
     per_backend = (
         select(usage.provider, usage.model, func.count(), func.coalesce(failed, 0))
         .where(usage.created_at >= since)

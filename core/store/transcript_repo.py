@@ -20,6 +20,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from core.events import Attachment, Message, Place, User
 from core.store.engine import Store
 from core.store.models import Person, Reply, Turn, Usage, db_now
+from core.store.pseudonyms import FORGOTTEN, Pseudonyms, pseudonym
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,10 @@ class TranscriptRepo:
 
     async def forget(self, platform: str, user_id: str) -> Forgotten:
         """Delete a person's messages, the replies to them and their name, in one transaction.
-        Usage rows lose the person's id but keep tokens and cost."""
+        Usage rows keep tokens and cost but lose the person's id: this month's rows take their
+        pseudonym (core.store.pseudonyms), so their limits still count; older rows no name."""
+        salt = await Pseudonyms(self._store).salt()
+        month = db_now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         async with self._store.session() as session:
             turns = await session.exec(
                 delete(Turn).where(col(Turn.platform) == platform, col(Turn.author_id) == user_id)
@@ -96,13 +100,19 @@ class TranscriptRepo:
             await session.exec(
                 delete(Person).where(col(Person.platform) == platform, col(Person.user_id) == user_id)
             )
-            usage = await session.exec(
-                update(Usage)
-                .where(col(Usage.platform) == platform, col(Usage.user_id) == user_id)
-                .values(user_id="forgotten")
-            )
+            theirs = (col(Usage.platform) == platform, col(Usage.user_id) == user_id)
+            recent = (await session.exec(select(Usage.workspace_id).where(*theirs).distinct())).all()
+            usage_rows = 0
+            for workspace_id in recent:
+                renamed = await session.exec(
+                    update(Usage)
+                    .where(*theirs, col(Usage.workspace_id) == workspace_id, col(Usage.created_at) >= month)
+                    .values(user_id=pseudonym(salt, platform, workspace_id, user_id))
+                )
+                usage_rows += renamed.rowcount
+            older = await session.exec(update(Usage).where(*theirs).values(user_id=FORGOTTEN))
         self._store.forget_names(platform, user_id)  # a later message writes the name afresh
-        return Forgotten(turns.rowcount, replies.rowcount, usage.rowcount)
+        return Forgotten(turns.rowcount, replies.rowcount, usage_rows + older.rowcount)
 
     async def display_name(self, platform: str, workspace_id: str, user_id: str) -> str | None:
         async with self._store.session() as session:

@@ -44,6 +44,9 @@ else the default `Reply.text(["ok"])`. Replies:
 - `Reply.held(chunks, after=1)`: stops after `after` deltas until `reply.release.set()` —
   deterministic "reply in flight" without sleeping.
 
+`fake.biller = PromptCache(clock)` (tests/fakes/prompt_cache.py) makes every answer report the
+input, cache-write and cache-read tokens the API would bill for the request it received.
+
 Every request is recorded in `fake.requests` as a `Recorded` (api, path, lower-cased headers,
 parsed JSON body, model, stream flag, loop time); `await fake.wait_for_request(i)` returns the
 i-th (0-based) once it has arrived and `await fake.wait_for_requests(n)` waits for n of them.
@@ -74,10 +77,12 @@ import json
 import struct
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from aiohttp import web
+
+from tests.fakes.prompt_cache import Billed
 
 Api = Literal["anthropic", "vertex", "bedrock"]
 
@@ -298,6 +303,9 @@ class FakeAnthropic:
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self._serial = 0
+        # When set, every streamed or whole answer reports the input, cache-write and cache-read
+        # tokens this returns for the request body (tests/fakes/prompt_cache.py bills like the API).
+        self.biller: Callable[[dict[str, Any]], Billed] | None = None
 
     @property
     def vertex_url(self) -> str:
@@ -371,6 +379,14 @@ class FakeAnthropic:
     ) -> web.StreamResponse:
         await self._record(request, api, body, model, stream)
         reply = self._next(model)
+        if self.biller is not None:
+            billed = self.biller(body)
+            reply = replace(
+                reply,
+                input_tokens=billed.input_tokens,
+                cache_write=billed.cache_write,
+                cache_read=billed.cache_read,
+            )
         self._serial += 1
         request_id = f"req_fake{self._serial:06d}"
         if reply.disconnect_first:
