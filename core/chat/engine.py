@@ -19,6 +19,7 @@ from core.chat.context import ContextReader, ContextSource
 from core.chat.controls import may_press
 from core.chat.failover import Attempt, Failover
 from core.chat.gate import AccessGate, OpenGate
+from core.chat.labelled import LabelledSink
 from core.chat.outcome import Outcome, new_reply_id
 from core.chat.routing import Router
 from core.chat.streaming import ReplyFailed, StreamingReply
@@ -104,10 +105,20 @@ class ChatEngine:
         return await self._run(context[-1], context, sink, reply.alias, prefill="", reply_id=reply_id)
 
     async def continue_reply(self, reply_id: str, user: User, sink: ReplySink) -> Outcome:
-        """Carry on a reply that stopped at max_tokens, from exactly where it stopped."""
+        """Carry on a reply that stopped at max_tokens, from exactly where it stopped, with the
+        model that wrote it: one reply is never written by two models. When that was the
+        fallback, the continuation says so, as the answer did."""
         reply, prompt = await self._reply_and_prompt(reply_id)
         context = await self._context.upto(prompt)
-        return await self._run(context[-1], context, sink, reply.alias, prefill=reply.text, reply_id=reply_id)
+        if reply.written_by != reply.alias:
+            sink = LabelledSink(sink, wording.continued_by(self._display_name(reply.written_by)))
+        return await self._run(
+            context[-1], context, sink, reply.written_by, prefill=reply.text, reply_id=reply_id
+        )
+
+    def _display_name(self, alias: str) -> str:
+        model = self.settings.models.get(alias)
+        return (model.display_name if model else "") or alias
 
     def stop(self, reply_id: str) -> bool:
         """End generation of a reply in flight; the text so far stays. False if not running here."""

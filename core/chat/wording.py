@@ -31,6 +31,11 @@ def fallback_note(asked: str, answering: str) -> str:
     return f"*({asked} is unavailable right now; this answer is from {answering}.)*\n\n"
 
 
+def continued_by(writer: str) -> str:
+    """Heads the continuation of an answer another model than the one asked for wrote."""
+    return f"*(continued by {writer}, which wrote this answer)*\n\n"
+
+
 def prompt_summary(messages: int, estimated_tokens: int, dropped: int) -> str:
     return (
         f"The model would receive {messages} messages "

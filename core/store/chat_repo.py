@@ -17,7 +17,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, insert, select, update
+from sqlalchemy import Select, bindparam, case, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import col
 from sqlmodel import select as select_model
@@ -36,7 +36,8 @@ class StoredReply:
     place: Place
     prompt_message_id: str
     requester_id: str
-    alias: str
+    alias: str  # the alias asked for
+    written_by: str  # the alias whose model wrote the text: `alias`, or its fallback
     handles: list[str]  # the platform messages it was shown in, in order
     text: str
     status: str
@@ -149,12 +150,17 @@ class ChatRepo:
         usage: UsageEntry | None,
         own_turn: Message | None,
     ) -> None:
-        """The reply's final state, its usage row and ember's own turn: one transaction."""
-        statements: list[Any] = [
-            update(Reply)
-            .where(col(Reply.id) == reply_id)
-            .values(text=text, message_ids=json.dumps(handles), status=status, stop_reason=stop_reason)
-        ]
+        """The reply's final state, its usage row and ember's own turn: one transaction. The
+        usage row names the alias that answered; the reply row keeps it too (`_written_by`)."""
+        final: dict[str, Any] = {
+            "text": text,
+            "message_ids": json.dumps(handles),
+            "status": status,
+            "stop_reason": stop_reason,
+        }
+        if usage is not None:
+            final["alias"] = _written_by(usage.alias)
+        statements: list[Any] = [update(Reply).where(col(Reply.id) == reply_id).values(final)]
         if usage is not None:
             record = Usage(
                 platform=place.platform,
@@ -181,7 +187,8 @@ class ChatRepo:
             place=place_from_key(row.place_key),
             prompt_message_id=row.prompt_message_id,
             requester_id=row.requester_id,
-            alias=row.alias,
+            alias=row.alias.partition(WRITER_MARK)[0],
+            written_by=row.alias.rpartition(WRITER_MARK)[2],
             handles=json.loads(row.message_ids),
             text=row.text,
             status=row.status,
@@ -209,6 +216,28 @@ class ChatRepo:
         async with self._store.reading() as session:
             count, total, cost = (await session.exec(query)).one()
         return UsageTotals(int(count), int(total), int(cost))
+
+
+# The replies table has one alias column (a column of its own would need a migration), so a reply
+# another alias's model wrote (the asked alias's `fallback`) keeps both there: "asked\nwriter".
+# An alias is one line, so the mark never occurs in one.
+WRITER_MARK = "\n"
+ALIAS_WIDTH = 64  # the column's width
+
+
+def _written_by(writer: str) -> Any:
+    """The alias column once `writer`'s model has answered, from what it holds now: the asked
+    alias alone when that model answered itself, "asked\nwriter" when another did. A run that
+    continues with the writer leaves the pair as it is."""
+    column = col(Reply.alias)
+    paired = column + WRITER_MARK + writer
+    return case(
+        (column == writer, column),
+        (column.startswith(writer + WRITER_MARK, autoescape=True), literal(writer)),
+        (column.contains(WRITER_MARK), column),
+        (func.length(column) + len(WRITER_MARK + writer) <= ALIAS_WIDTH, paired),
+        else_=column,
+    )
 
 
 def place_from_key(key: str) -> Place:
