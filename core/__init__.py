@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from core.chat.payload import IMAGE_TYPES, MAX_IMAGE_BYTES
     from core.chat.streaming import split_all, split_once
     from core.chat.triggers import Trigger
+    from core.chat.wording import SHOW_PROMPT as SHOW_PROMPT_LABEL
     from core.commands import CommandResult, Commands, CommandSpec, Param, ParamKind
     from core.config import ChatSettings, DiscordSettings, Settings, SlackSettings, secret
     from core.ember import Ember
@@ -62,6 +63,7 @@ __all__ = [
     "IMAGE_TYPES",
     "MAX_IMAGE_BYTES",
     "REPLY_BUTTON_PREFIX",
+    "SHOW_PROMPT_LABEL",
     "Announcement",
     "Announcer",
     "ArrivedMessage",
@@ -156,6 +158,7 @@ _HOMES: dict[str, tuple[str, str]] = {
     "PressedReplyButton": ("core.ports", "PressedReplyButton"),
     "Question": ("core.ports", "Question"),
     "REPLY_BUTTON_PREFIX": ("core.chat.controls", "PREFIX"),
+    "SHOW_PROMPT_LABEL": ("core.chat.wording", "SHOW_PROMPT"),
     "RateLimit": ("core.ratelimit", "RateLimit"),
     "RateLimited": ("core.errors", "RateLimited"),
     "ReplyOpener": ("core.ports", "ReplyOpener"),

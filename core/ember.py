@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from core.chat import Outcome, new_reply_id, transcript
-from core.chat.commands import build_commands
+from core.chat.commands import build_commands, prompt_answer
 from core.chat.controls import Control, parse_control_id
 from core.chat.controls import press as run_control
 from core.chat.payload import Payload
@@ -253,3 +253,10 @@ class Ember:
     async def prompt_preview(self, place: Place, alias: str | None = None) -> Payload:
         """Exactly what the model would receive for the next message here."""
         return await self._runtime.engine.preview(place, alias)
+
+    async def show_prompt(self, place: Place) -> CommandResult:
+        """The private answer to "Show the prompt" on a message (Slack's message shortcut,
+        Discord's message menu command): the prompt of that message's conversation, exactly
+        as `/opus prompt` shows it there. The adapter only finds the place and shows the
+        answer to the person who asked."""
+        return await prompt_answer(self._runtime.engine, place)

@@ -18,6 +18,10 @@ GONE = "That reply is no longer stored (it may have been forgotten), so it canno
 STOPPED_BEFORE_ANYTHING = "*(stopped before the model said anything)*"
 PLATFORM_REFUSED = "the platform refused the reply"
 
+# The name of the message shortcut (Slack) and message menu command (Discord) that shows a
+# conversation's prompt privately: the same words on every platform.
+SHOW_PROMPT = "Show the prompt"
+
 NOTHING_SAID_YET = "Nothing has been said here yet, so the model would see only its system prompt."
 
 
