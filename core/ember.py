@@ -26,7 +26,7 @@ from core.chat.controls import press as run_control
 from core.chat.payload import Payload
 from core.chat.streaming import ReusingSink
 from core.chat.triggers import Trigger, refuses_direct, should_answer
-from core.chat.wording import DMS_OFF
+from core.chat.wording import DMS_OFF, NOT_YOURS, NOTHING_BEING_WRITTEN
 from core.commands import CommandContext, CommandResult, Commands, CommandSpec
 from core.config import Settings
 from core.events import Message, Place, User
@@ -55,6 +55,9 @@ class Ember:
         self._reads_platform: set[str] = set()
         # Replies being written here, by reply id → platform: shutdown stops them.
         self._in_flight: dict[str, str] = {}
+        # The conversation (place key) each answer to a message is being written in: a Stop
+        # chosen on a message there finds it (a Slack native stream has no button until it ends).
+        self._writing_in: dict[str, str] = {}
 
     @property
     def settings(self) -> Settings:
@@ -157,7 +160,7 @@ class Ember:
         reply_id = new_reply_id()
         surface = open_reply(reply_id)
         try:
-            with self._replying(reply_id, message.place.platform):
+            with self._replying(reply_id, message.place.platform, message.place.key):
                 outcome = await self._runtime.engine.respond(
                     message, surface, history=context, alias=alias, reply_id=reply_id, recorded=recorded
                 )
@@ -175,12 +178,29 @@ class Ember:
         return outcome
 
     @contextlib.contextmanager
-    def _replying(self, reply_id: str, platform: str) -> Iterator[None]:
+    def _replying(self, reply_id: str, platform: str, place_key: str = "") -> Iterator[None]:
         self._in_flight[reply_id] = platform
+        if place_key:
+            self._writing_in[reply_id] = place_key
         try:
             yield
         finally:
             self._in_flight.pop(reply_id, None)
+            self._writing_in.pop(reply_id, None)
+
+    async def stop_reply_in(self, place: Place, presser: User) -> str:
+        """Stop what the model is writing in `place`, chosen from any message there (Slack's
+        "Stop the reply" shortcut). The same rule as the Stop button: the asker or a moderator.
+        Returns what to tell the presser privately; "" when the reply was stopped."""
+        engine = self._runtime.engine
+        writing = [reply for reply, key in self._writing_in.items() if key == place.key]
+        if not writing:
+            return NOTHING_BEING_WRITTEN
+        for reply_id in writing:
+            if not await engine.may_control(reply_id, presser):
+                return NOT_YOURS
+        stopped = [engine.stop(reply_id) for reply_id in writing]
+        return "" if any(stopped) else NOTHING_BEING_WRITTEN
 
     def stop_replies(self, platform: str) -> None:
         """Stop the platform's replies in flight (what they said stays): for shutdown."""

@@ -49,7 +49,7 @@ async def test_the_slack_shortcut_shows_a_threads_prompt_privately_in_that_threa
 def test_the_manifest_declares_the_message_shortcut() -> None:
     for mode in ("socket", "http"):
         data = manifest(SlackSettings(mode=mode))  # type: ignore[arg-type]
-        [shortcut] = data["features"]["shortcuts"]
+        shortcut, _stop = data["features"]["shortcuts"]
         assert shortcut["type"] == "message" and shortcut["callback_id"] == SHOW_PROMPT
         assert shortcut["name"] == SHOW_PROMPT_LABEL
         assert len(shortcut["description"]) <= 80  # Slack's limit for a shortcut's description

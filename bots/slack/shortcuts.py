@@ -1,9 +1,16 @@
-"""The "Show the prompt" message shortcut: on any message, the prompt of that message's
-conversation (its thread; in a DM or room channel, the channel), shown only to whoever asked.
+"""Message shortcuts (a message's ⋮ "More actions" menu), for what a slash command or a button
+cannot reach:
 
-Slash commands carry no `thread_ts`, so `/opus prompt` cannot see a thread; a message shortcut
-carries the message, and with it the thread. The flow is the core's (`Ember.show_prompt`);
-this translates the payload to a place and shows the answer in that thread, privately.
+- "Show the prompt": the prompt of that message's conversation (its thread; in a DM or room
+  channel, the channel), shown only to whoever chose it. Slash commands carry no `thread_ts`,
+  so `/opus prompt` cannot see a thread; a shortcut carries the message, and with it the thread.
+- "Stop the reply": stops what the model is writing in that message's conversation. A native
+  stream (chat.startStream) takes Block Kit only when it stops, so it cannot carry a Stop button
+  while it is written; the shortcut works on any message of the thread, the stream included.
+  Only the asker or a moderator may stop it, as with the button.
+
+The flows are the core's (`Ember.show_prompt`, `Ember.stop_reply_in`); this translates the
+payload to a place and answers privately in that thread.
 """
 
 from __future__ import annotations
@@ -15,17 +22,18 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.errors import SlackApiError
 
-from bots.slack import convert
+from bots.slack import convert, render
 from bots.slack.bot import SlackBot
 from bots.slack.commands import answer_text
 from bots.slack.inbound import channel_of, team_of
-from core import Place
+from core import Place, User
 
 log = logging.getLogger(__name__)
 
 Payload = dict[str, Any]
-# The shortcut's id in the app manifest (`bots/slack/manifest.py`) and in its payloads.
+# The shortcuts' ids in the app manifest (`bots/slack/manifest.py`) and in their payloads.
 SHOW_PROMPT = "ember_show_prompt"
+STOP_REPLY = "ember_stop_reply"
 
 
 def register(app: AsyncApp, bot: SlackBot) -> None:
@@ -33,6 +41,11 @@ def register(app: AsyncApp, bot: SlackBot) -> None:
     async def on_show_prompt(ack: AsyncAck, body: Payload) -> None:
         await ack()
         await bot.run(show_prompt(bot, body))
+
+    @app.message_shortcut(STOP_REPLY)
+    async def on_stop_reply(ack: AsyncAck, body: Payload) -> None:
+        await ack()
+        await bot.run(stop_reply(bot, body))
 
 
 def place_of_shortcut(bot: SlackBot, body: Payload) -> Place:
@@ -50,11 +63,23 @@ async def show_prompt(bot: SlackBot, body: Payload) -> None:
     place = place_of_shortcut(bot, body)
     invoker = await bot.people.user(place.workspace_id, str(body["user"]["id"]))
     result = await bot.ember.show_prompt(place)
-    text = await answer_text(bot, invoker, result)
+    await tell_privately(bot, place, invoker, await answer_text(bot, invoker, result))
+
+
+async def stop_reply(bot: SlackBot, body: Payload) -> None:
+    place = place_of_shortcut(bot, body)
+    presser = await bot.people.user(place.workspace_id, str(body["user"]["id"]))
+    notice = await bot.ember.stop_reply_in(place, presser)
+    if notice:  # stopped: the stream's end is the answer
+        await tell_privately(bot, place, presser, render.trusted(notice))
+
+
+async def tell_privately(bot: SlackBot, place: Place, user: User, text: str) -> None:
+    """An ephemeral message for `user` in the conversation's thread (already mrkdwn)."""
     try:
         await bot.client.chat_postEphemeral(
-            channel=place.channel_id, user=invoker.id, text=text, thread_ts=place.thread_id or None
+            channel=place.channel_id, user=user.id, text=text, thread_ts=place.thread_id or None
         )
     except SlackApiError as error:
         # Not in that channel (so there is no conversation of ember's there), or it is gone.
-        log.info("could not show the prompt in %s: %s", place.key, error.response.get("error"))
+        log.info("could not answer a shortcut in %s: %s", place.key, error.response.get("error"))

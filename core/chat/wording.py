@@ -12,6 +12,9 @@ DMS_OFF = "I don't take direct messages here. Mention me in a channel instead."
 # Reply buttons, told privately to whoever pressed one.
 NOT_YOURS = "Only the person who asked, or a moderator, can use these buttons."
 NOTHING_TO_STOP = "That reply has already finished."
+NOTHING_BEING_WRITTEN = "Nothing is being written here right now."
+# The message shortcut that stops a reply from any message of its conversation (Slack).
+STOP_REPLY = "Stop the reply"
 GONE = "That reply is no longer stored (it may have been forgotten), so it cannot be redone."
 
 # The ending of a reply that did not finish normally.

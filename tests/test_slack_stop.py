@@ -1,0 +1,77 @@
+"""Stop while a Slack reply streams natively (chat.startStream, the default path): a native
+stream carries no button until it ends, so "Stop the reply" is a message shortcut on any
+message of the thread, for the asker and moderators only. The real slack-bolt against the fake
+Slack, in both modes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bots.slack.manifest import manifest
+from bots.slack.shortcuts import STOP_REPLY
+from core import STOP_REPLY_LABEL, SlackSettings
+from core.chat.wording import NOT_YOURS, NOTHING_BEING_WRITTEN
+from tests.fakes.anthropic_server import FakeAnthropic, Reply
+from tests.fakes.slack_server import FakeSlack, SlackChannel, SlackUser
+from tests.slack_support import Ember, ember_settings, finished, method, running_ember, shown_text
+
+MODES = pytest.mark.parametrize("mode", ["socket", "http"])
+
+
+@pytest.fixture
+def workspace() -> FakeSlack:
+    """alice asks; bob is an admin (a moderator); carol is a stranger."""
+    users = [SlackUser("U1", "alice"), SlackUser("U2", "bob", is_admin=True), SlackUser("U3", "carol")]
+    return FakeSlack(users=users, channels=[SlackChannel("C1", "general")])
+
+
+async def stop_from(ember: Ember, user: str, message_ts: str) -> None:
+    await ember.press(ember.slack.message_shortcut(user, "C1", message_ts, STOP_REPLY))
+
+
+async def told(ember: Ember, user: str, count: int = 1) -> list[str]:
+    await ember.wait(lambda c: c.method == "chat.postEphemeral" and c.args.get("user") == user, count=count)
+    return [str(e["text"]) for e in ember.slack.ephemerals if e["user"] == user]
+
+
+@MODES
+@pytest.mark.parametrize("stopper", ["U1", "U2"], ids=["the-asker", "a-moderator"])
+async def test_the_asker_or_a_moderator_stops_a_native_stream_a_stranger_cannot(
+    tmp_path: Path, workspace: FakeSlack, fake_anthropic: FakeAnthropic, mode: str, stopper: str
+) -> None:
+    held = Reply.held(["The beginning", " and the end that nobody reads."], after=1)
+    fake_anthropic.script.append(held)
+    async with workspace as fake:
+        settings = ember_settings(tmp_path, fake_anthropic, fake, slack={"mode": mode})
+        async with running_ember(fake, fake_anthropic, settings) as ember:
+            mention = fake.app_mention("C1", "U1", "go on")
+            await ember.deliver(mention)
+            [start] = await ember.wait(method("chat.startStream"))
+            stream_ts = str(fake.thread("C1", mention["ts"])[-1]["ts"])
+
+            await stop_from(ember, "U3", stream_ts)  # carol: not hers to stop
+            [refused] = await told(ember, "U3")
+            assert refused == NOT_YOURS
+            assert not fake.calls_to("chat.stopStream")
+
+            await stop_from(ember, stopper, mention["ts"])  # from any message there
+            [done] = await ember.wait(finished)
+            held.release.set()
+            await ember.idle()
+            await stop_from(ember, "U1", stream_ts)  # once it has ended
+            [*_, late] = await told(ember, "U1")
+    assert start.args["thread_ts"] == mention["ts"]
+    assert done.method == "chat.stopStream"  # the native stream itself ended, early
+    shown = shown_text(fake, "C1", mention["ts"])
+    assert shown.startswith("The beginning") and "nobody reads" not in shown
+    assert not fake.calls_to("chat.postMessage") and not fake.calls_to("chat.update")
+    assert late == NOTHING_BEING_WRITTEN
+    assert [e["thread_ts"] for e in fake.ephemerals] == [mention["ts"]] * len(fake.ephemerals)
+
+
+def test_the_manifest_declares_the_stop_shortcut() -> None:
+    data = manifest(SlackSettings())
+    [stop] = [s for s in data["features"]["shortcuts"] if s["callback_id"] == STOP_REPLY]
+    assert (stop["type"], stop["name"]) == ("message", STOP_REPLY_LABEL)
