@@ -221,7 +221,9 @@ class Ember:
         old = await engine.reply_handles(reply_id) if control is Control.REGENERATE else []
         surface = pressed.open_reply(reply_id, after=old[-1] if old else pressed.message_id)
         reusing = ReusingSink(surface, old)
-        with self._replying(reply_id, pressed.presser.platform):
+        # A regenerate or continue writes in the reply's conversation: "Stop the reply" finds it.
+        place = None if control is Control.STOP else await engine.reply_place(reply_id)
+        with self._replying(reply_id, pressed.presser.platform, place.key if place else ""):
             result = await run_control(engine, control, reply_id, pressed.presser, reusing)
         if result.notice:
             await pressed.tell_presser(result.notice)

@@ -15,7 +15,7 @@ from core import STOP_REPLY_LABEL, SlackSettings
 from core.chat.wording import NOT_YOURS, NOTHING_BEING_WRITTEN
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.slack_server import FakeSlack, SlackChannel, SlackUser
-from tests.slack_support import Ember, ember_settings, finished, method, running_ember, shown_text
+from tests.slack_support import Ember, action_ids, ember_settings, finished, method, running_ember, shown_text
 
 MODES = pytest.mark.parametrize("mode", ["socket", "http"])
 
@@ -75,3 +75,26 @@ def test_the_manifest_declares_the_stop_shortcut() -> None:
     data = manifest(SlackSettings())
     [stop] = [s for s in data["features"]["shortcuts"] if s["callback_id"] == STOP_REPLY]
     assert (stop["type"], stop["name"]) == ("message", STOP_REPLY_LABEL)
+
+
+async def test_a_continuation_streaming_natively_stops_too(
+    tmp_path: Path, workspace: FakeSlack, fake_anthropic: FakeAnthropic
+) -> None:
+    held = Reply.held([" of times,", " it was the worst of times."], after=1)
+    fake_anthropic.script.extend([Reply.text(["It was the best"], stop_reason="max_tokens"), held])
+    async with workspace as fake:
+        settings = ember_settings(tmp_path, fake_anthropic, fake)
+        async with running_ember(fake, fake_anthropic, settings) as ember:
+            mention = fake.app_mention("C1", "U1", "Dickens")
+            await ember.deliver(mention)
+            [done] = await ember.wait(finished)
+            await ember.idle()
+            [more] = [a for a in action_ids(done.args["blocks"]) if a.startswith("ember:cont:")]
+            await ember.press(fake.button_press("U1", "C1", done.args["ts"], more))
+            await ember.wait(method("chat.startStream"), count=2)  # the continuation streams
+            await stop_from(ember, "U2", mention["ts"])  # bob moderates
+            await ember.wait(finished, count=2)
+            held.release.set()
+            await ember.idle()
+    shown = shown_text(fake, "C1", mention["ts"])
+    assert "It was the best of times," in shown and "worst" not in shown

@@ -139,6 +139,11 @@ class ChatEngine:
         reply = await self._records.reply(reply_id)
         return may_press(user, reply.requester_id if reply else None)
 
+    async def reply_place(self, reply_id: str) -> Place | None:
+        """The conversation a stored reply answers in (a regenerate or continue writes there)."""
+        reply = await self._records.reply(reply_id)
+        return reply.place if reply else None
+
     async def reply_handles(self, reply_id: str) -> list[str]:
         """The platform messages a reply was shown in (for a regenerate that rewrites them)."""
         reply = await self._records.reply(reply_id)
