@@ -47,7 +47,7 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     store = Store.open(database_url(settings))
     try:
         await store.upgrade()
-        report = await status.gather(store, settings, configured, utcnow())
+        report = await status.read_status(store, settings, configured, utcnow())
     finally:
         await store.close()
     print("\n".join(report.lines()))

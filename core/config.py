@@ -38,6 +38,7 @@ from core.config_rules import (
     PositiveInt,
     Range,
     Seconds,
+    ShardId,
     SlackChannel,
     SlackId,
     SlackUserGroup,
@@ -164,6 +165,9 @@ class DiscordSettings:
     moderator_roles: list[DiscordRole] = field(default_factory=list)
     api_base_url: OptionalHttpUrl = ""
     gateway_url: OptionalWsUrl = ""
+    # Several hosts split one bot's gateway into shards: 0 takes Discord's recommendation.
+    shard_count: CountOrZero = 0
+    shard_ids: list[ShardId] = field(default_factory=list)  # the shards this host runs; [] = all
 
     @property
     def slash_command(self) -> str:
@@ -327,7 +331,24 @@ def validate(settings: Settings) -> Settings:
         )
     for alias, model in settings.models.items():
         _check_model(settings, alias, model)
+    _check_shards(settings)
     return settings
+
+
+def _check_shards(settings: Settings) -> None:
+    discord = settings.discord
+    if not discord.shard_ids:
+        return
+    if not discord.shard_count:
+        fix = "set [discord] shard_count to the total over every host, e.g. shard_count = 2"
+        raise ConfigError(settings.source, "discord.shard_ids", "needs shard_count", fix)
+    for index, shard_id in enumerate(discord.shard_ids):
+        if shard_id >= discord.shard_count:
+            problem = f"shard {shard_id} does not exist with shard_count = {discord.shard_count}"
+            fix = f"use ids from 0 to {discord.shard_count - 1}"
+            raise ConfigError(settings.source, f"discord.shard_ids[{index}]", problem, fix)
+    if len(set(discord.shard_ids)) != len(discord.shard_ids):
+        raise ConfigError(settings.source, "discord.shard_ids", "names a shard twice", "list each id once")
 
 
 def _check_model(settings: Settings, alias: str, model: ModelSettings) -> None:

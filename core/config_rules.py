@@ -234,6 +234,7 @@ Port = Annotated[int, Range(low=1, high=65535, example="3000")]
 Seconds = Annotated[float, Range(above=0, example="60")]
 PositiveInt = Annotated[int, Range(low=1)]
 CountOrZero = Annotated[int, Range(low=0)]  # where 0 means "none" or "no limit"
+ShardId = Annotated[int, Range(low=0, example="0")]
 DollarsOrZero = Annotated[float, Range(low=0)]
 Temperature = Annotated[float, Range(low=0.0, high=1.0, example="1.0")]
 

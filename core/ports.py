@@ -47,7 +47,8 @@ class PlatformTraits:
     # The operator's own seat (the terminal): access by request does not apply there.
     operator_seat: bool = False
     # True when one message may reach ember more than once, on any host (Slack retries events
-    # and HTTP mode runs behind a load balancer): the core claims it in the store before answering.
+    # and HTTP mode runs behind a load balancer; two hosts may hold the same Discord shard): the
+    # core claims it in the store before answering.
     redelivers: bool = False
 
     def mention_user(self, user_id: str) -> str:

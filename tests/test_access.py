@@ -302,7 +302,11 @@ async def test_spend_is_cached_briefly(make: MakeService, store: Store, clock: C
     service = make({"mode": "open", "monthly_spend_usd": 1.0})
     assert await admitted(service, ALICE)
     await add_usage(store, user_id="U2", workspace_id=G1, at=clock.now, cost_micros=1_000_000)
-    assert await admitted(service, ALICE)  # the total read a moment ago still stands
+    if store.dialect == "postgresql":
+        # Several hosts may share it: every check adds what was spent since, on any host.
+        assert not await admitted(service, ALICE)
+        return
+    assert await admitted(service, ALICE)  # one host: the total read a moment ago still stands
     clock.advance(seconds=30)
     assert not await admitted(service, ALICE)
 

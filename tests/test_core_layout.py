@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+import core.access
+import core.chat
+import core.essays
+
 CORE = Path(__file__).resolve().parent.parent / "core"
 MODULES = sorted(p for p in CORE.rglob("*.py") if "migrations" not in p.parts)
 PLATFORM_NAMES = {"discord", "slack", "console"}
@@ -59,3 +63,16 @@ def test_sql_lives_only_in_the_store(module: Path) -> None:
 def test_the_core_imports_no_platform_sdk(module: Path) -> None:
     sdks = sorted(name for name in _imported(module) if name.split(".")[0] in PLATFORM_SDKS)
     assert sdks == [], f"{_relative(module)} imports {sdks}"
+
+
+def test_the_import_scan_sees_every_kind_of_import(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("from sqlalchemy import select\nimport sqlmodel.sql\nfrom . import sibling\n")
+    assert _imported(sample) == {"sqlalchemy", "sqlmodel.sql"}
+
+
+@pytest.mark.parametrize("package", [core.chat, core.essays], ids=lambda p: p.__name__)
+def test_each_feature_package_has_a_sorted_surface_of_real_names(package: object) -> None:
+    names = list(package.__all__)
+    assert names == sorted(names)
+    assert [name for name in names if getattr(package, name, None) is None] == []

@@ -623,3 +623,68 @@ async def test_limits_enforce_the_global_window_but_not_on_interaction_callbacks
         # Interaction callbacks are not counted against the bot's global limit.
         status, _, body = await _raw(fake, "POST", "/interactions/1/nothing/callback", {"type": 1})
         assert status != 429, body
+
+
+# ---------------------------------------------------------------------------- shards
+
+
+class ShardedRecorder(discord.AutoShardedClient):
+    """discord.py's sharded client, queueing what it receives with the shard it came on."""
+
+    def __init__(self, **options: Any) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = True
+        super().__init__(intents=intents, guild_ready_timeout=0.05, **options)
+        self.inbox: asyncio.Queue[discord.Message] = asyncio.Queue()
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self.inbox.put(message)
+
+
+def two_shard_world() -> list[FakeGuild]:
+    """Two guilds whose ids put them on shards 0 and 1 of two ((id >> 22) % 2)."""
+    return [
+        FakeGuild("Even", channels=[FakeChannel("even")], members=[FakeMember(FakeUser("eve"))], id=8 << 22),
+        FakeGuild("Odd", channels=[FakeChannel("odd")], members=[FakeMember(FakeUser("oscar"))], id=9 << 22),
+    ]
+
+
+async def test_gateway_bot_recommends_shards_and_each_session_gets_its_guilds_only() -> None:
+    async with FakeDiscord(guilds=two_shard_world(), recommended_shards=2) as fake:
+        with discord_endpoints(fake.api_base_url, fake.gateway_url):
+            async with run_client(ShardedRecorder(), fake) as client:
+                assert isinstance(client, ShardedRecorder)
+                assert client.shard_count == 2
+                assert fake.sessions_by_shard() == {(0, 2): 1, (1, 2): 1}
+                assert {g.name: g.shard_id for g in client.guilds} == {"Even": 0, "Odd": 1}
+                identifies = [f.d["shard"] for f in fake.gateway_frames if f.op == 2]
+                assert sorted(identifies) == [[0, 2], [1, 2]]
+
+
+async def test_two_hosts_split_the_shards_and_a_message_reaches_only_its_shards_host() -> None:
+    async with FakeDiscord(guilds=two_shard_world()) as fake:
+        with discord_endpoints(fake.api_base_url, fake.gateway_url):
+            host_a = ShardedRecorder(shard_count=2, shard_ids=[0])
+            host_b = ShardedRecorder(shard_count=2, shard_ids=[1])
+            async with run_client(host_a, fake), run_client(host_b, fake):
+                assert [g.name for g in host_a.guilds] == ["Even"]
+                assert [g.name for g in host_b.guilds] == ["Odd"]
+                await fake.say(fake.user("oscar"), fake.channel("odd"), "to the odd shard")
+                await fake.say(fake.user("eve"), fake.channel("even"), "to the even shard")
+                await fake.say(fake.user("oscar"), fake.dm_channel(fake.user("oscar")), "a DM: shard 0")
+                async with asyncio.timeout(SAFETY):
+                    assert (await host_b.inbox.get()).content == "to the odd shard"
+                    assert (await host_a.inbox.get()).content == "to the even shard"
+                    assert (await host_a.inbox.get()).content == "a DM: shard 0"
+                await asyncio.sleep(0.2)  # nothing else arrives on either host
+                assert host_a.inbox.empty() and host_b.inbox.empty()
+
+
+async def test_an_identify_with_an_impossible_shard_is_closed_with_4010() -> None:
+    async with FakeDiscord() as fake:
+        with discord_endpoints(fake.api_base_url, fake.gateway_url):
+            client = ShardedRecorder(shard_count=2, shard_ids=[0])
+            client.shard_ids = [2]  # past the count: Discord closes with 4010
+            with pytest.raises((discord.ConnectionClosed, RuntimeError)):
+                async with run_client(client, fake, timeout=3.0):
+                    pass

@@ -35,16 +35,25 @@ def content_intent_allowed(flags: discord.ApplicationFlags) -> bool:
     return flags.gateway_message_content or flags.gateway_message_content_limited
 
 
-class EmberClient(discord.Client):
-    """discord.py's client, its events handed to `DiscordInbound` (messages, edits, deletions,
-    reply buttons) and its slash commands to `SlashCommands`. Built by `bots.discord.app`."""
+class EmberClient(discord.AutoShardedClient):
+    """discord.py's sharded client, its events handed to `DiscordInbound` (messages, edits,
+    deletions, reply buttons) and its slash commands to `SlashCommands`. Built by
+    `bots.discord.app`. It runs the shards `[discord] shard_ids` names, of `shard_count` (by
+    default every shard of Discord's recommended count), so several hosts can split one bot."""
 
     def __init__(self, ember: Ember, **options: Any) -> None:
         # Kept so setup_hook can drop the content intent before the gateway is identified:
         # discord.py sends this very object's value when it connects.
         self.intents_wanted = options.pop("intents", None) or wanted_intents()
-        super().__init__(intents=self.intents_wanted, allowed_mentions=NO_PINGS, **options)
         settings = ember.settings.discord
+        if settings.shard_ids:  # else discord.py runs every shard of the count
+            options["shard_ids"] = list(settings.shard_ids)
+        super().__init__(
+            intents=self.intents_wanted,
+            allowed_mentions=NO_PINGS,
+            shard_count=settings.shard_count or None,
+            **options,
+        )
         self.ember = ember
         self.traits = discord_traits(settings)
         self.tree = app_commands.CommandTree(self)
@@ -52,6 +61,13 @@ class EmberClient(discord.Client):
         self.inbound = DiscordInbound(self, ember, self.history)
         self.slash = SlashCommands(self, ember, ember.commands(f"/{settings.command}"), self.inbound)
         self._announcing = False
+
+    async def launch_shards(self) -> None:
+        # discord.py connects to the URL `/gateway/bot` returns when it asks for the count; ask
+        # for the count alone, so the gateway is `DEFAULT_GATEWAY` (a configured proxy) either way.
+        if self.shard_count is None:
+            self.shard_count, _, _ = await self.http.get_bot_gateway()
+        await super().launch_shards()
 
     async def setup_hook(self) -> None:
         self._settle_content_intent()

@@ -4,19 +4,22 @@ question asked by `/opus access status`.
 It is cheap: no query at all in open mode or for member roles and moderators (without daily
 limits); otherwise one prepared statement, run in one hop, that reads the grant by primary key
 and the member's usage today by index. The workspace's spend this month comes from a short
-cache. Replies in flight are counted per process, like the replies themselves.
+cache. Replies in flight are counted per process; where several hosts share the database,
+their slots are also held in it, and the spend is brought up to date at each check
+(`core.access.shared_limits`).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from core.access import wording
-from core.access.values import Clock, GateFacts, Standing, Via
+from core.access.shared_limits import SlotLeases, SpendTally
+from core.access.values import AdmittedBecause, Clock, GateFacts, Standing
 from core.chat import usage
 from core.config import Settings
 from core.errors import AccessDenied
@@ -48,6 +51,9 @@ class MessageGate:
         clock: Clock,
         platforms: Platforms,
         spend_cache: timedelta = SPEND_CACHE,
+        *,
+        slots: SlotLeases | None = None,
+        tally: SpendTally | None = None,
     ) -> None:
         self.settings = settings
         self.platforms = platforms
@@ -57,6 +63,9 @@ class MessageGate:
         self._member_roles = frozenset(settings.access.member_roles)
         self._running: dict[tuple[str, str], int] = {}
         self._spend: dict[tuple[str, str], _Spend] = {}
+        # Several hosts: slots and spend as every host sees them (None: this process alone).
+        self._slots = slots
+        self._tally = tally
 
     @asynccontextmanager
     async def admit(self, user: User, place: Place) -> AsyncIterator[None]:
@@ -85,11 +94,17 @@ class MessageGate:
         key = (user.platform, user.id)
         self._take_slot(key)
         try:
-            yield
+            async with self._shared_slot(user):
+                yield
         finally:
             self._release_slot(key)
 
-    def via_without_lookup(self, user: User, platform: str) -> Via:
+    def _shared_slot(self, user: User) -> AbstractAsyncContextManager[None]:
+        if self._slots is None:
+            return nullcontext()
+        return self._slots.hold(user.platform, user.id, self.settings.access.max_concurrent)
+
+    def via_without_lookup(self, user: User, platform: str) -> AdmittedBecause:
         """The reasons to admit someone that need no database, cheapest first."""
         if self.platforms.of(platform).operator_seat:
             return "operator"  # the terminal is the operator's own seat
@@ -103,7 +118,9 @@ class MessageGate:
             return "role"
         return ""
 
-    async def allowed_by(self, user: User, platform: str, workspace_id: str | None, now: datetime) -> Via:
+    async def allowed_by(
+        self, user: User, platform: str, workspace_id: str | None, now: datetime
+    ) -> AdmittedBecause:
         """How `user` may talk to the model ('' for not at all). `workspace_id` None means a
         direct message: access in any workspace counts."""
         via = self.via_without_lookup(user, platform)
@@ -170,6 +187,8 @@ class MessageGate:
 
     async def _month_spend(self, platform: str, workspace_id: str, now: datetime) -> int:
         month = usage.month_start(now)
+        if self._tally is not None:
+            return await self._tally.spent(platform, workspace_id, month, now)
         cached = self._spend.get((platform, workspace_id))
         if cached and cached.month == month and now - cached.fetched_at < self._spend_cache:
             return cached.micros

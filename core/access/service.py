@@ -13,6 +13,7 @@ from core.access.gate import SPEND_CACHE, MessageGate
 from core.access.grants import GrantDesk
 from core.access.notices import Notices
 from core.access.requests import Decision, RequestWorkflow
+from core.access.shared_limits import SlotLeases, SpendTally
 from core.access.values import AuditEntry, Clock, GrantView, RequestView, Standing
 from core.config import Settings
 from core.events import Place, User, utcnow
@@ -44,7 +45,10 @@ class AccessService:
 
         self._repo = AccessRepository(store)
         self._notices = Notices()
-        self._gate = MessageGate(settings, self._repo, clock, self.platforms, spend_cache)
+        slots, tally = shared_limits(store, spend_cache)
+        self._gate = MessageGate(
+            settings, self._repo, clock, self.platforms, spend_cache, slots=slots, tally=tally
+        )
         self._requests = RequestWorkflow(settings, self._repo, self._gate, self._notices, clock)
         self._grants = GrantDesk(settings, self._repo, self._requests, self._notices, clock, self.platforms)
         self._expiry = ExpirySweep(settings, self._repo, self._notices, clock)
@@ -128,3 +132,14 @@ class AccessService:
     ) -> list[AuditEntry]:
         """The newest entries first."""
         return await self._repo.audit_entries(platform, workspace_id, target_id, limit)
+
+
+def shared_limits(store: Store, spend_cache: timedelta) -> tuple[SlotLeases | None, SpendTally | None]:
+    """On PostgreSQL (the database several hosts share), reply slots and the spend total are
+    kept as every host sees them; on SQLite (one host), in this process."""
+    if store.dialect != "postgresql":
+        return None, None
+    from core.store.leases_repo import LeasesRepo
+    from core.store.spend_repo import SpendRepo
+
+    return SlotLeases(LeasesRepo(store)), SpendTally(SpendRepo(store), spend_cache)

@@ -12,7 +12,7 @@ from typing import Literal
 Clock = Callable[[], datetime]
 ButtonAction = Literal["approve", "deny"]
 # Why someone may talk to the model; "" for not at all.
-Via = Literal["", "operator", "open", "bot", "moderator", "role", "grant"]
+AdmittedBecause = Literal["", "operator", "open", "bot", "moderator", "role", "grant"]
 
 BUTTON_PREFIX = "ember:access:"
 # The actor id of `ember access grant|revoke` on the terminal.
@@ -95,7 +95,7 @@ class AuditEntry:
 class Standing:
     """Whether and why someone may talk to the model in a place."""
 
-    via: Via
+    via: AdmittedBecause
     grant: GrantView | None = None
     pending: RequestView | None = None
 

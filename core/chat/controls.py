@@ -68,6 +68,8 @@ class Controllable(Protocol):
 
     def stop(self, reply_id: str) -> bool: ...
 
+    async def stop_elsewhere(self, reply_id: str) -> bool: ...
+
     async def regenerate(self, reply_id: str, user: User, sink: ReplySink) -> Outcome: ...
 
     async def continue_reply(self, reply_id: str, user: User, sink: ReplySink) -> Outcome: ...
@@ -88,7 +90,9 @@ async def press(
     if not await engine.may_control(reply_id, user):
         return ControlResult(notice=NOT_YOURS)
     if control is Control.STOP:
-        return ControlResult() if engine.stop(reply_id) else ControlResult(notice=NOTHING_TO_STOP)
+        # Streaming here, or (several hosts) on another host, which is asked through the store.
+        stopping = engine.stop(reply_id) or await engine.stop_elsewhere(reply_id)
+        return ControlResult() if stopping else ControlResult(notice=NOTHING_TO_STOP)
     try:
         if control is Control.REGENERATE:
             return ControlResult(outcome=await engine.regenerate(reply_id, user, sink))

@@ -22,6 +22,7 @@ from core.chat.gate import AccessGate, OpenGate
 from core.chat.labelled import LabelledSink
 from core.chat.outcome import Outcome, new_reply_id
 from core.chat.routing import Router
+from core.chat.stop_flags import RemoteStops, visible_soon
 from core.chat.streaming import ReplyFailed, StreamingReply
 from core.config import Settings
 from core.errors import AccessDenied, ModelError, new_trace_id
@@ -57,6 +58,7 @@ class ChatEngine:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._stopped: set[str] = set()
         self._saving: dict[str, asyncio.Task[None]] = {}
+        self._remote_stops = RemoteStops(store)
 
     def add_context_source(self, source: ContextSource) -> None:
         """Register extra system-prompt context, consulted for every request in a place."""
@@ -129,6 +131,12 @@ class ChatEngine:
         task.cancel()
         return True
 
+    async def stop_elsewhere(self, reply_id: str) -> bool:
+        """Ask the host streaming `reply_id` (another one: see `stop`) to stop it. False when
+        its stored row says it already ended."""
+        reply = await self._records.reply(reply_id)
+        return await self._remote_stops.request(reply_id, reply.status if reply else None)
+
     async def may_control(self, reply_id: str, user: User) -> bool:
         """Whether `user` may press a reply's buttons (the rule is `controls.may_press`)."""
         if user.is_moderator:
@@ -136,7 +144,8 @@ class ChatEngine:
         pending = self._saving.get(reply_id)
         if pending is not None:
             await asyncio.wait({pending})  # pressed before its row was written
-        reply = await self._records.reply(reply_id)
+        # Pressed on another host than the one writing the row: it is visible here shortly.
+        reply = await visible_soon(lambda: self._records.reply(reply_id))
         return may_press(user, reply.requester_id if reply else None)
 
     async def reply_place(self, reply_id: str) -> Place | None:
@@ -220,7 +229,8 @@ class ChatEngine:
         task = asyncio.create_task(self._failover.stream(attempt, history, reply, outcome.trace_id))
         self._inflight[outcome.reply_id] = task
         try:
-            await task
+            with self._remote_stops.watching(outcome.reply_id, self.stop):
+                await task
             outcome.status = "done"
         except asyncio.CancelledError:
             if outcome.reply_id not in self._stopped:

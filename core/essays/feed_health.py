@@ -53,7 +53,8 @@ class FeedHealth:
         next_poll = now + self.jittered(self.settings.essays.poll_seconds)
         validators = None if fetched.body is None else (fetched.etag, fetched.last_modified)
         await self._feeds.record_success(feed.url, now, next_poll, validators)
-        if feed.alerted:
+        # The alert's flag is cleared by one statement on one host: that host alone says so.
+        if await self._feeds.end_alert(feed.url):
             await self._tell_subscribers(wording.feed_recovered(feed.url))
 
     async def failed(self, feed: FeedRecord, error: FeedError) -> None:

@@ -6,12 +6,18 @@ is known by its guid, and also by its normalised post path within its newsletter
 title), so a changed guid or a moved domain does not announce it again. Dates order items;
 they never identify them. A feed that fails is core.essays.feed_health's to back off; nothing
 here raises for one feed.
+
+Several hosts may run the poller: a feed is polled under a lease in the store, by one host at a
+time, and a host that gets the lease checks again that the feed is still due (another host may
+have just polled it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +32,7 @@ from core.essays.feed_parsing import FeedItem, ParsedFeed, parse
 from core.store.essay_records import FeedRecord, NewEssay
 from core.store.essays_repo import EssaysRepo
 from core.store.feeds_repo import FeedsRepo
+from core.store.leases_repo import LeasesRepo
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,7 @@ class Poller:
         feed_rows: FeedsRepo,
         essays: EssaysRepo,
         health: FeedHealth,
+        leases: LeasesRepo,
         *,
         clock: Clock,
         fetch_deadline: float = 30.0,
@@ -66,6 +74,8 @@ class Poller:
         self._feeds = feed_rows
         self._essays = essays
         self._health = health
+        self._leases = leases
+        self._holder = secrets.token_hex(8)  # this poller, as its feed leases name it
         self._clock = clock
         self._fetch_deadline = fetch_deadline
         self._max_feed_bytes = max_feed_bytes
@@ -98,7 +108,21 @@ class Poller:
         urls = self.configured()
         if due_only:
             urls = await self._due(urls)
-        return list(await asyncio.gather(*(self._poll(url) for url in urls)))
+        reports = await asyncio.gather(*(self._poll_alone(url, due_only) for url in urls))
+        return [report for report in reports if report is not None]
+
+    async def _poll_alone(self, url: str, due_only: bool) -> FeedReport | None:
+        """Poll `url` unless another host is polling it (None when due-only polling skips it)."""
+        lease = "feed:" + hashlib.sha256(url.encode()).hexdigest()[:40]
+        # Held for the longest a poll should take; a host that dies mid-poll lets go by then.
+        if not await self._leases.take(lease, self._holder, self._fetch_deadline + 60.0):
+            return None if due_only else FeedReport(url, ok=False, error=wording.POLLED_ELSEWHERE)
+        try:
+            if due_only and not await self._due([url]):
+                return None  # another host polled it just now
+            return await self._poll(url)
+        finally:
+            await self._leases.release(lease, self._holder)
 
     async def _due(self, urls: Sequence[str]) -> list[str]:
         now = self._clock()

@@ -37,6 +37,7 @@ from core.store.essay_counts import essay_counts
 from core.store.essay_records import SubscriptionView
 from core.store.essays_repo import EssaysRepo
 from core.store.feeds_repo import FeedsRepo
+from core.store.leases_repo import LeasesRepo
 from core.store.outbox_repo import OutboxRepo
 from core.store.subscriptions_repo import SubscriptionsRepo
 
@@ -86,6 +87,7 @@ class EssayService:
             feed_rows,
             essays,
             health,
+            LeasesRepo(store),
             clock=clock,
             fetch_deadline=fetch_deadline,
             max_feed_bytes=max_feed_bytes,

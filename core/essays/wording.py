@@ -82,6 +82,9 @@ def unexpected(error: Exception) -> str:
 # ---------------------------------------------------------------- the operator's reports
 
 
+POLLED_ELSEWHERE = "another host is polling it right now; try again in a minute"
+
+
 def feed_report(report: FeedReport) -> str:
     """What one poll of one feed did (`ember essays poll --once`)."""
     if not report.ok:

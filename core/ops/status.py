@@ -82,7 +82,7 @@ async def platform_states(settings: Settings, configured: list[str]) -> dict[str
     return {name: "connected" if seen.get(name) else "not connected" for name in configured}
 
 
-async def gather(store: Store, settings: Settings, configured: list[str], now: datetime) -> StatusReport:
+async def read_status(store: Store, settings: Settings, configured: list[str], now: datetime) -> StatusReport:
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     oldest = await ops_repo.oldest_owed(store)
     report = StatusReport(

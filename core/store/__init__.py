@@ -3,6 +3,7 @@
 from core.store.access_tables import AccessAudit, AccessGrant, AccessRequest
 from core.store.engine import Store
 from core.store.essay_tables import Essay, EssayDelivery, EssayFeed, EssaySubscription, EssayThread
+from core.store.host_tables import Lease, ReplyStop
 from core.store.models import ChannelSetting, Person, Reply, Turn, Usage, db_now
 
 __all__ = [
@@ -15,8 +16,10 @@ __all__ = [
     "EssayFeed",
     "EssaySubscription",
     "EssayThread",
+    "Lease",
     "Person",
     "Reply",
+    "ReplyStop",
     "Store",
     "Turn",
     "Usage",

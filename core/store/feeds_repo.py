@@ -38,14 +38,13 @@ class FeedsRepo:
     async def record_success(
         self, url: str, now: datetime, next_poll_at: datetime, validators: tuple[str, str] | None
     ) -> None:
-        """A poll worked: the failure streak (and its alert) ends. `validators` (ETag,
+        """A poll worked: the failure streak ends (its alert: `end_alert`). `validators` (ETag,
         Last-Modified) are replaced when the server sent a body; None keeps the old ones."""
         values: dict[str, object] = {
             "seeded": True,
             "failures": 0,
             "first_failure_at": None,
             "last_error": "",
-            "alerted": False,
             "last_success_at": now,
             "next_poll_at": next_poll_at,
         }
@@ -74,6 +73,15 @@ class FeedsRepo:
                 _update_feed(url, {"alerted": True}).where(col(EssayFeed.alerted).is_(False))
             )
         return bool(claimed.rowcount)
+
+    async def end_alert(self, url: str) -> bool:
+        """A poll worked: compare-and-clear the alert flag. True for the one host that cleared
+        it (it tells the moderators the feed works again)."""
+        async with self._store.session() as session:
+            ended = await session.exec(
+                _update_feed(url, {"alerted": False}).where(col(EssayFeed.alerted).is_(True))
+            )
+        return bool(ended.rowcount)
 
     async def release_alert(self, url: str) -> None:
         """Nobody could be told after all: let a later poll claim the alert again."""

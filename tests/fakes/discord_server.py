@@ -21,7 +21,9 @@ Look-ups: `fake.guild` (the first), `fake.channel(name_or_id)`, `fake.user(name_
 `InteractionState`), `fake.files` (attachment id → bytes).
 
 Gateway: HELLO, then IDENTIFY → READY (guilds unavailable, `resume_gateway_url` = this server)
-→ GUILD_CREATE per guild (channels, threads, roles, members, `member_count`); heartbeat ACKs;
+→ GUILD_CREATE per guild of the session's shard (IDENTIFY's `shard: [id, count]`, default
+[0, 1]; a guild belongs to shard `(guild_id >> 22) % count`, DMs to shard 0, as on Discord;
+`GET /gateway/bot` recommends `recommended_shards`, default 1; `sessions_by_shard()`) (channels, threads, roles, members, `member_count`); heartbeat ACKs;
 sequence numbers per session; RESUME replays what the session missed, else INVALID_SESSION;
 REQUEST_GUILD_MEMBERS answers one GUILD_MEMBERS_CHUNK. `compress=zlib-stream` is honoured
 (binary frames, as Discord sends). Like Discord it closes with 4004 on a wrong token and 4014
@@ -672,9 +674,10 @@ class _Connection:
 class _Session:
     """A gateway session: survives its connection so that RESUME can replay what was missed."""
 
-    def __init__(self, session_id: str, intents: int) -> None:
+    def __init__(self, session_id: str, intents: int, shard: tuple[int, int] = (0, 1)) -> None:
         self.id = session_id
         self.intents = intents
+        self.shard = shard  # (shard id, shard count), as IDENTIFY said
         self.seq = 0
         self.connection: _Connection | None = None
         self.log: list[Json] = []
@@ -703,8 +706,10 @@ class FakeDiscord:
         nonce_window: float = 300.0,
         interaction_deadline: float | None = None,
         limits: DiscordLimits | None = None,
+        recommended_shards: int = 1,
     ) -> None:
         self._last_id = 0
+        self.recommended_shards = recommended_shards  # GET /gateway/bot's "shards"
         self.limits = limits
         self._windows = _SlidingWindows()
         # Every 429 the limits answered: (loop time, "global" or the channel id, method path).
@@ -1183,6 +1188,8 @@ class FakeDiscord:
 
     async def _broadcast(self, event: str, payload: Json) -> None:
         for session in list(self._sessions.values()):
+            if not _on_shard(session.shard, _guild_of(event, payload)):
+                continue
             visible = self._visible(session, event, payload)
             if visible is not None:
                 await session.emit(event, visible)
@@ -1355,10 +1362,14 @@ class FakeDiscord:
         ):
             await connection.ws.close(code=4014, message=b"Disallowed intent(s).")
             return
-        session = _Session(secrets.token_hex(16), intents)
+        shard = _shard_of_identify(data.get("shard"))
+        if shard is None:
+            await connection.ws.close(code=4010, message=b"Invalid shard.")
+            return
+        session = _Session(secrets.token_hex(16), intents, shard)
         connection.session, session.connection = session, connection
         await session.emit("READY", self._ready(session))
-        for guild in self.guilds:
+        for guild in self._guilds_of(session):
             await session.emit("GUILD_CREATE", self._guild_create(guild))
         self._sessions[session.id] = session
 
@@ -1409,8 +1420,9 @@ class FakeDiscord:
         return {
             "v": 10,
             "user": user,
-            "guilds": [{"id": str(guild.id), "unavailable": True} for guild in self.guilds],
+            "guilds": [{"id": str(guild.id), "unavailable": True} for guild in self._guilds_of(session)],
             "session_id": session.id,
+            "shard": list(session.shard),
             "session_type": "normal",
             "resume_gateway_url": self.gateway_url,
             "application": {"id": str(self.application_id), "flags": self.application_flags},
@@ -1422,6 +1434,16 @@ class FakeDiscord:
             "user_settings": {},
             "_trace": ["fake-discord"],
         }
+
+    def _guilds_of(self, session: _Session) -> list[FakeGuild]:
+        return [guild for guild in self.guilds if _on_shard(session.shard, guild.id)]
+
+    def sessions_by_shard(self) -> dict[tuple[int, int], int]:
+        """How many identified sessions hold each (shard id, shard count)."""
+        held: dict[tuple[int, int], int] = {}
+        for session in self._sessions.values():
+            held[session.shard] = held.get(session.shard, 0) + 1
+        return held
 
     def _guild_create(self, guild: FakeGuild) -> Json:
         active_threads = [c for c in guild.threads if not c.archived]
@@ -1647,7 +1669,8 @@ class FakeDiscord:
 
     async def _get_gateway_bot(self, request: web.Request) -> web.StreamResponse:
         limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
-        return json_response({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+        body = {"url": self.gateway_url, "shards": self.recommended_shards, "session_start_limit": limit}
+        return json_response(body)
 
     async def _open_dm(self, request: web.Request) -> web.StreamResponse:
         user = self.users.get(_int(str((request[BODY] or {}).get("recipient_id"))))
@@ -2340,6 +2363,35 @@ def _nest_options(path: Sequence[str], leaf: list[Json], command: Json | None) -
     for name, kind in reversed(list(zip(path, kinds, strict=True))):
         nested = [{"name": name, "type": kind, "options": nested}]
     return nested
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """Discord's rule: a guild's events go to shard `(guild_id >> 22) % shard_count`."""
+    return (guild_id >> 22) % shard_count
+
+
+def _on_shard(shard: tuple[int, int], guild_id: int | None) -> bool:
+    """Whether a session holding `shard` receives an event of `guild_id` (None: DMs and events
+    of no guild, which Discord sends to shard 0 only)."""
+    shard_id, shard_count = shard
+    return shard_id == (0 if guild_id is None else shard_of(guild_id, shard_count))
+
+
+def _guild_of(event: str, payload: Json) -> int | None:
+    raw = payload.get("guild_id")
+    if raw is None and event.startswith("GUILD_") and "id" in payload:
+        raw = payload["id"]  # GUILD_CREATE / GUILD_UPDATE carry the guild itself
+    return None if raw is None else int(raw)
+
+
+def _shard_of_identify(raw: Any) -> tuple[int, int] | None:
+    """IDENTIFY's optional `shard: [id, count]`; None when Discord would refuse it (4010)."""
+    if raw is None:
+        return (0, 1)
+    if not (isinstance(raw, list) and len(raw) == 2 and all(isinstance(n, int) for n in raw)):
+        return None
+    shard_id, shard_count = raw
+    return (shard_id, shard_count) if 0 <= shard_id < shard_count else None
 
 
 def _option_type(value: Any) -> int:

@@ -1,0 +1,186 @@
+"""Several hosts for real: two `ember run` processes over one PostgreSQL database (the tests'
+throwaway cluster) and the same fakes. Discord split into shards, one per host; Slack in HTTP
+mode with requests alternating between hosts; Stop across hosts; `max_concurrent` across
+hosts; one poller per feed; `kill -9` of a host during replies, the other carrying on.
+
+Skipped, with the reason, where PostgreSQL's server binaries are missing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.discord_support import bot_messages, finished
+from tests.fakes.anthropic_server import FakeAnthropic, Reply
+from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeMember, FakeUser
+from tests.fakes.feed_server import FeedServer
+from tests.fakes.slack_server import Call, FakeSlack, SlackChannel, SlackUser
+from tests.slack_support import SIGNING_SECRET, action_ids, shown_text
+from tests.slack_support import finished as slack_finished
+from tests.two_hosts_support import Host, ember_host
+
+SAFETY = 30.0
+
+
+@pytest.fixture
+def database(postgres_db_url: str) -> str:
+    return postgres_db_url
+
+
+def two_guilds() -> list[FakeGuild]:
+    """Guilds on shard 0 and shard 1 of two ((id >> 22) % 2)."""
+    return [
+        FakeGuild("Even", channels=[FakeChannel("even")], members=[FakeMember(FakeUser("eve"))], id=8 << 22),
+        FakeGuild("Odd", channels=[FakeChannel("odd")], members=[FakeMember(FakeUser("oscar"))], id=9 << 22),
+    ]
+
+
+async def test_discord_split_into_two_shards_one_per_host_answers_each_message_once(
+    tmp_path: Path, database: str, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script.extend([Reply.text(["Hi, Eve."]), Reply.text(["Hi, Oscar."])])
+    async with FakeDiscord(guilds=two_guilds()) as discord:
+        keys = "shard_count = 2\nshard_ids = [{}]"
+        async with (
+            ember_host(tmp_path, "a", database, fake_anthropic, discord=discord, discord_keys=keys.format(0)),
+            ember_host(tmp_path, "b", database, fake_anthropic, discord=discord, discord_keys=keys.format(1)),
+        ):
+            assert discord.sessions_by_shard() == {(0, 2): 1, (1, 2): 1}
+            even, odd = discord.channel("even"), discord.channel("odd")
+            await discord.say(discord.user("eve"), even, f"{discord.bot.mention} hello")
+            await discord.say(discord.user("oscar"), odd, f"{discord.bot.mention} hello")
+            await discord.wait_for(finished, count=2, timeout=SAFETY)
+            await asyncio.sleep(1.0)  # time for a doubled answer, were one coming
+            assert [m["content"] for m in bot_messages(discord, even)] == ["Hi, Eve."]
+            assert [m["content"] for m in bot_messages(discord, odd)] == ["Hi, Oscar."]
+            assert len(fake_anthropic.requests) == 2
+
+
+def workspace() -> FakeSlack:
+    users = [SlackUser("U1", "alice"), SlackUser("U2", "bob")]
+    return FakeSlack(users=users, channels=[SlackChannel("C1", "general")])
+
+
+async def deliver(slack: FakeSlack, host: Host, event: dict[str, object]) -> None:
+    reply = await slack.post_signed(host.slack_url, slack.http_event(event), SIGNING_SECRET)
+    assert reply.status == 200, reply
+
+
+async def press(slack: FakeSlack, host: Host, payload: dict[str, object]) -> None:
+    reply = await slack.post_signed(host.slack_url, slack.http_interaction(payload), SIGNING_SECRET)
+    assert reply.status == 200, reply
+
+
+def stop_button(call: Call) -> str:
+    [found] = [a for a in action_ids(call.args.get("blocks")) if a.startswith("ember:stop:")]
+    return found
+
+
+def posted(call: Call) -> bool:
+    return call.method == "chat.postMessage" and any(
+        a.startswith("ember:stop:") for a in action_ids(call.args.get("blocks"))
+    )
+
+
+async def test_slack_requests_alternate_between_hosts_and_stop_pressed_on_the_other_host_works(
+    tmp_path: Path, database: str, fake_anthropic: FakeAnthropic
+) -> None:
+    held = Reply.held(["The beginning", " and the end that nobody reads."], after=1)
+    fake_anthropic.script.append(held)
+    async with workspace() as slack:
+        slack.disable_streaming()  # messages carry a Stop button while they are written
+        async with (
+            ember_host(tmp_path, "a", database, fake_anthropic, slack=slack) as host_a,
+            ember_host(tmp_path, "b", database, fake_anthropic, slack=slack) as host_b,
+        ):
+            mention = slack.app_mention("C1", "U1", "go on")
+            await deliver(slack, host_a, mention)  # the load balancer sends the message to A
+            [first] = await slack.wait_for(posted, timeout=SAFETY)
+            reply_ts = str(slack.thread("C1", mention["ts"])[-1]["ts"])
+            pressed_at = time.monotonic()
+            # ... and the press to B.
+            await press(slack, host_b, slack.button_press("U1", "C1", reply_ts, stop_button(first)))
+            await slack.wait_for(slack_finished, timeout=SAFETY)
+            took = time.monotonic() - pressed_at
+            held.release.set()
+            # Within 1 s by design (polled every 0.4 s); the margin is for a loaded test machine.
+            assert took < 2.0, took
+            shown = shown_text(slack, "C1", mention["ts"])
+            assert shown.startswith("The beginning") and "nobody reads" not in shown
+            assert "stopped" in host_a.log() and "another host" in host_a.log()
+
+
+async def test_max_concurrent_holds_across_hosts(
+    tmp_path: Path, database: str, fake_anthropic: FakeAnthropic
+) -> None:
+    held = Reply.held(["Still", " thinking."], after=1)
+    fake_anthropic.script.extend([held, Reply.text(["Now, yes."])])
+    async with workspace() as slack:
+        slack.disable_streaming()
+        access = 'mode = "open"\nmax_concurrent = 1'
+        async with (
+            ember_host(tmp_path, "a", database, fake_anthropic, slack=slack, access=access) as host_a,
+            ember_host(tmp_path, "b", database, fake_anthropic, slack=slack, access=access) as host_b,
+        ):
+            await deliver(slack, host_a, slack.app_mention("C1", "U1", "first"))
+            await slack.wait_for(posted, timeout=SAFETY)
+            await deliver(slack, host_b, slack.app_mention("C1", "U1", "second, at once"))
+            [refused] = await slack.wait_for(
+                lambda c: "still writing a reply for you" in str(c.args.get("text")), timeout=SAFETY
+            )
+            assert refused.args["user"] == "U1"  # told privately, on host B
+            assert len(fake_anthropic.requests) == 1
+            held.release.set()
+            await slack.wait_for(slack_finished, timeout=SAFETY)
+            await deliver(slack, host_b, slack.app_mention("C1", "U1", "third, after"))
+            await slack.wait_for(slack_finished, count=2, timeout=SAFETY)
+            assert len(fake_anthropic.requests) == 2
+
+
+async def test_each_feed_is_polled_by_one_host(
+    tmp_path: Path, database: str, fake_anthropic: FakeAnthropic, feed_server: FeedServer
+) -> None:
+    feed_server.feed("one").posts.clear()
+    feed_server.feed("two").posts.clear()
+    essays = f'feeds = ["{feed_server.url("one")}", "{feed_server.url("two")}"]'
+    async with workspace() as slack:
+        hosts = [
+            ember_host(tmp_path, name, database, fake_anthropic, slack=slack, essays=essays)
+            for name in ("a", "b", "c")
+        ]
+        async with hosts[0], hosts[1], hosts[2]:
+            await asyncio.sleep(2.0)  # every host's first round of polls is done
+            assert len(feed_server.requests_to("one")) == 1
+            assert len(feed_server.requests_to("two")) == 1
+
+
+async def test_kill_9_of_a_host_during_replies_leaves_the_other_answering(
+    tmp_path: Path, database: str, fake_anthropic: FakeAnthropic
+) -> None:
+    held = Reply.held(["Half a", " reply."], after=1)
+    fake_anthropic.script.extend([held, Reply.text(["Bob, hello."]), Reply.text(["Bob again."])])
+    async with workspace() as slack:
+        slack.disable_streaming()
+        async with (
+            ember_host(tmp_path, "a", database, fake_anthropic, slack=slack) as host_a,
+            ember_host(tmp_path, "b", database, fake_anthropic, slack=slack) as host_b,
+        ):
+            await deliver(slack, host_a, slack.app_mention("C1", "U1", "tell me everything"))
+            await slack.wait_for(posted, timeout=SAFETY)
+            host_a.process.process.kill()  # kill -9, mid-reply
+            assert await host_a.process.exit_code(timeout=SAFETY) < 0
+            # The load balancer now sends everything to B, which answers all of it.
+            first = slack.app_mention("C1", "U2", "hello?")
+            await deliver(slack, host_b, first)
+            await slack.wait_for(slack_finished, timeout=SAFETY)
+            second = slack.app_mention("C1", "U2", "and again?")
+            await deliver(slack, host_b, second)
+            await slack.wait_for(slack_finished, count=2, timeout=SAFETY)
+            assert shown_text(slack, "C1", first["ts"]) == "Bob, hello."
+            assert shown_text(slack, "C1", second["ts"]) == "Bob again."
+            assert len(fake_anthropic.requests) == 3
+            status, _ = await host_b.process.get("/readyz")
+            assert status == 200

@@ -1,0 +1,123 @@
+"""Two (or more) `ember run` processes, each a host, over one PostgreSQL database and the same
+loopback fakes: what tests/test_two_hosts.py drives."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.slack_server import FakeSlack
+from tests.slack_support import slack_env
+from tests.test_ops_shutdown import EmberProcess, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Host:
+    """One running host: its process (health server at `process.url`) and, in Slack's HTTP
+    mode, the URL Slack posts its requests to."""
+
+    name: str
+    process: EmberProcess
+    slack_url: str = ""
+    config: Path = field(default_factory=Path)
+
+    def log(self) -> str:
+        return "".join(self.process.stderr)
+
+
+def host_config(
+    database_url: str,
+    anthropic: FakeAnthropic,
+    *,
+    health_port: int,
+    discord: FakeDiscord | None = None,
+    discord_keys: str = "",
+    slack: FakeSlack | None = None,
+    slack_port: int = 0,
+    access: str = 'mode = "open"',
+    essays: str = "",
+) -> str:
+    """The TOML of one host: every host shares the database and the fakes."""
+    toml = (
+        f'[database]\nurl = "{database_url}"\n'
+        f'[providers.anthropic]\nbase_url = "{anthropic.url}"\n'
+        f"[access]\n{access}\n"
+        f"[server]\nhealth_port = {health_port}\nshutdown_grace_seconds = 5\n"
+    )
+    if discord is not None:
+        toml += (
+            f'[discord]\napi_base_url = "{discord.api_base_url}"\ngateway_url = "{discord.gateway_url}"\n'
+            f"{discord_keys}\n"
+        )
+    if slack is not None:
+        toml += f'[slack]\nmode = "http"\nhttp_port = {slack_port}\napi_base_url = "{slack.api_url}"\n'
+    if essays:
+        toml += f"[essays]\n{essays}\n"
+    return toml
+
+
+@contextlib.asynccontextmanager
+async def ember_host(
+    tmp_path: Path,
+    name: str,
+    database_url: str,
+    anthropic: FakeAnthropic,
+    *,
+    discord: FakeDiscord | None = None,
+    discord_keys: str = "",
+    slack: FakeSlack | None = None,
+    access: str = 'mode = "open"',
+    essays: str = "",
+) -> AsyncIterator[Host]:
+    """`ember run` as host `name`, ready (its /readyz answers 200); killed afterwards."""
+    health_port, slack_port = free_port(), free_port()
+    config = tmp_path / f"{name}.toml"
+    config.write_text(
+        host_config(
+            database_url,
+            anthropic,
+            health_port=health_port,
+            discord=discord,
+            discord_keys=discord_keys,
+            slack=slack,
+            slack_port=slack_port,
+            access=access,
+            essays=essays,
+        )
+    )
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "ANTHROPIC_API_KEY": "sk-ant-test-key"}
+    if discord is not None:
+        env["DISCORD_TOKEN"] = discord.token
+    if slack is not None:
+        env |= {k: v for k, v in slack_env(slack).items() if k != "SLACK_APP_TOKEN"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bots.cli", "run", "--config", str(config),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        env=env, cwd=ROOT,
+    )  # fmt: skip
+    running = EmberProcess(process, f"http://127.0.0.1:{health_port}")
+
+    async def collect() -> None:
+        assert process.stderr is not None
+        async for line in process.stderr:
+            running.stderr.append(line.decode())
+
+    collector = asyncio.create_task(collect())
+    slack_url = f"http://127.0.0.1:{slack_port}/slack/events" if slack is not None else ""
+    try:
+        await running.ready()
+        yield Host(name, running, slack_url, config)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await asyncio.wait_for(collector, 30)
