@@ -193,13 +193,14 @@ class Ember:
         "Stop the reply" shortcut). The same rule as the Stop button: the asker or a moderator.
         Returns what to tell the presser privately; "" when the reply was stopped."""
         engine = self._runtime.engine
-        writing = [reply for reply, key in self._writing_in.items() if key == place.key]
+        writing = {reply for reply, key in self._writing_in.items() if key == place.key}
+        writing.update(await engine.replies_streaming_in(place))  # on other hosts too
         if not writing:
             return NOTHING_BEING_WRITTEN
         for reply_id in writing:
             if not await engine.may_control(reply_id, presser):
                 return NOT_YOURS
-        stopped = [engine.stop(reply_id) for reply_id in writing]
+        stopped = [engine.stop(reply_id) or await engine.stop_elsewhere(reply_id) for reply_id in writing]
         return "" if any(stopped) else NOTHING_BEING_WRITTEN
 
     def stop_replies(self, platform: str) -> None:

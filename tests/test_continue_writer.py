@@ -5,6 +5,7 @@ Discord end to end (the real discord.py against the fake), and the engine over i
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,8 @@ async def test_the_reply_row_keeps_the_alias_asked_for_and_the_one_that_wrote(st
 
     async def run(run_alias: str, writer: str) -> tuple[str, str]:
         await repo.start_reply("r1", prompt, run_alias, status="streaming")
+        # While it streams, its conversation knows it (Stop the reply, from any host).
+        assert await repo.streaming_in(place, started_within=timedelta(minutes=30)) == ["r1"]
         await repo.finish_reply(
             "r1",
             place,

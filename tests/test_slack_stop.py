@@ -13,6 +13,9 @@ from bots.slack.manifest import manifest
 from bots.slack.shortcuts import STOP_REPLY
 from core import STOP_REPLY_LABEL, SlackSettings
 from core.chat.wording import NOT_YOURS, NOTHING_BEING_WRITTEN
+from core.events import Message, Place, User
+from core.store.chat_repo import ChatRepo
+from core.store.stops_repo import StopsRepo
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.slack_server import FakeSlack, SlackChannel, SlackUser
 from tests.slack_support import Ember, action_ids, ember_settings, finished, method, running_ember, shown_text
@@ -98,3 +101,26 @@ async def test_a_continuation_streaming_natively_stops_too(
             await ember.idle()
     shown = shown_text(fake, "C1", mention["ts"])
     assert "It was the best of times," in shown and "worst" not in shown
+
+
+async def test_a_reply_streaming_on_another_host_is_asked_to_stop_through_the_store(
+    tmp_path: Path, workspace: FakeSlack, fake_anthropic: FakeAnthropic
+) -> None:
+    """The shortcut may reach a host that is not writing the reply (Slack HTTP behind a load
+    balancer): the reply's row says it streams in that thread, so a Stop is requested in the
+    store, where the writing host picks it up (tests/test_cross_host_stop.py covers that side)."""
+    async with workspace as fake:
+        settings = ember_settings(tmp_path, fake_anthropic, fake)
+        async with running_ember(fake, fake_anthropic, settings) as ember:
+            place = Place("slack", fake.team_id, "C1", thread_id="1700000000.000100")
+            asker = User("U1", "alice", "slack", fake.team_id)
+            prompt = Message(id="1700000000.000100", place=place, author=asker, text="elsewhere")
+            await ChatRepo(ember.runtime.store).start_reply(
+                "r-elsewhere", prompt, "opus-3", status="streaming"
+            )
+            stranger = User("U3", "carol", "slack", fake.team_id)
+            moderator = User("U2", "bob", "slack", fake.team_id, is_moderator=True)
+            assert await ember.bot.ember.stop_reply_in(place, stranger) == NOT_YOURS
+            assert await StopsRepo(ember.runtime.store).requested(["r-elsewhere"]) == {}
+            assert await ember.bot.ember.stop_reply_in(place, moderator) == ""
+            assert list(await StopsRepo(ember.runtime.store).requested(["r-elsewhere"])) == ["r-elsewhere"]

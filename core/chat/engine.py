@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 from core.chat import payload, wording
 from core.chat.context import ContextReader, ContextSource
@@ -34,6 +35,8 @@ from core.store.transcript_repo import TranscriptRepo
 
 # One logger for the chat path, as before the split: operators filter on it.
 log = logging.getLogger("core.chat")
+# No reply streams longer than this; an older "streaming" row was left by a host that died.
+LONGEST_REPLY = timedelta(minutes=30)
 
 
 class ChatEngine:
@@ -147,6 +150,10 @@ class ChatEngine:
         # Pressed on another host than the one writing the row: it is visible here shortly.
         reply = await visible_soon(lambda: self._records.reply(reply_id))
         return may_press(user, reply.requester_id if reply else None)
+
+    async def replies_streaming_in(self, place: Place) -> list[str]:
+        """Replies being written in `place` on any host, by their stored rows."""
+        return await self._records.streaming_in(place, started_within=LONGEST_REPLY)
 
     async def reply_place(self, reply_id: str) -> Place | None:
         """The conversation a stored reply answers in (a regenerate or continue writes there)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -173,6 +173,17 @@ class ChatRepo:
             await self._transcript.record(own_turn, along_with=statements)
         else:
             await self._store.write(lambda conn: _execute_all(conn, statements))
+
+    async def streaming_in(self, place: Place, *, started_within: timedelta) -> list[str]:
+        """Replies still streaming in `place` (on any host) that started within the last
+        `started_within`: a row left "streaming" by a host that died is not being written."""
+        query = select_model(Reply.id).where(
+            col(Reply.place_key) == place.key,
+            col(Reply.status) == "streaming",
+            col(Reply.created_at) >= db_now() - started_within,
+        )
+        async with self._store.reading() as session:
+            return [str(reply_id) for reply_id in (await session.exec(query)).all()]
 
     async def reply(self, reply_id: str, *, in_writers_turn: bool = False) -> StoredReply | None:
         """The stored reply, or None. `in_writers_turn` reads as a writing session would, after
