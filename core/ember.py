@@ -29,7 +29,7 @@ from core.chat.triggers import Trigger, refuses_direct, should_answer
 from core.chat.wording import DMS_OFF, NOT_YOURS, NOTHING_BEING_WRITTEN
 from core.commands import CommandContext, CommandResult, Commands, CommandSpec
 from core.config import Settings
-from core.events import Message, Place, User
+from core.events import Message, Place, User, utcnow
 from core.ports import (
     Announcer,
     ArrivedMessage,
@@ -43,6 +43,7 @@ from core.ports import (
     ReplyOpener,
 )
 from core.runtime import Runtime
+from core.store import replays_repo
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,10 @@ class Ember:
         said = await arrived.read()
         if said is None:
             return None
-        # Where one message may reach several hosts, the store's unique row decides who answers.
-        claimed = traits.redelivers
+        # Where one message may reach ember twice (a platform that redelivers) or reach several
+        # hosts (any platform, once the database is one several hosts share), the store's
+        # unique row decides who answers. On SQLite, one host, the write need not come first.
+        claimed = traits.redelivers or self._runtime.store.dialect != "sqlite"
         if claimed and not await transcript.record_message(self._runtime.store, said.message):
             return None
         return await self._answer(
@@ -272,6 +275,11 @@ class Ember:
             created_at=question.created_at,
         )
         return await self._answer(message, question.context, question.open_reply, recorded=False)
+
+    async def first_sighting(self, request_key: str) -> bool:
+        """True the first time any host sees a signed request (its signature names it): a
+        replay within the minutes its signature is honoured is acknowledged and dropped."""
+        return await replays_repo.first_sighting(self._runtime.store, request_key, utcnow())
 
     async def prompt_preview(self, place: Place, alias: str | None = None) -> Payload:
         """Exactly what the model would receive for the next message here."""

@@ -76,7 +76,8 @@ class NotModerator(CommandError):
 
 
 class AccessDenied(EmberError):
-    """The caller may not talk to the model now; the message says why and what to do."""
+    """The caller may not talk to the model now; the message says why and what to do. An empty
+    message refuses in silence: the caller was already told (one notice per flood)."""
 
 
 class ModelError(EmberError):

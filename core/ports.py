@@ -46,9 +46,9 @@ class PlatformTraits:
     rate_limit: RateLimit
     # The operator's own seat (the terminal): access by request does not apply there.
     operator_seat: bool = False
-    # True when one message may reach ember more than once, on any host (Slack retries events
-    # and HTTP mode runs behind a load balancer; two hosts may hold the same Discord shard): the
-    # core claims it in the store before answering.
+    # True when one message may reach ember more than once even on one host (Slack retries
+    # events): the core claims it in the store before answering. (On a database several hosts
+    # share, the core claims every platform's messages: two hosts may hold one Discord shard.)
     redelivers: bool = False
 
     def mention_user(self, user_id: str) -> str:

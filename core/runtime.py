@@ -14,7 +14,7 @@ from core.config import Backend, Settings, database_url
 from core.essays import EssayService
 from core.events import utcnow
 from core.ops.facts import breaker_states, store_facts
-from core.ops.instruments import MeteredGate, metered_factory
+from core.ops.instruments import EssayMeter, MeteredGate, count_decision, metered_factory
 from core.ops.metrics import Metrics, StoreFacts
 from core.ops.readiness import Readiness
 from core.platforms import Platforms
@@ -54,8 +54,10 @@ async def open_runtime(
     metrics = Metrics()
     router = Router(settings, metered_factory(client_factory or _sdk_clients(settings), settings, metrics))
     platforms = Platforms()
-    service = AccessService(settings, store, clock=access_clock or utcnow, platforms=platforms)
-    essays = EssayService(settings, store)
+    service = AccessService(
+        settings, store, clock=access_clock or utcnow, platforms=platforms, decisions=count_decision(metrics)
+    )
+    essays = EssayService(settings, store, observer=EssayMeter(metrics))
     readiness = Readiness(lambda: ops_repo.ping(store))
 
     async def facts() -> StoreFacts:
@@ -67,7 +69,7 @@ async def open_runtime(
             await store.upgrade()
         # `access` overrides the gate (tests, embedding); the service still answers commands.
         gate = MeteredGate(access or service, metrics)
-        engine = ChatEngine(settings, store, router, access=gate)
+        engine = ChatEngine(settings, store, router, access=gate, metrics=metrics)
         # In an announcement's discussion thread the model reads the essay itself.
         engine.add_context_source(essays.discussion_context)
         yield Runtime(settings, store, router, engine, service, essays, metrics, readiness, gate, platforms)

@@ -4,6 +4,7 @@ moves only through an injected clock."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -327,6 +328,38 @@ async def test_daily_messages_and_one_reply_at_a_time(
             "You've reached today's limit of 1 messages to Claude Opus 3. It resets at 00:00 UTC, in "
         )
         assert len(fake_anthropic.requests) == 1
+
+
+async def test_a_flood_while_a_reply_is_written_earns_one_notice_and_one_model_call(
+    tmp_path: Path, fake: FakeSlack, fake_anthropic: FakeAnthropic, clock: Clock
+) -> None:
+    held = Reply.held(["One", " moment."], after=1)
+    fake_anthropic.script.extend([held, Reply.text(["Next."])])
+    settings = settings_for(tmp_path, fake, fake_anthropic)
+    async with running_access(fake, fake_anthropic, settings, clock) as ember:
+        await ember.deliver(fake.app_mention("C1", "U3", f"{fake.mention} first"))
+        await fake_anthropic.wait_for_request(0)
+        for n in range(49):
+            await ember.deliver(fake.app_mention("C1", "U3", f"{fake.mention} are you there? {n}"))
+        registry = ember.runtime.metrics.registry
+        for _ in range(int(SAFETY / 0.02)):  # until all 49 are refused (the reply still held)
+            if registry.get_sample_value("ember_access_decisions_total", {"decision": "denied"}) == 49:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the flood was not refused in time")
+        notices = [c.args["text"] for c in fake.calls_to("chat.postEphemeral")]
+        assert notices == [
+            "I'm still writing a reply for you; please wait until it's finished, then ask again."
+        ]
+        assert len(fake_anthropic.requests) == 1
+        held.release.set()
+        await ember.wait(finished)
+        # The burst is over once the reply is: the next message is answered as usual.
+        await ember.deliver(fake.app_mention("C1", "U3", f"{fake.mention} thanks"))
+        await ember.wait(finished, count=2)
+    assert len(fake_anthropic.requests) == 2
+    assert len(fake.calls_to("chat.postEphemeral")) == 1
 
 
 async def test_a_grant_in_another_workspace_does_not_open_this_one(

@@ -38,9 +38,9 @@ async def test_by_default_every_shard_of_discords_recommendation_runs(
 
 
 async def test_two_hosts_on_the_same_shard_answer_a_message_once(
-    tmp_path: Path, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+    tmp_path: Path, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic, postgres_db_url: str
 ) -> None:
-    settings = ember_settings(tmp_path, fake_anthropic)
+    settings = ember_settings(tmp_path, fake_anthropic, database={"url": postgres_db_url})
     with patch.dict(os.environ, {"ANTHROPIC_API_KEY": "sk-ant-test-key"}):
         async with (
             open_runtime(settings, access=OpenGate()) as host_a,

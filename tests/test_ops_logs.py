@@ -8,9 +8,13 @@ import json
 import logging
 import socket
 from pathlib import Path
+from unittest.mock import patch
 
+from bots import console
 from core.config import settings_from_dict
 from core.logs import REDACTED, JsonFormatter, Redactor, TextFormatter, log_context, url_passwords
+from core.ops.instruments import DRAINING
+from core.runtime import open_runtime
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.slack_server import FakeSlack
 from tests.slack_support import slack_env
@@ -178,9 +182,45 @@ async def test_an_unexpected_failure_prints_a_redacted_traceback_and_exits_1(
             f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "e.db"}"\n[server]\nhealth_port = 0\n'
             f'[slack]\nmode = "http"\nhttp_port = {port}\napi_base_url = "{fake_slack.api_url}"\n'
         )
-        env = {**SECRETS, **slack_env(fake_slack), "SLACK_SIGNING_SECRET": SECRETS["SLACK_SIGNING_SECRET"]}
+        # No Discord token: Discord's login (to the real discord.com) would race Slack's bind.
+        others = {name: value for name, value in SECRETS.items() if name != "DISCORD_TOKEN"}
+        env = {**others, **slack_env(fake_slack), "SLACK_SIGNING_SECRET": SECRETS["SLACK_SIGNING_SECRET"]}
         code, out, err = await run_ember(["run", "--config", str(config)], "", env)
     assert code == 1, err
     assert "ember: unexpected error\nTraceback" in err
     assert "OSError" in err
     assert not any(s in out + err for s in [*every_secret(), fake_slack.bot_token])
+
+
+async def test_a_refused_reply_logs_its_trace_and_reply_ids(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    settings = settings_from_dict(
+        {
+            "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'logs.db'}"},
+            "providers": {"anthropic": {"base_url": fake_anthropic.url}},
+            "access": {"mode": "open"},
+        }
+    )
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter(Redactor(SECRETS.values())))
+    chat_log = logging.getLogger("core.chat")
+    chat_log.addHandler(handler)
+    level = chat_log.level
+    chat_log.setLevel(logging.INFO)
+    try:
+        with patch.dict("os.environ", {"ANTHROPIC_API_KEY": SECRETS["ANTHROPIC_API_KEY"]}):
+            async with open_runtime(settings) as runtime:
+                runtime.gate.drain()  # refuses every new reply, as while stopping
+                out = io.StringIO()
+                await console.chat(runtime, name="Ada", alias=None, stdin=io.StringIO("hi\n"), out=out)
+    finally:
+        chat_log.removeHandler(handler)
+        chat_log.setLevel(level)
+    assert DRAINING in out.getvalue()
+    assert fake_anthropic.requests == []
+    [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["message"] == f"refused: {DRAINING}"
+    assert len(line["trace_id"]) > 0 and len(line["reply_id"]) == 32
+    assert line["platform"] == "console"

@@ -18,12 +18,15 @@ from bots import console
 from core.chat.streaming import StreamingReply
 from core.config import settings_from_dict
 from core.errors import ConfigError
+from core.events import User
 from core.ops.readiness import Readiness
 from core.ops.server import listening
 from core.ops.timed_sink import TimedSink
 from core.runtime import Runtime, open_runtime
 from core.store import Store, ops_repo
+from tests.essay_support import FAST, RecordingAnnouncer, now_post
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
+from tests.fakes.feed_server import FeedServer
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -86,6 +89,8 @@ async def test_metrics_count_a_failover_tokens_cost_and_latency(
     assert samples[("ember_model_first_token_seconds_count", (("backend", backup),))] == 1
     assert samples[("ember_model_duration_seconds_count", (("backend", first),))] == 1
     assert samples[("ember_access_decisions_total", (("decision", "admitted"),))] == 1
+    assert samples[("ember_replies_total", (("outcome", "done"), ("platform", "console")))] == 1
+    assert samples[("ember_first_visible_text_seconds_count", (("platform", "console"),))] == 1
     assert samples[("ember_backend_breaker_open", (("backend", first),))] == 0
     assert samples[("ember_essay_oldest_owed_seconds", ())] == 0
     assert samples[("ember_essay_deliveries", (("state", "pending"),))] == 0
@@ -159,3 +164,43 @@ async def test_a_timed_sink_reports_the_first_words_once() -> None:
     assert out.getvalue() == "Hello there."
     assert len(waits) == 1
     assert 0 <= waits[0] < 0.05
+
+
+async def test_moderator_decisions_essay_deliveries_and_feed_failures_are_counted(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, feed_server: FeedServer
+) -> None:
+    # Nothing listens on port 9: that feed fails every poll.
+    broken_feed = "http://127.0.0.1:9/feed"
+    settings = settings_from_dict(
+        {
+            "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'counts.db'}"},
+            "providers": {"anthropic": {"base_url": fake_anthropic.url}},
+            "access": {"mode": "request"},
+            "essays": {"feeds": [feed_server.url(), broken_feed]},
+        }
+    )
+    moderator = User("M1", "Mod", "discord", "G1", is_moderator=True)
+    with patch.dict("os.environ", {"ANTHROPIC_API_KEY": "sk-ant-test-key"}):
+        async with open_runtime(settings) as runtime:
+            for member in ("U1", "U2"):
+                await runtime.access.request(User(member, member, "discord", "G1"), "G1", "please")
+            first, second = await runtime.access.pending("discord", "G1")
+            await runtime.access.decide(first.id, moderator, approve=True)
+            await runtime.access.decide(second.id, moderator, approve=False, reason="not now")
+            await runtime.access.decide(second.id, moderator, approve=True)  # too late: no decision
+
+            essays = runtime.essays
+            essays.register_announcer("discord", RecordingAnnouncer(), FAST)
+            await essays.subscribe("discord", "G1", "C1", "", moderator)
+            feed_server.feed().posts.append(now_post("older", "An older essay"))
+            await essays.poll_once()  # records what is there
+            feed_server.feed().posts.append(now_post("new", "A new essay"))
+            await essays.poll_once()
+            assert (await essays.deliver_pending()).sent == 1
+            samples = parse(runtime.metrics.render().decode())
+    decisions = "ember_access_decisions_total"
+    assert samples[(decisions, (("decision", "approved"),))] == 1
+    assert samples[(decisions, (("decision", "request_denied"),))] == 1
+    assert samples[("ember_essay_delivery_outcomes_total", (("outcome", "sent"),))] == 1
+    assert samples[("ember_feed_poll_failures_total", (("feed", broken_feed),))] == 2
+    assert ("ember_feed_poll_failures_total", (("feed", feed_server.url()),)) not in samples

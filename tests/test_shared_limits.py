@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from bots.discord.traits import discord_traits
 from core.access import AccessService
@@ -75,10 +76,24 @@ async def test_a_dead_hosts_slot_frees_itself_when_its_lease_runs_out(store: Sto
     assert await admitted(survivor, ALICE)
 
 
+SAFETY = 20.0  # seconds: a safety net for waits, never an expectation
+
+
+async def _slot_expiry(store: Store) -> str:
+    async with store.reading() as session:
+        found = await session.exec(text("SELECT expires_at FROM leases WHERE name LIKE 'slot:%'"))  # type: ignore[call-overload]
+        return str(found.scalar_one())
+
+
 async def test_a_held_slot_is_renewed_while_its_reply_runs(store: Store) -> None:
-    slots = SlotLeases(LeasesRepo(store), lease_seconds=0.6)
+    # A lease long enough never to lapse on a loaded machine; what is checked is that the
+    # holder pushes its expiry forward while the reply runs, not how fast.
+    slots = SlotLeases(LeasesRepo(store), lease_seconds=3.0)
     async with slots.hold("discord", ALICE.id, 1):
-        await asyncio.sleep(1.2)  # twice the lease: renewed meanwhile
+        first = await _slot_expiry(store)
+        async with asyncio.timeout(SAFETY):
+            while await _slot_expiry(store) == first:  # noqa: ASYNC110 (the database has no event to await)
+                await asyncio.sleep(0.05)
         assert await LeasesRepo(store).held("slot:discord:") == [f"slot:discord:{ALICE.id}:0"]
     assert await LeasesRepo(store).held("slot:discord:") == []
 

@@ -22,7 +22,4 @@ def discord_traits(settings: DiscordSettings) -> PlatformTraits:
         max_message_chars=MAX_MESSAGE_CHARS,
         edit_interval=EDIT_INTERVAL,
         rate_limit=RATE_LIMIT,
-        # Two hosts holding the same shard (a misconfiguration, or a shard moving between
-        # hosts) both receive its messages: the store's claim decides which one answers.
-        redelivers=True,
     )

@@ -23,7 +23,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack.app import build_app, build_client, register
 from bots.slack.bot import SlackBot
+from bots.slack.credentials import prove_credentials
 from bots.slack.files import FileFetcher
+from bots.slack.http_guard import RequestGuard
 from bots.slack.manifest import EVENTS_PATH
 from core import Ember, Runtime, Settings, secret
 from core.ops.http_trace import api_call_trace
@@ -76,9 +78,11 @@ async def running(
     settings = runtime.settings
     async with aiohttp.ClientSession(trace_configs=[api_call_trace(runtime.metrics, "slack")]) as session:
         client = build_client(settings, session, environ)
+        await prove_credentials(client, settings, environ)
         app = build_app(settings, client, environ)
         files = FileFetcher(session, client.token or "", api_base_url=settings.slack.api_base_url)
-        bot = register(app, Ember(runtime), client, files=files)
+        ember = Ember(runtime)
+        bot = register(app, ember, client, files=files)
         try:
             if settings.slack.mode == "socket":
                 async with socket_mode(app, client, settings, environ) as connected:
@@ -86,7 +90,11 @@ async def running(
                     yield Running(bot, app)
             else:
                 listen = settings.slack.http_port if port is None else port
-                async with http_server(app, host, listen) as url:
+                signing_secret = secret(
+                    settings.slack.signing_secret_env, "slack.signing_secret_env", settings.source, environ
+                )
+                guard = RequestGuard(app, signing_secret, ember.first_sighting)
+                async with http_server(guard, host, listen) as url:
                     runtime.readiness.register("slack", lambda: True)  # listening is all it needs
                     yield Running(bot, app, url)
         finally:
@@ -114,8 +122,10 @@ async def socket_mode(
 
 
 @asynccontextmanager
-async def http_server(app: AsyncApp, host: str, port: int) -> AsyncIterator[str]:
-    runner = web.AppRunner(app.web_app(path=EVENTS_PATH, port=port), handle_signals=False)
+async def http_server(guard: RequestGuard, host: str, port: int) -> AsyncIterator[str]:
+    web_app = web.Application()
+    web_app.add_routes([web.post(EVENTS_PATH, guard.handle)])
+    runner = web.AppRunner(web_app, handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

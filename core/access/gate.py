@@ -62,6 +62,9 @@ class MessageGate:
         self._spend_cache = spend_cache
         self._member_roles = frozenset(settings.access.member_roles)
         self._running: dict[tuple[str, str], int] = {}
+        # Members told "still writing" since their last reply slot was freed: a flood of
+        # messages while a reply is written earns one notice, not one per message.
+        self._told: set[tuple[str, str]] = set()
         self._spend: dict[tuple[str, str], _Spend] = {}
         # Several hosts: slots and spend as every host sees them (None: this process alone).
         self._slots = slots
@@ -200,10 +203,14 @@ class MessageGate:
         limit = self.settings.access.max_concurrent
         running = self._running.get(key, 0)
         if 0 < limit <= running:
+            if key in self._told:
+                raise AccessDenied("")  # told once this burst: refused in silence
+            self._told.add(key)
             raise AccessDenied(wording.still_writing(running))
         self._running[key] = running + 1
 
     def _release_slot(self, key: tuple[str, str]) -> None:
+        self._told.discard(key)  # a slot is free: the next refusal starts a new burst
         left = self._running.get(key, 1) - 1
         if left > 0:
             self._running[key] = left

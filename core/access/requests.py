@@ -7,6 +7,7 @@ again, so moderators aren't pestered.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -51,9 +52,17 @@ class RequestWorkflow:
     """request, withdraw, decide (and its button, `press`), deny."""
 
     def __init__(
-        self, settings: Settings, repo: AccessRepository, gate: MessageGate, notices: Notices, clock: Clock
+        self,
+        settings: Settings,
+        repo: AccessRepository,
+        gate: MessageGate,
+        notices: Notices,
+        clock: Clock,
+        counted: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
+        # Told "approved" or "request_denied" once per decision made (the operator's metrics).
+        self._counted = counted
         self._repo = repo
         self._gate = gate
         self._notices = notices
@@ -133,6 +142,8 @@ class RequestWorkflow:
     ) -> Decision:
         model = wording.model_name(self.settings)
         where = (request.platform, request.workspace_id, request.user_id)
+        if self._counted is not None:
+            self._counted("approved" if approve and change is not None else "request_denied")
         if approve and change is not None:
             told = await self._notices.to_member(*where, wording.granted_dm(model, change))
             text = wording.approved(request, change, told)

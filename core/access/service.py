@@ -4,6 +4,7 @@ parts and adds nothing of its own: each method says which part answers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 
@@ -33,7 +34,10 @@ class AccessService:
         clock: Clock = utcnow,
         spend_cache: timedelta = SPEND_CACHE,
         platforms: Platforms | None = None,
+        decisions: Callable[[str], None] | None = None,
     ) -> None:
+        """`decisions` is told each moderator decision as it is made ("approved" or
+        "request_denied"), for the operator's metrics."""
         self.settings = settings
         # What each platform calls a workspace, whether it answers DMs: told by the adapters.
         self.platforms = platforms or Platforms()
@@ -49,7 +53,7 @@ class AccessService:
         self._gate = MessageGate(
             settings, self._repo, clock, self.platforms, spend_cache, slots=slots, tally=tally
         )
-        self._requests = RequestWorkflow(settings, self._repo, self._gate, self._notices, clock)
+        self._requests = RequestWorkflow(settings, self._repo, self._gate, self._notices, clock, decisions)
         self._grants = GrantDesk(settings, self._repo, self._requests, self._notices, clock, self.platforms)
         self._expiry = ExpirySweep(settings, self._repo, self._notices, clock)
 

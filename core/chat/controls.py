@@ -47,7 +47,7 @@ def controls_for(outcome: Outcome | None, *, streaming: bool) -> list[Control]:
     when the model stopped at max_tokens."""
     if streaming:
         return [Control.STOP]
-    if outcome is None or outcome.status in ("denied",):
+    if outcome is None or outcome.status in ("denied", "interrupted"):
         return []
     buttons = [Control.REGENERATE]
     if outcome.can_continue:

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from core.chat import payload, wording
 from core.chat.context import ContextReader, ContextSource
@@ -28,10 +29,15 @@ from core.chat.streaming import ReplyFailed, StreamingReply
 from core.config import Settings
 from core.errors import AccessDenied, ModelError, new_trace_id
 from core.events import Message, Place, User
+from core.logs import log_context
+from core.ops.timed_sink import TimedSink
 from core.ports import HistoryReader, ReplySink
 from core.store import Store
 from core.store.chat_repo import ChatRepo, StoredReply
 from core.store.transcript_repo import TranscriptRepo
+
+if TYPE_CHECKING:
+    from core.ops.metrics import Metrics
 
 # One logger for the chat path, as before the split: operators filter on it.
 log = logging.getLogger("core.chat")
@@ -48,8 +54,10 @@ class ChatEngine:
         *,
         access: AccessGate | None = None,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self._metrics = metrics
         self.store = store
         self.router = router
         self.access: AccessGate = access or OpenGate()
@@ -60,6 +68,7 @@ class ChatEngine:
         self._failover = Failover(settings, router)
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._stopped: set[str] = set()
+        self._interrupted: set[str] = set()
         self._saving: dict[str, asyncio.Task[None]] = {}
         self._remote_stops = RemoteStops(store)
 
@@ -91,6 +100,10 @@ class ChatEngine:
         # seconds. The write is awaited before the reply is finished (and its error surfaces).
         # An adapter that already recorded the message (to claim it) says so with `recorded`.
         recording = None if recorded else asyncio.create_task(self._transcript.record(message))
+        if self._metrics is not None:
+            # Timed from here: what the asker waits for, the store's and the model's time included.
+            observe = self._metrics.first_text_seconds.labels(message.place.platform).observe
+            sink = TimedSink(sink, observe)
         try:
             context, chosen = await self._context.for_message(message, history, alias)
             outcome = await self._run(
@@ -139,6 +152,18 @@ class ChatEngine:
         its stored row says it already ended."""
         reply = await self._records.reply(reply_id)
         return await self._remote_stops.request(reply_id, reply.status if reply else None)
+
+    def in_flight(self) -> list[str]:
+        """The ids of the replies being generated here now."""
+        return [reply_id for reply_id, task in self._inflight.items() if not task.done()]
+
+    def interrupt(self, reply_id: str) -> bool:
+        """Stop a reply because ember is shutting down: it ends with a note asking to ask again,
+        and (status "interrupted") with no buttons that a restarted ember could not honour."""
+        if reply_id not in self.in_flight():
+            return False
+        self._interrupted.add(reply_id)
+        return self.stop(reply_id)
 
     async def may_control(self, reply_id: str, user: User) -> bool:
         """Whether `user` may press a reply's buttons (the rule is `controls.may_press`)."""
@@ -195,6 +220,22 @@ class ChatEngine:
     ) -> Outcome:
         trace_id = new_trace_id()
         outcome = Outcome(reply_id=reply_id or new_reply_id(), trace_id=trace_id, status="done", alias=alias)
+        # Every line logged about this reply, here or deeper, names it and its trace.
+        with log_context(trace_id=trace_id, reply_id=outcome.reply_id, platform=prompt.place.platform):
+            await self._admitted_run(outcome, prompt, history, sink, prefill, recording)
+        if self._metrics is not None:
+            self._metrics.replies.labels(prompt.place.platform, outcome.status).inc()
+        return outcome
+
+    async def _admitted_run(
+        self,
+        outcome: Outcome,
+        prompt: Message,
+        history: Sequence[Message],
+        sink: ReplySink,
+        prefill: str,
+        recording: asyncio.Task[bool] | None,
+    ) -> None:
         try:
             async with self.access.admit(prompt.author, prompt.place):
                 # The reply's row is written while the model is asked and the text streams (under
@@ -217,8 +258,9 @@ class ChatEngine:
                     self._saving.pop(outcome.reply_id, None)
         except AccessDenied as denied:
             outcome.status, outcome.error = "denied", denied.user_message
-            await sink.notice(denied.user_message)
-        return outcome
+            if denied.user_message:
+                log.info("refused: %s", denied.user_message)
+                await sink.notice(denied.user_message)
 
     async def _generate(
         self,
@@ -242,7 +284,7 @@ class ChatEngine:
         except asyncio.CancelledError:
             if outcome.reply_id not in self._stopped:
                 raise
-            outcome.status = "stopped"
+            outcome.status = "interrupted" if outcome.reply_id in self._interrupted else "stopped"
         except ModelError as error:
             outcome.status, outcome.error = "error", error.user_message
             log.warning("model error for %s [trace %s]: %s", prompt.place.key, outcome.trace_id, error.detail)
@@ -252,6 +294,7 @@ class ChatEngine:
         finally:
             self._inflight.pop(outcome.reply_id, None)
             self._stopped.discard(outcome.reply_id)
+            self._interrupted.discard(outcome.reply_id)
         ending = _ending(outcome, reply)
         try:
             outcome.handles = await reply.finish(ending)
@@ -302,6 +345,8 @@ def _ending(outcome: Outcome, reply: StreamingReply) -> str:
     """What is added to a reply that did not finish normally."""
     if outcome.status == "stopped":
         return "" if reply.started else wording.STOPPED_BEFORE_ANYTHING
+    if outcome.status == "interrupted":
+        return f"\n\n{wording.INTERRUPTED}" if reply.started else wording.INTERRUPTED
     if outcome.status == "error":
         return wording.error_ending(outcome.error, reply_started=reply.started)
     return ""

@@ -17,7 +17,7 @@ def new_reply_id() -> str:
 class Outcome:
     reply_id: str
     trace_id: str
-    status: str  # done | stopped | error | denied
+    status: str  # done | stopped | interrupted | error | denied
     text: str = ""
     handles: list[str] = field(default_factory=list)
     stop_reason: str = ""

@@ -20,6 +20,9 @@ GONE = "That reply is no longer stored (it may have been forgotten), so it canno
 # The ending of a reply that did not finish normally.
 STOPPED_BEFORE_ANYTHING = "*(stopped before the model said anything)*"
 PLATFORM_REFUSED = "the platform refused the reply"
+# Ends a reply still running when ember stopped past its shutdown grace: its buttons would
+# point at a reply no process is writing any more, so this note replaces them.
+INTERRUPTED = "*(ember restarted before this reply finished; please ask again)*"
 
 # The name of the message shortcut (Slack) and message menu command (Discord) that shows a
 # conversation's prompt privately: the same words on every platform.

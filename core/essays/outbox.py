@@ -9,8 +9,8 @@ Exactly once, step by step:
    claim the same row.
 3. It calls the platform adapter's `Announcer.announce(delivery)` and marks the row "sent" with
    the platform's message id only after the platform confirmed the post.
-4. If ember dies between 3's post and its mark, the row is still "sending". When the lease runs
-   out another attempt claims it with `delivery.uncertain = True` and the *same*
+4. If ember dies between 3's post and its mark, the row is still "sending". Its lease is renewed
+   only while this process works on it, so when the lease runs out another attempt claims it with `delivery.uncertain = True` and the *same*
    `delivery.idempotency_key`: the adapter uses that key to find or suppress the earlier post
    (Discord: the key is the message nonce with enforce_nonce; Slack: the key is in the
    message's metadata and the adapter looks for it in the channel before posting again).
@@ -43,6 +43,7 @@ from core.config import Settings
 from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited
 from core.essays import wording
 from core.essays.delivery import Announcement, Delivery, DeliveryReport, announcement_of, delivery_key
+from core.essays.leases import Held, LeaseKeeper
 from core.ports import Announcer
 from core.ratelimit import Pacer, RateLimit, Sleep, default_rate_limit
 from core.store.essay_records import ClaimedRow
@@ -53,9 +54,11 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 MAX_ATTEMPTS = 10
-# How long a claimed row is left alone before another attempt may take it as "uncertain": longer
-# than one paced, time-limited call, and short, because Discord remembers nonces for minutes only.
-LEASE = timedelta(minutes=2)
+# How long a claimed row is left alone before another attempt may take it as "uncertain". Short,
+# so that after a crash every owed announcement goes out within seconds of the restart (and well
+# inside the minutes Discord remembers a nonce): while a delivery is in progress its lease is
+# renewed (core.essays.leases), so a slow call is never mistaken for a dead one.
+LEASE = timedelta(seconds=15)
 # Opening a discussion thread is retried this often when the platform says "wait".
 DISCUSS_ATTEMPTS = 3
 RETRY_BASE = timedelta(seconds=30)
@@ -92,6 +95,7 @@ class Outbox:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._lease = lease
+        self._leases = LeaseKeeper(rows, clock, lease)
         self._send_timeout = send_timeout
         self._announcers: dict[str, Announcer] = {}
         self._pacers: dict[str, Pacer] = {}
@@ -140,14 +144,24 @@ class Outbox:
         # Claimed rows wait for the pacer while "sending": a small batch keeps that wait short.
         while claims := await self._claim_due(platform, limit=concurrency * 2):
             queue = deque(claims)
-            async with asyncio.TaskGroup() as group:
-                for _ in range(min(concurrency, len(claims))):
-                    group.create_task(self._work(queue, report))
+            held: Held = {c.delivery.id: c.delivery.attempt for c in claims}
+            try:
+                async with self._leases.holding(held), asyncio.TaskGroup() as group:
+                    for _ in range(min(concurrency, len(claims))):
+                        group.create_task(self._work(queue, held, report))
+            except asyncio.CancelledError:
+                # Shutting down: rows not yet started go back at once rather than wait a lease.
+                await self._leases.give_back({c.delivery.id: c.delivery.attempt for c in queue})
+                raise
 
-    async def _work(self, queue: deque[_Claim], report: DeliveryReport) -> None:
+    async def _work(self, queue: deque[_Claim], held: Held, report: DeliveryReport) -> None:
         """One of a platform's concurrent senders: the pacer, not their number, sets the pace."""
         while queue:
-            await self._attempt(queue.popleft(), report)
+            claim = queue.popleft()
+            try:
+                await self._attempt(claim, report)
+            finally:
+                held.pop(claim.delivery.id, None)  # its outcome is recorded: no more renewals
 
     async def _claim_due(self, platform: str, limit: int) -> list[_Claim]:
         """Take up to `limit` due rows for one attempt each, committed before any platform call."""

@@ -18,8 +18,9 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from core.config import Settings
 from core.essays.delivery import Announcement, DeliveryReport, announcement_of
@@ -48,6 +49,14 @@ Clock = Callable[[], datetime]
 IDLE_MAX = 60.0
 
 
+class EssayObserver(Protocol):
+    """Told what each poll and each delivery round did (the operator's metrics)."""
+
+    def polled(self, reports: Sequence[FeedReport]) -> None: ...
+
+    def delivered(self, report: DeliveryReport) -> None: ...
+
+
 class EssayService:
     """Feeds in, announcements out. One per process; the adapters register their announcers."""
 
@@ -63,8 +72,10 @@ class EssayService:
         fetch_deadline: float = 30.0,
         max_feed_bytes: int = 5_000_000,
         lease: timedelta = LEASE,
+        observer: EssayObserver | None = None,
     ) -> None:
         self.settings = settings
+        self._observer = observer
         self.store = store
         self._clock = clock
         rng = rng or random.Random()
@@ -112,7 +123,7 @@ class EssayService:
         while True:
             try:
                 await self.poll_once(due_only=True)
-                await self.outbox.deliver_pending()
+                await self.deliver_pending()
                 pause = await self._idle_seconds()
             except Exception:
                 log.exception("the essay loop failed; trying again in %.0f s", IDLE_MAX)
@@ -130,10 +141,16 @@ class EssayService:
 
     async def poll_once(self, *, due_only: bool = False) -> list[FeedReport]:
         """Poll every configured feed (only those due, with `due_only`); never raises for a feed."""
-        return await self.poller.poll_once(due_only=due_only)
+        reports = await self.poller.poll_once(due_only=due_only)
+        if self._observer is not None:
+            self._observer.polled(reports)
+        return reports
 
     async def deliver_pending(self, *, wait: float = 0.0) -> DeliveryReport:
-        return await self.outbox.deliver_pending(wait=wait)
+        report = await self.outbox.deliver_pending(wait=wait)
+        if self._observer is not None:
+            self._observer.delivered(report)
+        return report
 
     # ------------------------------------------------------------ subscriptions
 

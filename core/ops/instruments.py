@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,6 +16,8 @@ from core.chat.routing import ClientFactory
 from core.chat.usage import cost_micros
 from core.config import Backend, Settings
 from core.errors import AccessDenied
+from core.essays.delivery import DeliveryReport
+from core.essays.poller import FeedReport
 from core.events import Place, User
 from core.logs import log_context
 from core.ops.metrics import Metrics
@@ -159,3 +161,36 @@ class MeteredGate:
                 self._in_flight -= 1
                 if self._in_flight == 0:
                     self._idle.set()
+
+
+class EssayMeter:
+    """Counts what the essay service did: each failed feed poll and each delivery's outcome."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def polled(self, reports: Sequence[FeedReport]) -> None:
+        for report in reports:
+            if not report.ok:
+                self._metrics.feed_poll_failures.labels(report.url).inc()
+
+    def delivered(self, report: DeliveryReport) -> None:
+        outcomes = self._metrics.essay_delivery_outcomes
+        for outcome, count in (
+            ("sent", report.sent),
+            ("retrying", report.retrying),
+            ("failed", report.failed),
+            ("disabled", report.disabled),
+            ("rate_limited", report.rate_limited),
+        ):
+            if count:
+                outcomes.labels(outcome).inc(count)
+
+
+def count_decision(metrics: Metrics) -> Callable[[str], None]:
+    """Counts moderators' decisions on access requests ("approved", "request_denied")."""
+
+    def counted(decision: str) -> None:
+        metrics.access_decisions.labels(decision).inc()
+
+    return counted

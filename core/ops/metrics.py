@@ -111,6 +111,15 @@ class Metrics:
             ["decision"],
             registry=r,
         )
+        self.essay_delivery_outcomes = Counter(
+            "ember_essay_delivery_outcomes",
+            "Essay delivery attempts by outcome (sent, retrying, failed, disabled, rate_limited)",
+            ["outcome"],
+            registry=r,
+        )
+        self.feed_poll_failures = Counter(
+            "ember_feed_poll_failures", "Feed polls that failed, by feed", ["feed"], registry=r
+        )
         self._store_facts: Refresher | None = None
         self._breakers: BreakerStates | None = None
 

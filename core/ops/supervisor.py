@@ -6,7 +6,7 @@ part fails, the group cancels the others and the error comes out of `run_parts`;
 closed only after every part has ended, so nothing runs half-alive over a closed store.
 
 Stopping: new replies are refused at once; replies in flight get `shutdown_grace_seconds` to
-finish, then are stopped (the text so far stays); then the parts are cancelled.
+finish, then are interrupted (the text so far stays, with a note to ask again); then the parts are cancelled.
 """
 
 from __future__ import annotations
@@ -134,11 +134,10 @@ async def drain(runtime: Runtime, grace: float) -> None:
 
 
 def stop_replies(runtime: Runtime) -> int:
-    """Stop every reply the engine is generating. ChatEngine keeps them by reply id; it has no
-    public list of them yet, so this reads its table (see the report: `in_flight()`)."""
+    """Interrupt every reply the engine is still generating: each keeps its text so far and ends
+    with a note asking to ask again."""
     engine = runtime.engine
-    reply_ids = list(engine._inflight)
-    return sum(engine.stop(reply_id) for reply_id in reply_ids)
+    return sum(engine.interrupt(reply_id) for reply_id in engine.in_flight())
 
 
 @contextmanager

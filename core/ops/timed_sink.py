@@ -16,12 +16,28 @@ class TimedSink:
     def __init__(
         self, inner: ReplySink, observe: Callable[[float], None], clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.max_chars = inner.max_chars
-        self.edit_interval = inner.edit_interval
         self._inner = inner
         self._observe: Callable[[float], None] | None = observe
         self._clock = clock
         self._created = clock()
+
+    # Read through, not copied: an adapter may change them mid-reply (Slack does, when its
+    # native streaming is refused and it falls back to posting and updating).
+    @property
+    def max_chars(self) -> int:
+        return self._inner.max_chars
+
+    @max_chars.setter
+    def max_chars(self, value: int) -> None:
+        self._inner.max_chars = value
+
+    @property
+    def edit_interval(self) -> float:
+        return self._inner.edit_interval
+
+    @edit_interval.setter
+    def edit_interval(self, value: float) -> None:
+        self._inner.edit_interval = value
 
     async def post(self, text: str) -> str:
         handle = await self._inner.post(text)

@@ -5,6 +5,7 @@ from core.store.engine import Store
 from core.store.essay_tables import Essay, EssayDelivery, EssayFeed, EssaySubscription, EssayThread
 from core.store.host_tables import Lease, ReplyStop
 from core.store.models import ChannelSetting, Person, Reply, Turn, Usage, db_now
+from core.store.replay_tables import SeenRequest
 
 __all__ = [
     "AccessAudit",
@@ -20,6 +21,7 @@ __all__ = [
     "Person",
     "Reply",
     "ReplyStop",
+    "SeenRequest",
     "Store",
     "Turn",
     "Usage",

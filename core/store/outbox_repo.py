@@ -10,11 +10,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Table, case, func, true, update
+from sqlalchemy import ColumnElement, Row, Table, and_, case, func, or_, true, update
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -101,6 +101,21 @@ class OutboxRepo:
         async with self._store.session() as session:
             rows = (await session.exec(claim)).all()
         return [_claimed(row) for row in sorted(rows, key=lambda r: r.id)]
+
+    async def renew(self, held: Mapping[int, int], now: datetime, lease: timedelta) -> None:
+        """Extend the leases of rows this process still holds (id -> attempt it holds them with)."""
+        async with self._store.session() as session:
+            await session.exec(update(_deliveries()).where(_held(held)).values(next_attempt_at=now + lease))
+
+    async def release(self, held: Mapping[int, int], now: datetime) -> None:
+        """Give back rows claimed but never attempted: owed again at once, the claim uncounted."""
+        table = _deliveries()
+        async with self._store.session() as session:
+            await session.exec(
+                update(table)
+                .where(_held(held))
+                .values(state="pending", attempts=table.c.attempts - 1, next_attempt_at=now)
+            )
 
     async def mark_sent(self, delivery_id: int, attempt: int, message_id: str, now: datetime) -> None:
         await self._settle(
@@ -190,6 +205,13 @@ def _claimed(row: Row[Any]) -> ClaimedRow:
         attempts=row.attempts,
         uncertain=bool(row.uncertain),
     )
+
+
+def _held(held: Mapping[int, int]) -> ColumnElement[bool]:
+    """The rows still "sending" under exactly these claims (a newer claim is another holder's)."""
+    table = _deliveries()
+    claims = [and_(table.c.id == row, table.c.attempts == attempt) for row, attempt in held.items()]
+    return and_(table.c.state == "sending", or_(*claims))
 
 
 def _deliveries() -> Table:
