@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from core.chat.payload import IMAGE_TYPES, MAX_IMAGE_BYTES
     from core.chat.streaming import split_all, split_once
     from core.chat.triggers import Trigger
+    from core.chat.wording import SHOW_PROMPT as SHOW_PROMPT_LABEL
+    from core.chat.wording import STOP_REPLY as STOP_REPLY_LABEL
     from core.commands import CommandResult, Commands, CommandSpec, Param, ParamKind
     from core.config import ChatSettings, DiscordSettings, Settings, SlackSettings, secret
     from core.ember import Ember
@@ -62,6 +64,8 @@ __all__ = [
     "IMAGE_TYPES",
     "MAX_IMAGE_BYTES",
     "REPLY_BUTTON_PREFIX",
+    "SHOW_PROMPT_LABEL",
+    "STOP_REPLY_LABEL",
     "Announcement",
     "Announcer",
     "ArrivedMessage",
@@ -156,6 +160,8 @@ _HOMES: dict[str, tuple[str, str]] = {
     "PressedReplyButton": ("core.ports", "PressedReplyButton"),
     "Question": ("core.ports", "Question"),
     "REPLY_BUTTON_PREFIX": ("core.chat.controls", "PREFIX"),
+    "SHOW_PROMPT_LABEL": ("core.chat.wording", "SHOW_PROMPT"),
+    "STOP_REPLY_LABEL": ("core.chat.wording", "STOP_REPLY"),
     "RateLimit": ("core.ratelimit", "RateLimit"),
     "RateLimited": ("core.errors", "RateLimited"),
     "ReplyOpener": ("core.ports", "ReplyOpener"),

@@ -20,13 +20,13 @@ from dataclasses import replace
 from typing import Any
 
 from core.chat import Outcome, new_reply_id, transcript
-from core.chat.commands import build_commands
+from core.chat.commands import build_commands, prompt_answer
 from core.chat.controls import Control, parse_control_id
 from core.chat.controls import press as run_control
 from core.chat.payload import Payload
 from core.chat.streaming import ReusingSink
 from core.chat.triggers import Trigger, refuses_direct, should_answer
-from core.chat.wording import DMS_OFF
+from core.chat.wording import DMS_OFF, NOT_YOURS, NOTHING_BEING_WRITTEN
 from core.commands import CommandContext, CommandResult, Commands, CommandSpec
 from core.config import Settings
 from core.events import Message, Place, User, utcnow
@@ -56,6 +56,9 @@ class Ember:
         self._reads_platform: set[str] = set()
         # Replies being written here, by reply id → platform: shutdown stops them.
         self._in_flight: dict[str, str] = {}
+        # The conversation (place key) each answer to a message is being written in: a Stop
+        # chosen on a message there finds it (a Slack native stream has no button until it ends).
+        self._writing_in: dict[str, str] = {}
 
     @property
     def settings(self) -> Settings:
@@ -160,7 +163,7 @@ class Ember:
         reply_id = new_reply_id()
         surface = open_reply(reply_id)
         try:
-            with self._replying(reply_id, message.place.platform):
+            with self._replying(reply_id, message.place.platform, message.place.key):
                 outcome = await self._runtime.engine.respond(
                     message, surface, history=context, alias=alias, reply_id=reply_id, recorded=recorded
                 )
@@ -178,12 +181,30 @@ class Ember:
         return outcome
 
     @contextlib.contextmanager
-    def _replying(self, reply_id: str, platform: str) -> Iterator[None]:
+    def _replying(self, reply_id: str, platform: str, place_key: str = "") -> Iterator[None]:
         self._in_flight[reply_id] = platform
+        if place_key:
+            self._writing_in[reply_id] = place_key
         try:
             yield
         finally:
             self._in_flight.pop(reply_id, None)
+            self._writing_in.pop(reply_id, None)
+
+    async def stop_reply_in(self, place: Place, presser: User) -> str:
+        """Stop what the model is writing in `place`, chosen from any message there (Slack's
+        "Stop the reply" shortcut). The same rule as the Stop button: the asker or a moderator.
+        Returns what to tell the presser privately; "" when the reply was stopped."""
+        engine = self._runtime.engine
+        writing = {reply for reply, key in self._writing_in.items() if key == place.key}
+        writing.update(await engine.replies_streaming_in(place))  # on other hosts too
+        if not writing:
+            return NOTHING_BEING_WRITTEN
+        for reply_id in writing:
+            if not await engine.may_control(reply_id, presser):
+                return NOT_YOURS
+        stopped = [engine.stop(reply_id) or await engine.stop_elsewhere(reply_id) for reply_id in writing]
+        return "" if any(stopped) else NOTHING_BEING_WRITTEN
 
     def stop_replies(self, platform: str) -> None:
         """Stop the platform's replies in flight (what they said stays): for shutdown."""
@@ -204,7 +225,9 @@ class Ember:
         old = await engine.reply_handles(reply_id) if control is Control.REGENERATE else []
         surface = pressed.open_reply(reply_id, after=old[-1] if old else pressed.message_id)
         reusing = ReusingSink(surface, old)
-        with self._replying(reply_id, pressed.presser.platform):
+        # A regenerate or continue writes in the reply's conversation: "Stop the reply" finds it.
+        place = None if control is Control.STOP else await engine.reply_place(reply_id)
+        with self._replying(reply_id, pressed.presser.platform, place.key if place else ""):
             result = await run_control(engine, control, reply_id, pressed.presser, reusing)
         if result.notice:
             await pressed.tell_presser(result.notice)
@@ -261,3 +284,10 @@ class Ember:
     async def prompt_preview(self, place: Place, alias: str | None = None) -> Payload:
         """Exactly what the model would receive for the next message here."""
         return await self._runtime.engine.preview(place, alias)
+
+    async def show_prompt(self, place: Place) -> CommandResult:
+        """The private answer to "Show the prompt" on a message (Slack's message shortcut,
+        Discord's message menu command): the prompt of that message's conversation, exactly
+        as `/opus prompt` shows it there. The adapter only finds the place and shows the
+        answer to the person who asked."""
+        return await prompt_answer(self._runtime.engine, place)

@@ -14,7 +14,8 @@ Every text the core writes for people (command answers, notices, decisions) uses
 
 Everything else is plain text. These are the spellings the core already wrote, so Discord
 renders them as they are and Slack translates them (`bots/slack/render.py`); the model's own
-replies are not core text and never go through here.
+replies are not core text and never go through `parse`. They go through `visible_links` alone,
+on every platform, so no link the model writes can hide where it goes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 MentionKind = Literal["user", "role", "channel"]
+
+# `](` joins a Markdown link's words to its destination; `[label]:` at a line's start (after
+# indentation, quote or list markers) defines a reference link's destination.
+_LINK_DESTINATION = re.compile(r"\]\(")
+_REFERENCE_DEFINITION = re.compile(r"^(?P<lead>[ \t>*+\-0-9.]*\[[^\]\n]*\]):", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -108,3 +114,18 @@ def plain(spans: tuple[Span, ...]) -> str:
         else:
             out.append(f"**{plain(span.parts)}**")
     return "".join(out)
+
+
+def visible_links(text: str) -> str:
+    """Model text with no masked links: `[words](https://elsewhere)` shows as
+    `[words] (https://elsewhere)`, whose bare URL stays clickable, and a reference definition
+    `[ref]: url` becomes text, so `[words][ref]` links nowhere.
+
+    A space is the whole change, and it depends only on the characters before it, so the
+    rendering of a reply's first words is a prefix of the rendering of all of it: a native
+    stream (Slack) can keep appending. Code is treated alike (`f[i](x)` shows as `f[i] (x)`):
+    whether a fence is closed is not known until later, and an unclosed one is code on one
+    platform but not the other.
+    """
+    spaced = _LINK_DESTINATION.sub("] (", text)
+    return _REFERENCE_DEFINITION.sub(r"\g<lead> :", spaced)

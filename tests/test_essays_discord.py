@@ -46,6 +46,7 @@ from tests.fakes.feed_server import FeedServer
 CHANNELS = 20
 CROSSPOST = "POST /channels/{channel_id}/messages/{message_id}/crosspost"
 THREAD = "POST /channels/{channel_id}/messages/{message_id}/threads"
+HISTORY = "GET /channels/{channel_id}/messages"
 
 
 def essay_guild() -> FakeGuild:
@@ -238,10 +239,57 @@ async def test_killed_mid_fan_out_then_restarted_leaves_one_announcement_per_cha
     for name in names:
         [message] = announcements(fake, fake.channel(name))
         assert sent[str(fake.channel(name).id)] == message["id"]  # ember recorded the post that stands
-    # The posts ember never heard back about were sent again with the same nonce, and Discord
-    # answered with the message it already had.
+    # The posts ember never heard back about were found in their channels' history, not sent
+    # again; each channel saw one post, each with its own nonce.
     nonces = [r.body["nonce"] for r in fake.requests if r.route == POST and r.body.get("embeds")]
-    assert len(nonces) > CHANNELS and len(set(nonces)) == CHANNELS
+    assert len(nonces) == len(set(nonces)) == CHANNELS
+    assert [r for r in fake.requests if r.route == HISTORY]
+
+
+async def test_an_uncertain_delivery_beyond_discords_nonce_memory_is_found_not_posted_again(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, feed_server: FeedServer
+) -> None:
+    async with discord_world(crash=2) as (fake, crash):
+        assert crash is not None
+        settings = settings_for(tmp_path, fake, fake_anthropic, feed_server)
+        names = ["essays-0", "essays-1", "essays-2", "news"]
+        async with running_ember(fake, fake_anthropic, settings) as ember:
+            await subscribe(ember.runtime, fake, names)
+            await seed_and_publish(ember.runtime, feed_server, now_post("outage", "After an outage"))
+            delivering = asyncio.create_task(ember.runtime.essays.deliver_pending())
+            await asyncio.wait_for(crash.crashed.wait(), 10)
+            delivering.cancel()  # kill -9 mid fan-out
+            with pytest.raises(asyncio.CancelledError):
+                await delivering
+        crash.armed = False
+        crash.release.set()
+        fake.nonce_window = 0.0  # a long outage: Discord has forgotten every nonce
+        posted_before = {n: len(announcements(fake, fake.channel(n))) for n in names}
+        assert crash.after < sum(posted_before.values()) <= len(names)
+
+        async with running_ember(fake, fake_anthropic, settings) as ember:
+            later = EssayService(settings, ember.runtime.store, clock=lambda: utcnow() + LEASE * 2)
+            later.register_announcer("discord", DiscordAnnouncer(ember.client, settings.discord))
+            try:
+                report = await later.deliver_pending()
+            finally:
+                await later.close()
+            sent = dict(
+                await rows(
+                    ember.runtime.store, "SELECT channel_id, platform_message_id FROM essay_deliveries"
+                )
+            )
+        assert report.failed == 0 and report.retrying == 0
+
+    for name in names:
+        [message] = announcements(fake, fake.channel(name))
+        assert sent[str(fake.channel(name).id)] == message["id"]
+    # The deliveries left uncertain were found by reading their channels, then got their
+    # discussion threads on the post that stood; no channel got a second post.
+    read = {r.path.split("/")[2] for r in fake.requests if r.route == HISTORY}
+    assert read
+    threaded = {r.path.split("/")[2] for r in fake.requests if r.route == THREAD}
+    assert read <= threaded
 
 
 async def _states(settings: Settings) -> list[tuple[Any, ...]]:

@@ -8,8 +8,9 @@ history.py    conversations read fresh from Discord (also the core's HistoryRead
 convert.py    Discord objects → neutral values
 sink.py       a reply's messages, buttons and typing sign (core.ports.ReplySurface)
 buttons.py    persistent reply buttons
-render.py     the core's neutral markup as Discord text; no pings
+render.py     the core's neutral markup as Discord text; model text with links unmasked; no pings
 commands.py   /opus as slash commands, and the ask thread
+menus.py      the "Show the prompt" message menu command
 notifier.py   access requests, DMs, Approve / Deny
 announcer.py  essay announcements
 traits.py     Discord's facts for the core (core.PlatformTraits)

@@ -4,6 +4,10 @@ announcement channels, with a "Discuss with the model" thread under it.
 Exactly once: every post carries the delivery's fixed `nonce`, and discord.py adds
 `enforce_nonce` whenever a nonce is given, so a retry after a crash (same nonce, within
 Discord's few-minute window) returns the message already posted instead of posting again.
+Discord forgets a nonce after those few minutes, and a delivery left uncertain is retried
+only after its lease (two minutes) or a longer outage, so before posting an uncertain delivery
+again ember reads the channel's recent messages for its own post of that essay (its embed's
+title and link), as it reads message metadata on Slack.
 Publishing and the thread are idempotent too: "already crossposted" and "a thread already
 exists" (its id is the message's) both count as done.
 
@@ -46,6 +50,8 @@ THREAD_ARCHIVE_MINUTES: Literal[10080] = 10080  # a week: people read an essay o
 FOOTER = "Reply in the thread below to discuss it with the model."
 ALREADY_CROSSPOSTED = 40033
 THREAD_EXISTS = 160004
+# How far back an uncertain delivery looks for its earlier post: one page of history.
+HISTORY_LOOKBACK = 100
 # Embed field limits (Discord's).
 TITLE_LIMIT = 256
 AUTHOR_LIMIT = 256
@@ -123,6 +129,11 @@ class DiscordAnnouncer:
         content, allowed = role_ping(delivery.role_id)
         try:
             announcement_channel = await self._is_announcement_channel(delivery)
+            earlier = await self._earlier_post(delivery) if delivery.uncertain else None
+            if earlier is not None:
+                if announcement_channel:
+                    await self._publish(delivery, channel_id, earlier)
+                return str(earlier)
             await delivery.pace()
             message = await self._messageable(delivery).send(
                 content=content,
@@ -160,6 +171,30 @@ class DiscordAnnouncer:
     async def notify_moderators(self, workspace_id: str, text: str) -> None:
         channel = await moderators_channel(self._client, self._settings.mod_channel, workspace_id)
         await channel.send(rendered(text), allowed_mentions=NO_PINGS)
+
+    async def _earlier_post(self, delivery: Delivery) -> int | None:
+        """The id of this delivery's post if an earlier attempt made it: ember's own message
+        with this essay's embed (a delivery is one essay in one channel; Discord's history does
+        not show nonces). Reading history paces like any other request; a refusal here leaves
+        the decision to the post's nonce, as before."""
+        wanted = announcement_embed(delivery.announcement)
+        me = self._client.user
+        try:
+            await delivery.pace()
+            async for message in self._messageable(delivery).history(limit=HISTORY_LOOKBACK):
+                if me is None or message.author.id != me.id:
+                    continue
+                if any((embed.title, embed.url) == (wanted.title, wanted.url) for embed in message.embeds):
+                    log.info("essay delivery %d was already posted in %s", delivery.id, delivery.channel_id)
+                    return message.id
+        except discord.HTTPException as error:
+            log.warning(
+                "could not read channel %s for an earlier post of delivery %d (%s); posting with its nonce",
+                delivery.channel_id,
+                delivery.id,
+                error,
+            )
+        return None
 
     def _messageable(self, delivery: Delivery) -> discord.PartialMessageable:
         guild = int(delivery.workspace_id) if delivery.workspace_id.isdigit() else None

@@ -7,6 +7,7 @@ from typing import Any
 
 from bots.discord.buttons import ReplyButton
 from bots.discord.client import EmberClient
+from bots.discord.menus import show_prompt_menu
 from bots.discord.notifier import AccessButton, DiscordNotifier
 from core import Ember, Runtime
 
@@ -24,8 +25,9 @@ def register(client: EmberClient, ember: Ember) -> None:
     """Reply and access buttons are routed (also on messages posted before a restart: their ids
     say everything); the core reads Discord conversations through the client's history and
     posts access requests and DMs through it; `/opus` joins the command tree (synced once
-    logged in)."""
+    logged in), and so does the "Show the prompt" message menu command."""
     client.add_dynamic_items(ReplyButton, AccessButton)
     notifier = DiscordNotifier(client, ember.settings.discord.mod_channel)
     ember.attach(client.traits, history=client.history, notifier=notifier)
     client.tree.add_command(client.slash.group())
+    client.tree.add_command(show_prompt_menu(client, ember))

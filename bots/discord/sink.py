@@ -17,7 +17,7 @@ from typing import Any
 import discord
 
 from bots.discord.buttons import controls_view
-from bots.discord.render import NO_PINGS, rendered
+from bots.discord.render import LINK_ROOM, NO_PINGS, model_text, rendered
 from bots.discord.traits import EDIT_INTERVAL, MAX_MESSAGE_CHARS
 from core import Control, Outcome, controls_for
 
@@ -28,7 +28,7 @@ TYPING_EVERY = 8.0
 
 
 class DiscordSink:
-    max_chars = MAX_MESSAGE_CHARS
+    max_chars = MAX_MESSAGE_CHARS - LINK_ROOM  # room for the spaces that unmask links
     edit_interval = EDIT_INTERVAL
 
     def __init__(
@@ -54,7 +54,7 @@ class DiscordSink:
         self.stop_typing()
         try:
             message = await self._channel.send(
-                text,
+                model_text(text),
                 **self._reference(),
                 allowed_mentions=NO_PINGS,
                 view=controls_view([Control.STOP], self.reply_id),  # type: ignore[arg-type]
@@ -72,7 +72,9 @@ class DiscordSink:
         return self._written(str(message.id))
 
     async def edit(self, handle: str, text: str) -> None:
-        await self._channel.get_partial_message(int(handle)).edit(content=text, allowed_mentions=NO_PINGS)
+        await self._channel.get_partial_message(int(handle)).edit(
+            content=model_text(text), allowed_mentions=NO_PINGS
+        )
         self._written(handle)
 
     async def notice(self, text: str) -> None:

@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import announcer as essay_announcer
 from bots.slack import commands as slash_commands
-from bots.slack import inbound, notifier
+from bots.slack import inbound, notifier, shortcuts
 from bots.slack.bot import SlackBot
 from bots.slack.files import FileFetcher
 from bots.slack.notifier import SlackNotifier
@@ -83,6 +83,7 @@ def register(
     ember.attach(traits, notifier=SlackNotifier(client, settings.slack.mod_channel))
     inbound.register(app, bot)
     slash_commands.register(app, bot)
+    shortcuts.register(app, bot)
     notifier.register(app, bot)
     essay_announcer.register(app, bot, traits)  # essay announcements flow through this client
     return bot

@@ -81,6 +81,12 @@ def raw_tail(raw: str, skip: int) -> str:
 
 
 async def show(bot: SlackBot, invoker: User, result: CommandResult, respond: AsyncRespond) -> None:
+    text = await answer_text(bot, invoker, result)
+    await respond(text=text, response_type="ephemeral" if result.ephemeral else "in_channel")
+
+
+async def answer_text(bot: SlackBot, invoker: User, result: CommandResult) -> str:
+    """A command's answer as mrkdwn; an attachment inline when short, else sent as a file."""
     text = render.trusted(result.text)
     if result.attachment is not None:
         name, content = result.attachment
@@ -90,7 +96,7 @@ async def show(bot: SlackBot, invoker: User, result: CommandResult, respond: Asy
             text += f"\nIt is long, so I've sent it to you as a file (`{render.escape(name)}`) in our DM."
         else:
             text += "\n" + render.code_block(content[:SNIPPET_CHARS]) + "\n_(cut short)_"
-    await respond(text=text, response_type="ephemeral" if result.ephemeral else "in_channel")
+    return text
 
 
 async def send_file(bot: SlackBot, invoker: User, name: str, content: str) -> bool:

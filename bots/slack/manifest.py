@@ -2,7 +2,7 @@
 
 It asks for exactly what ember uses: mentions and messages where it is present, DMs, the slash
 command (with users and channels escaped, so `/opus access grant @ana` arrives as `<@U…|ana>`),
-buttons, names and user groups (moderators), files (images in, long prompts out) and DMs to
+the "Show the prompt" and "Stop the reply" message shortcuts, buttons, names and user groups (moderators), files (images in, long prompts out) and DMs to
 members (access decisions).
 """
 
@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core import SlackSettings
+from bots.slack.shortcuts import SHOW_PROMPT, STOP_REPLY
+from core import SHOW_PROMPT_LABEL, STOP_REPLY_LABEL, SlackSettings
 
 EVENTS_PATH = "/slack/events"
 
@@ -63,6 +64,20 @@ def manifest(settings: SlackSettings, *, name: str = "ember", request_url: str =
             },
             "bot_user": {"display_name": name, "always_online": True},
             "slash_commands": [command],
+            "shortcuts": [
+                {
+                    "name": SHOW_PROMPT_LABEL,
+                    "type": "message",
+                    "callback_id": SHOW_PROMPT,
+                    "description": "What the model would receive in this thread (only you see it)",
+                },
+                {
+                    "name": STOP_REPLY_LABEL,
+                    "type": "message",
+                    "callback_id": STOP_REPLY,
+                    "description": "Stop what the model is writing in this thread",
+                },
+            ],
         },
         "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
         "settings": {

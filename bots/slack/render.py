@@ -3,7 +3,9 @@
 Model text is never trusted as markup. Slack reads `<...>` as mentions and links (`<!channel>`,
 `<@U1>`, `<https://evil|innocent>`), so every `&`, `<` and `>` leaves as an entity and reaches
 people as the plain characters. Both places replies show in — mrkdwn text and the Markdown of
-`chat.*Stream` and `markdown` blocks — turn those three entities back into characters.
+`chat.*Stream` and `markdown` blocks — turn those three entities back into characters. The
+Markdown would still read `[words](https://elsewhere)` as a link that hides where it goes, so
+model text passes `core.markup.visible_links` first (`model_text`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ _BUTTON_STYLE = {Control.STOP: "danger", Control.CONTINUE: "primary"}
 def escape(text: str) -> str:
     """Slack's three control characters as entities: the text shows, nothing is parsed."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def model_text(text: str) -> str:
+    """The model's words for a reply: escaped, and every link's destination shown."""
+    return escape(markup.visible_links(text))
 
 
 def trusted(text: str) -> str:
@@ -60,17 +67,17 @@ def _mention(span: markup.Mention) -> str:
 
 
 def fit(text: str, limit: int) -> list[str]:
-    """Cut raw `text` into pieces whose escaped form is at most `limit` characters.
+    """Cut raw `text` into pieces whose rendered form (`model_text`) is at most `limit` characters.
 
-    Escaping can grow text fivefold (`&` → `&amp;`), so the raw cut shrinks until the escaped
+    Escaping can grow text fivefold (`&` → `&amp;`), so the raw cut shrinks until the rendered
     piece fits; `split_once` keeps cuts on boundaries and code fences balanced.
     """
     pieces: list[str] = []
     while text:
         room = limit
         head, rest = split_once(text, room)
-        while len(escape(head)) > limit and room > 16:
-            room = max(16, room * limit // len(escape(head)) - 8)
+        while len(model_text(head)) > limit and room > 16:
+            room = max(16, room * limit // len(model_text(head)) - 8)
             head, rest = split_once(text, room)
         pieces.append(head)
         text = rest

@@ -210,7 +210,7 @@ class SlackSink:
                 )
 
     async def _draw_once(self, parts: list[_Part], text: str) -> None:
-        pieces = [render.escape(piece) for piece in render.fit(text, self._limit)]
+        pieces = [render.model_text(piece) for piece in render.fit(text, self._limit)]
         for index, piece in enumerate(pieces):
             if index < len(parts):
                 if parts[index].shown != piece:

@@ -6,9 +6,11 @@ from typing import Any
 
 from core.access.commands import ACCESS_COMMANDS
 from core.chat import transcript, wording
+from core.chat.engine import ChatEngine
 from core.commands import CommandContext, CommandResult, Commands, CommandSpec, Param
 from core.errors import NotModerator, UsageError
 from core.essays.commands import ESSAY_COMMANDS
+from core.events import Place
 
 # Past this, `/opus prompt` answers with a file rather than a wall of text.
 INLINE_PROMPT_CHARS = 1800
@@ -22,7 +24,13 @@ async def ask(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
 
 
 async def prompt(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
-    payload = await ctx.runtime.engine.preview(ctx.place)
+    return await prompt_answer(ctx.runtime.engine, ctx.place)
+
+
+async def prompt_answer(engine: ChatEngine, place: Place) -> CommandResult:
+    """What the model would receive for the next message in `place`, as a private answer: the
+    one flow behind `/opus prompt` and the "Show the prompt" message shortcut / menu command."""
+    payload = await engine.preview(place)
     if not payload.messages:
         return CommandResult(wording.NOTHING_SAID_YET)
     text = payload.as_text()

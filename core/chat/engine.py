@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from core.chat import payload, wording
@@ -20,6 +21,7 @@ from core.chat.context import ContextReader, ContextSource
 from core.chat.controls import may_press
 from core.chat.failover import Attempt, Failover
 from core.chat.gate import AccessGate, OpenGate
+from core.chat.labelled import LabelledSink
 from core.chat.outcome import Outcome, new_reply_id
 from core.chat.routing import Router
 from core.chat.stop_flags import RemoteStops, visible_soon
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
 
 # One logger for the chat path, as before the split: operators filter on it.
 log = logging.getLogger("core.chat")
+# No reply streams longer than this; an older "streaming" row was left by a host that died.
+LONGEST_REPLY = timedelta(minutes=30)
 
 
 class ChatEngine:
@@ -119,10 +123,20 @@ class ChatEngine:
         return await self._run(context[-1], context, sink, reply.alias, prefill="", reply_id=reply_id)
 
     async def continue_reply(self, reply_id: str, user: User, sink: ReplySink) -> Outcome:
-        """Carry on a reply that stopped at max_tokens, from exactly where it stopped."""
+        """Carry on a reply that stopped at max_tokens, from exactly where it stopped, with the
+        model that wrote it: one reply is never written by two models. When that was the
+        fallback, the continuation says so, as the answer did."""
         reply, prompt = await self._reply_and_prompt(reply_id)
         context = await self._context.upto(prompt)
-        return await self._run(context[-1], context, sink, reply.alias, prefill=reply.text, reply_id=reply_id)
+        if reply.written_by != reply.alias:
+            sink = LabelledSink(sink, wording.continued_by(self._display_name(reply.written_by)))
+        return await self._run(
+            context[-1], context, sink, reply.written_by, prefill=reply.text, reply_id=reply_id
+        )
+
+    def _display_name(self, alias: str) -> str:
+        model = self.settings.models.get(alias)
+        return (model.display_name if model else "") or alias
 
     def stop(self, reply_id: str) -> bool:
         """End generation of a reply in flight; the text so far stays. False if not running here."""
@@ -161,6 +175,15 @@ class ChatEngine:
         # Pressed on another host than the one writing the row: it is visible here shortly.
         reply = await visible_soon(lambda: self._records.reply(reply_id))
         return may_press(user, reply.requester_id if reply else None)
+
+    async def replies_streaming_in(self, place: Place) -> list[str]:
+        """Replies being written in `place` on any host, by their stored rows."""
+        return await self._records.streaming_in(place, started_within=LONGEST_REPLY)
+
+    async def reply_place(self, reply_id: str) -> Place | None:
+        """The conversation a stored reply answers in (a regenerate or continue writes there)."""
+        reply = await self._records.reply(reply_id)
+        return reply.place if reply else None
 
     async def reply_handles(self, reply_id: str) -> list[str]:
         """The platform messages a reply was shown in (for a regenerate that rewrites them)."""

@@ -12,6 +12,9 @@ DMS_OFF = "I don't take direct messages here. Mention me in a channel instead."
 # Reply buttons, told privately to whoever pressed one.
 NOT_YOURS = "Only the person who asked, or a moderator, can use these buttons."
 NOTHING_TO_STOP = "That reply has already finished."
+NOTHING_BEING_WRITTEN = "Nothing is being written here right now."
+# The message shortcut that stops a reply from any message of its conversation (Slack).
+STOP_REPLY = "Stop the reply"
 GONE = "That reply is no longer stored (it may have been forgotten), so it cannot be redone."
 
 # The ending of a reply that did not finish normally.
@@ -20,6 +23,10 @@ PLATFORM_REFUSED = "the platform refused the reply"
 # Ends a reply still running when ember stopped past its shutdown grace: its buttons would
 # point at a reply no process is writing any more, so this note replaces them.
 INTERRUPTED = "*(ember restarted before this reply finished; please ask again)*"
+
+# The name of the message shortcut (Slack) and message menu command (Discord) that shows a
+# conversation's prompt privately: the same words on every platform.
+SHOW_PROMPT = "Show the prompt"
 
 NOTHING_SAID_YET = "Nothing has been said here yet, so the model would see only its system prompt."
 
@@ -32,6 +39,11 @@ def error_ending(error: str, *, reply_started: bool) -> str:
 def fallback_note(asked: str, answering: str) -> str:
     """Heads a reply from another model than the one asked for: never silently."""
     return f"*({asked} is unavailable right now; this answer is from {answering}.)*\n\n"
+
+
+def continued_by(writer: str) -> str:
+    """Heads the continuation of an answer another model than the one asked for wrote."""
+    return f"*(continued by {writer}, which wrote this answer)*\n\n"
 
 
 def prompt_summary(messages: int, estimated_tokens: int, dropped: int) -> str:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, func, insert, select, update
+from sqlalchemy import Select, bindparam, case, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import col
 from sqlmodel import select as select_model
@@ -38,7 +38,8 @@ class StoredReply:
     place: Place
     prompt_message_id: str
     requester_id: str
-    alias: str
+    alias: str  # the alias asked for
+    written_by: str  # the alias whose model wrote the text: `alias`, or its fallback
     handles: list[str]  # the platform messages it was shown in, in order
     text: str
     status: str
@@ -154,12 +155,17 @@ class ChatRepo:
         own_turn: Message | None,
     ) -> None:
         """The reply's final state, a usage row per request it made (charged to the workspace
-        `charged_to`), and ember's own turn: one transaction."""
-        statements: list[Any] = [
-            update(Reply)
-            .where(col(Reply.id) == reply_id)
-            .values(text=text, message_ids=json.dumps(handles), status=status, stop_reason=stop_reason)
-        ]
+        `charged_to`), and ember's own turn: one transaction. The reply row also keeps the alias
+        whose model wrote the answer (`_written_by`): the last request's."""
+        final: dict[str, Any] = {
+            "text": text,
+            "message_ids": json.dumps(handles),
+            "status": status,
+            "stop_reason": stop_reason,
+        }
+        if usage:
+            final["alias"] = _written_by(usage[-1].alias)
+        statements: list[Any] = [update(Reply).where(col(Reply.id) == reply_id).values(final)]
         if usage:
             rows = [
                 Usage(
@@ -177,6 +183,17 @@ class ChatRepo:
         else:
             await self._store.write(lambda conn: _execute_all(conn, statements))
 
+    async def streaming_in(self, place: Place, *, started_within: timedelta) -> list[str]:
+        """Replies still streaming in `place` (on any host) that started within the last
+        `started_within`: a row left "streaming" by a host that died is not being written."""
+        query = select_model(Reply.id).where(
+            col(Reply.place_key) == place.key,
+            col(Reply.status) == "streaming",
+            col(Reply.created_at) >= db_now() - started_within,
+        )
+        async with self._store.reading() as session:
+            return [str(reply_id) for reply_id in (await session.exec(query)).all()]
+
     async def reply(self, reply_id: str, *, in_writers_turn: bool = False) -> StoredReply | None:
         """The stored reply, or None. `in_writers_turn` reads as a writing session would, after
         the write in progress (regenerate and continue have always read this way)."""
@@ -190,7 +207,8 @@ class ChatRepo:
             place=place_from_key(row.place_key),
             prompt_message_id=row.prompt_message_id,
             requester_id=row.requester_id,
-            alias=row.alias,
+            alias=row.alias.partition(WRITER_MARK)[0],
+            written_by=row.alias.rpartition(WRITER_MARK)[2],
             handles=json.loads(row.message_ids),
             text=row.text,
             status=row.status,
@@ -226,6 +244,28 @@ def replies_counted() -> Any:
     """How many replies the usage rows are: a reply has one row per request it made, and the
     first (attempt 0) is always there."""
     return func.coalesce(func.sum(case((col(Usage.attempt) == 0, 1), else_=0)), 0)
+
+
+# The replies table has one alias column (a column of its own would need a migration), so a reply
+# another alias's model wrote (the asked alias's `fallback`) keeps both there: "asked\nwriter".
+# An alias is one line, so the mark never occurs in one.
+WRITER_MARK = "\n"
+ALIAS_WIDTH = 64  # the column's width
+
+
+def _written_by(writer: str) -> Any:
+    """The alias column once `writer`'s model has answered, from what it holds now: the asked
+    alias alone when that model answered itself, "asked\nwriter" when another did. A run that
+    continues with the writer leaves the pair as it is."""
+    column = col(Reply.alias)
+    paired = column + WRITER_MARK + writer
+    return case(
+        (column == writer, column),
+        (column.startswith(writer + WRITER_MARK, autoescape=True), literal(writer)),
+        (column.contains(WRITER_MARK), column),
+        (func.length(column) + len(WRITER_MARK + writer) <= ALIAS_WIDTH, paired),
+        else_=column,
+    )
 
 
 def place_from_key(key: str) -> Place:

@@ -40,6 +40,7 @@ attachments=, embeds=, components=)` (works for text channels, threads and DMs),
 say(...)` (= message + dispatch MESSAGE_CREATE), `message_update(id, content=...)`,
 `message_delete(id)`, `dm_channel(user)`, `new_thread(parent, name, ...)` + `thread_create(t)`,
 `attachment(filename, data)`, `slash_command(user, channel, "opus access grant", {"user": bob})`,
+`message_command(user, "Show the prompt", message_id)` (a message menu command),
 `button_press(user, message_id, custom_id)`. Mentions in `content` (`<@id>`, `<@&id>`) are parsed.
 
 REST (what the bot's own actions do): messages create/edit/delete/get/history/crosspost/react,
@@ -1037,6 +1038,33 @@ class FakeDiscord:
             data["resolved"] = resolved
         return self._interaction(
             APPLICATION_COMMAND, user, channel, data, permissions=permissions, locale=locale
+        )
+
+    def message_command(
+        self, user: FakeUser, name: str, message_id: int, *, permissions: int | None = None
+    ) -> Json:
+        """INTERACTION_CREATE for the message menu command `name` (Apps → name) chosen on a
+        stored message, as Discord sends it: `target_id` and the message under `resolved`."""
+        message = self.messages[message_id]
+        channel = self.channels[int(message["channel_id"])]
+        schema = next(
+            (
+                c
+                for scope in ([channel.guild.id] if channel.guild else []) + [None]
+                for c in self.commands.get(scope, [])
+                if c["name"] == name and c.get("type") == 3
+            ),
+            None,
+        )
+        data: Json = {
+            "id": schema["id"] if schema else str(self._snowflake()),
+            "name": name,
+            "type": 3,
+            "target_id": str(message_id),
+            "resolved": {"messages": {str(message_id): message}},
+        }
+        return self._interaction(
+            APPLICATION_COMMAND, user, channel, data, permissions=permissions, locale="en-US"
         )
 
     def button_press(

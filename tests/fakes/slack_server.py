@@ -70,8 +70,9 @@ timestamp six minutes old. Bodies: `http_event` (JSON), `http_slash_command` (fo
 Builders store the message in the fake (so conversations.replies sees it) and return the event
 as Slack would deliver it: `app_mention`, `message` (channel, thread or DM — channel_type comes
 from the channel), `bot_message`, `file_share` (with `image_file(...)`, served at url_private),
-`message_changed`, `message_deleted`, `event_for` (any stored message, e.g. the bot's own) and
-`button_press` (a block_actions payload for a button on a stored message).
+`message_changed`, `message_deleted`, `event_for` (any stored message, e.g. the bot's own),
+`button_press` (a block_actions payload for a button on a stored message) and
+`message_shortcut` (a message_action payload: a message shortcut chosen on a stored message).
 """
 
 from __future__ import annotations
@@ -770,6 +771,27 @@ class FakeSlack:
             "state": {"values": {}},
             "response_url": self._response_url("actions", channel=channel, message_ts=message_ts, user=user),
             "actions": [action],
+        }
+
+    def message_shortcut(self, user: str, channel: str, message_ts: str, callback_id: str) -> Json:
+        """A `message_action` payload: `user` chooses the message shortcut `callback_id` from
+        the "More actions" menu of a stored message (thread replies carry their thread_ts)."""
+        message = self.stored(channel, message_ts)
+        person = self.users.get(user) or SlackUser(user, user)
+        return {
+            "type": "message_action",
+            "token": VERIFICATION_TOKEN,
+            "action_ts": self._new_ts(),
+            "team": {"id": self.team_id, "domain": self.team_domain},
+            "user": {"id": person.id, "username": person.name, "name": person.name, "team_id": self.team_id},
+            "channel": {"id": channel, "name": self.channel(channel).name or "directmessage"},
+            "is_enterprise_install": False,
+            "enterprise": None,
+            "callback_id": callback_id,
+            "trigger_id": self._trigger_id(),
+            "response_url": self._response_url("actions", channel=channel, message_ts=message_ts, user=user),
+            "message_ts": message_ts,
+            "message": _public(message),
         }
 
     def slash_command(
