@@ -122,8 +122,9 @@ async def test_the_reply_row_keeps_the_alias_asked_for_and_the_one_that_wrote(st
             handles=["9.0"],
             status="done",
             stop_reason="",
-            usage=answered_by(writer),
+            usage=[answered_by(writer)],
             own_turn=None,
+            charged_to=place.workspace_id,
         )
         stored = await repo.reply("r1")
         assert stored is not None
