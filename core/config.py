@@ -164,6 +164,8 @@ class DiscordSettings:
     moderator_roles: list[DiscordRole] = field(default_factory=list)
     api_base_url: OptionalHttpUrl = ""
     gateway_url: OptionalWsUrl = ""
+    # Discord's global limit for the bot token (50; higher only where Discord granted it).
+    requests_per_second: PositiveInt = 50
 
     @property
     def slash_command(self) -> str:

@@ -105,7 +105,7 @@ class SlackSink:
         self._chains[parts[0].ts] = parts
         return parts[0].ts
 
-    async def edit(self, handle: str, text: str) -> None:
+    async def edit(self, handle: str, text: str, *, final: bool = False) -> None:
         parts = self._chains.get(handle)
         if parts is None:
             parts = await self._adopt(handle)
