@@ -107,9 +107,10 @@ class DiscordSink:
         self._raise_failure()
         self._wanted[handle] = text
         if final:
+            # Sent ahead of every intermediate edit, without holding up the reply's end: when
+            # the budget is busy it is still waiting as the buttons come, and goes with them.
             self._cancel_waiting(handle)
-            await self._write(handle, Priority.FINAL_TEXT)
-            self._raise_failure()
+            self._waiting[handle] = asyncio.create_task(self._final_edit(handle), name="ember-final-edit")
         elif handle not in self._waiting:
             self._waiting[handle] = asyncio.create_task(self._paced_edit(handle), name="ember-edit")
 
@@ -214,6 +215,20 @@ class DiscordSink:
             await self._write(handle, Priority.EDIT)
         except discord.HTTPException as error:
             self._failure = error  # told to the streamer at its next write: the reply failed
+        finally:
+            if self._waiting.get(handle) is asyncio.current_task():
+                del self._waiting[handle]
+
+    async def _final_edit(self, handle: str) -> None:
+        try:
+            await self._write(handle, Priority.FINAL_TEXT)
+        except discord.HTTPException as error:
+            log.error(
+                "could not show the final text of message %s in channel %s: %s",
+                handle,
+                self._channel.id,
+                error,
+            )
         finally:
             if self._waiting.get(handle) is asyncio.current_task():
                 del self._waiting[handle]

@@ -139,6 +139,12 @@ class RequestScheduler:
         self._windows.pause(key, self._clock() + max(0.0, seconds))
         self._wake.set()
 
+    def has_room(self, priority: Priority, keys: tuple[str, ...]) -> bool:
+        """Whether a call of `priority` spending from `keys` would go out now (nothing more
+        urgent waiting ahead of it aside): for choosing between two ways of doing one thing."""
+        now = self._clock()
+        return all(self._windows.room(key, now) >= self._needed(priority, key) for key in keys)
+
     def outside_call_started(self, key: str = GLOBAL) -> None:
         """A request the scheduler did not make (the SDK's own: login, reads) is on its way:
         it spends from `key` all the same, as the platform counts it."""
