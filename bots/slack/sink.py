@@ -77,6 +77,12 @@ class _Part:
     ts: str
     shown: str  # the escaped text it shows
     streaming: bool
+    # The escaped text it should show: ahead of `shown` while an edit waits for the budget.
+    wanted: str = ""
+
+    @property
+    def behind(self) -> bool:
+        return bool(self.wanted) and self.wanted != self.shown
 
 
 class SlackSink:
@@ -195,9 +201,10 @@ class SlackSink:
             return
         try:
             if part.streaming:
+                await self._catch_up(part)
                 await self._stop(part)
             else:
-                await self._update(part, part.shown, [], Priority.FINAL_TEXT)
+                await self._update(part, part.wanted or part.shown, [], Priority.FINAL_TEXT)
         except SlackApiError as error:
             log.warning("could not take Stop off reply %s: %s", self.reply_id, slack_error(error))
 
@@ -213,11 +220,13 @@ class SlackSink:
         if part.streaming:
             actions = render.buttons(self.reply_id, controls)
             try:
+                await self._catch_up(part)
                 await self._stop(part, blocks=[actions] if actions else None)
                 return
             except SlackApiError as error:
                 log.info("could not stop stream %s (%s); updating it instead", part.ts, slack_error(error))
-        await self._update(part, part.shown, controls, Priority.FINAL_TEXT)
+        # The final text (if it was held) and the buttons, in one update.
+        await self._update(part, part.wanted or part.shown, controls, Priority.FINAL_TEXT)
 
     # ------------------------------------------------------------------ drawing
 
@@ -286,6 +295,9 @@ class SlackSink:
         return self._scheduler.has_room(Priority.EDIT, keys)
 
     async def _extend(self, part: _Part, piece: str) -> None:
+        part.wanted = piece
+        if self._holds(part):
+            return
         if part.streaming and piece.startswith(part.shown):
             try:
                 await self._spend(
@@ -305,16 +317,41 @@ class SlackSink:
         self.edit_interval = UPDATE_INTERVAL
         await self._update(part, piece, [Control.STOP] if part is self._last else [], self._drawing)
 
+    def _holds(self, part: _Part) -> bool:
+        """Whether this text waits in hand instead of being sent now: an intermediate edit the
+        budget has no room for (the next write carries it), or the newest part's final text when
+        it is an ordinary message (it goes with the buttons, as one update)."""
+        if self._drawing is Priority.FINAL_TEXT:
+            return part is self._last and not part.streaming
+        if self._drawing is not Priority.EDIT:
+            return False
+        method = "chat.appendStream" if part.streaming else "chat.update"
+        return not self._scheduler.has_room(Priority.EDIT, (self._key(method),))
+
+    async def _catch_up(self, part: _Part) -> None:
+        """Before a stream stops: append whatever text was held back."""
+        if part.behind and part.wanted.startswith(part.shown):
+            remainder = part.wanted[len(part.shown) :]
+            await self._spend(
+                Priority.FINAL_TEXT,
+                "chat.appendStream",
+                lambda: self._client.chat_appendStream(
+                    channel=self.place.channel_id, ts=part.ts, markdown_text=remainder
+                ),
+            )
+            part.shown = part.wanted
+
     async def _seal(self, part: _Part) -> None:
         """A part the reply has moved on from: its stream ends, its Stop button goes."""
         if part.streaming:
             try:
+                await self._catch_up(part)
                 await self._stop(part)
                 part.streaming = False
                 return
             except SlackApiError as error:
                 log.info("could not stop stream %s (%s)", part.ts, slack_error(error))
-        await self._update(part, part.shown, [], Priority.FINAL_TEXT)
+        await self._update(part, part.wanted or part.shown, [], Priority.FINAL_TEXT)
 
     async def _stop(self, part: _Part, blocks: list[dict[str, object]] | None = None) -> None:
         await self._spend(
