@@ -36,8 +36,10 @@ TIERS = {
 }
 BUDGET = BudgetPolicy(
     windows=TIERS,
-    # Room kept for final text: updates and stream stops that end a reply.
-    kept_for_final={"chat.update": 5, "chat.stopStream": 2, "chat.appendStream": 5},
+    # Room intermediate writes leave for the writes that end replies: a stream's last append
+    # (as many as streams may run: Tier 2 allows 20 a minute), an ordinary message's final
+    # update (half the tier), and a stop for every stream started.
+    kept_for_final={"chat.update": 25, "chat.stopStream": 2, "chat.appendStream": 20},
     typing_headroom=0,
 )
 
