@@ -33,6 +33,7 @@ TIERS = {
     "chat.delete": Window(50, 60.0),
     "chat.appendStream": Window(100, 60.0),
     "chat.postEphemeral": Window(100, 60.0),
+    "users.info": Window(100, 60.0),
 }
 BUDGET = BudgetPolicy(
     windows=TIERS,
