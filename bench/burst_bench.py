@@ -4,10 +4,14 @@ The fake Discord enforces 50 requests/s for the bot token and 5 message writes (
 typing) per 5 s per channel, answering 429 as Discord does. The model takes 0.5 s to its first
 token, then sends 200 tokens at 40/s. N people each mention ember in their own channel at the
 same moment; each N is repeated in `EMBER_BENCH_BURSTS` bursts (default 10), each on fresh
-channels. Printed per N:
+channels, a quiet `SETTLE` seconds apart (a burst is N people at once, not the tail of the burst
+before it still spending the budget). Printed per N:
 
-- first text: from the message to its first visible text, minus the model's first-token delay;
-- final text: from the model's last token to the reply's finished text being visible;
+- first text: from the message to its first visible text, minus the model's first-token delay
+  (so it includes ember reading the message and asking the model);
+- after first token: from the model's first token leaving the fake to the first visible text;
+- final text: from the model's last token leaving the fake to the reply's finished text
+  (its final buttons) being visible;
 - 429s answered across all bursts of that N;
 - the most message edits landing in any 0.1 s.
 
@@ -42,6 +46,7 @@ FIRST_TOKEN = 0.5
 TOKENS = 200
 TOKENS_PER_SECOND = 40.0
 DEADLINE = 30.0
+SETTLE = 2.0
 
 
 def bursts() -> int:
@@ -57,8 +62,9 @@ def world(channels: int) -> tuple[FakeDiscord, list[FakeChannel], list[FakeUser]
 
 async def one_burst(
     fake: FakeDiscord, anthropic: FakeAnthropic, rooms: list[FakeChannel], people: list[FakeUser]
-) -> tuple[list[float], list[float]]:
-    """Mention ember in every room at once; (first-text, final-text) delays in seconds."""
+) -> tuple[list[float], list[float], list[float]]:
+    """Mention ember in every room at once; (first-text, after-first-token, final-text) delays
+    in seconds."""
     loop = asyncio.get_running_loop()
     already = len(anthropic.requests)
     sent: dict[int, float] = {}
@@ -71,8 +77,8 @@ async def one_burst(
         await fake.wait_for(
             lambda r: finished(r) and r.path.split("/")[2] in ids, count=len(rooms), timeout=DEADLINE
         )
-    asked = {_room_named(str(r.body["messages"])): r.at for r in anthropic.requests[already:]}
-    first, final = [], []
+    asked = {_room_named(str(r.body["messages"])): r for r in anthropic.requests[already:]}
+    first, after_token, final = [], [], []
     for room in rooms:
         posts = [
             r.time
@@ -80,13 +86,13 @@ async def one_burst(
             if r.route == POST and r.status < 300 and r.path.split("/")[2] == str(room.id)
         ]
         done = [r.time for r in fake.requests if finished(r) and r.path.split("/")[2] == str(room.id)]
-        at = asked.get(room.name)
-        if not posts or not done or at is None:
+        model = asked.get(room.name)
+        if not posts or not done or model is None or model.first_token_at is None:
             continue
         first.append(posts[0] - sent[room.id] - FIRST_TOKEN)
-        last_token = at + FIRST_TOKEN + (TOKENS - 1) / TOKENS_PER_SECOND
-        final.append(done[-1] - last_token)
-    return first, final
+        after_token.append(posts[0] - model.first_token_at)
+        final.append(done[-1] - (model.last_token_at or model.first_token_at))
+    return first, after_token, final
 
 
 def _room_named(messages: str) -> str:
@@ -112,19 +118,27 @@ async def run_size(size: int, repeats: int) -> str:
             with fake.pointed():
                 async with running_ember(fake, anthropic, settings):
                     first: list[float] = []
+                    after_token: list[float] = []
                     final: list[float] = []
                     for burst in range(repeats):
+                        if burst:
+                            await asyncio.sleep(SETTLE)
                         chosen = slice(burst * size, (burst + 1) * size)
                         got = await one_burst(fake, anthropic, rooms[chosen], people[chosen])
                         first += got[0]
-                        final += got[1]
-            ms = 1000
+                        after_token += got[1]
+                        final += got[2]
             return (
-                f"| {size} | {len(first)}/{size * repeats} | "
-                f"{statistics.median(first) * ms:,.0f} / {percentile(first, 99) * ms:,.0f} ms | "
-                f"{statistics.median(final) * ms:,.0f} / {percentile(final, 99) * ms:,.0f} ms | "
-                f"{len(fake.rate_limited)} | {peak_edits(fake)} |"
+                f"| {size} | {len(first)}/{size * repeats} | {_ms(first)} | {_ms(after_token)} | "
+                f"{_ms(final)} | {len(fake.rate_limited)} | {peak_edits(fake)} |"
             )
+
+
+def _ms(delays: list[float]) -> str:
+    """p50 / p99 in milliseconds ("-" when no reply finished within the deadline)."""
+    if not delays:
+        return "-"
+    return f"{statistics.median(delays) * 1000:,.0f} / {percentile(delays, 99) * 1000:,.0f} ms"
 
 
 async def main() -> None:
@@ -135,7 +149,10 @@ async def main() -> None:
         f"Discord limits enforced (50/s global, 5 per 5 s per channel); model first token "
         f"{FIRST_TOKEN * 1000:.0f} ms, {TOKENS} tokens at {TOKENS_PER_SECOND:.0f}/s; {repeats} bursts per N"
     )
-    print("| N | shown | first text p50 / p99 | final text p50 / p99 | 429s | peak edits in 0.1 s |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| N | shown | first text p50 / p99 | after first token p50 / p99 | final text p50 / p99 "
+        "| 429s | peak edits in 0.1 s |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for size in SIZES:
         print(await run_size(size, repeats), flush=True)

@@ -54,7 +54,7 @@ class ThreadSink(RecordingSink):
     async def post(self, text: str) -> str:
         return f"{self._turn}-{await super().post(text)}"
 
-    async def edit(self, handle: str, text: str) -> None:
+    async def edit(self, handle: str, text: str, *, final: bool = False) -> None:
         await super().edit(handle.split("-", 1)[1], text)
 
 

@@ -73,7 +73,7 @@ class FirstPostSink:
             self.first_post_at = time.perf_counter()
         return "m1"
 
-    async def edit(self, handle: str, text: str) -> None:
+    async def edit(self, handle: str, text: str, *, final: bool = False) -> None:
         return None
 
     async def notice(self, text: str) -> None:

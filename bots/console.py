@@ -58,7 +58,7 @@ class ConsoleSink:
         await self.edit(handle, text)
         return handle
 
-    async def edit(self, handle: str, text: str) -> None:
+    async def edit(self, handle: str, text: str, *, final: bool = False) -> None:
         before = self._shown[handle]
         self._out.write(text[len(before) :] if text.startswith(before) else "\n" + text)
         self._out.flush()

@@ -165,6 +165,8 @@ class DiscordSettings:
     moderator_roles: list[DiscordRole] = field(default_factory=list)
     api_base_url: OptionalHttpUrl = ""
     gateway_url: OptionalWsUrl = ""
+    # Discord's global limit for the bot token (50; higher only where Discord granted it).
+    requests_per_second: PositiveInt = 50
     # Several hosts split one bot's gateway into shards: 0 takes Discord's recommendation.
     shard_count: CountOrZero = 0
     shard_ids: list[ShardId] = field(default_factory=list)  # the shards this host runs; [] = all

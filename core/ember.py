@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+from core.budget import RequestScheduler
 from core.chat import Outcome, new_reply_id, transcript
 from core.chat.commands import build_commands, prompt_answer
 from core.chat.controls import Control, parse_control_id
@@ -77,6 +78,7 @@ class Ember:
         keeps them; else ember's store does), and who posts its access requests."""
         self._traits[traits.platform] = traits
         self._runtime.platforms.attach(traits)
+        self._runtime.budgets.for_platform(traits.platform, traits.budget)
         if history is not None:
             self._reads_platform.add(traits.platform)
             self._runtime.engine.set_history_reader(traits.platform, history)
@@ -85,13 +87,20 @@ class Ember:
 
     def announce_with(self, traits: PlatformTraits, announcer: Announcer) -> None:
         """Essay deliveries for the platform flow through `announcer`, at the platform's pace."""
-        self._runtime.essays.register_announcer(traits.platform, announcer, traits.rate_limit)
+        self._runtime.essays.register_announcer(
+            traits.platform, announcer, traits.rate_limit, scheduler=self.scheduler(traits.platform)
+        )
 
     def traits(self, platform: str) -> PlatformTraits:
         try:
             return self._traits[platform]
         except KeyError:
             raise LookupError(f"no adapter attached for {platform!r}: call Ember.attach first") from None
+
+    def scheduler(self, platform: str) -> RequestScheduler:
+        """The platform's one request scheduler: everything its adapter sends (replies, typing,
+        command answers, notices, announcements) waits there for its turn."""
+        return self._runtime.budgets.for_platform(self.traits(platform).platform)
 
     def commands(self, root: str) -> Commands:
         """Every command ember offers, under the platform's top-level command `root`."""

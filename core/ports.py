@@ -21,6 +21,7 @@ from core.events import Message, Place, Platform, User
 
 if TYPE_CHECKING:
     from core.access.values import RequestView
+    from core.budget import BudgetPolicy
     from core.chat.outcome import Outcome
     from core.chat.triggers import Trigger
     from core.essays.delivery import Delivery
@@ -44,6 +45,9 @@ class PlatformTraits:
     edit_interval: float
     # The platform's request budget for announcements (core.ratelimit).
     rate_limit: RateLimit
+    # The platform's request budget (core.budget): every call its adapter sends spends from
+    # it, through one scheduler per platform. None: nothing is limited (the terminal).
+    budget: BudgetPolicy | None = None
     # The operator's own seat (the terminal): access by request does not apply there.
     operator_seat: bool = False
     # True when one message may reach ember more than once even on one host (Slack retries
@@ -66,7 +70,10 @@ class ReplySink(Protocol):
 
     async def post(self, text: str) -> str: ...
 
-    async def edit(self, handle: str, text: str) -> None: ...
+    async def edit(self, handle: str, text: str, *, final: bool = False) -> None:
+        """Show `text` in message `handle`. `final`: the message's last text (the platform's
+        budget sends it ahead of intermediate edits, which it may merge)."""
+        ...
 
     async def notice(self, text: str) -> None:
         """A short line for the asker only where the platform allows (else a normal message)."""

@@ -113,5 +113,9 @@ class Pacer:
                 await self._sleep(start - now)
         await self.bucket.acquire()
 
+    @property
+    def concurrency(self) -> int:
+        return self.limit.concurrency
+
     def pause(self, seconds: float) -> None:
         self.bucket.pause(seconds)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.access import AccessService, Clock
+from core.budget import Budgets
 from core.chat import AccessGate, ChatEngine
 from core.chat.providers import ModelClient, build_client
 from core.chat.routing import ClientFactory, Router
@@ -37,6 +38,8 @@ class Runtime:
     gate: MeteredGate
     # Each platform's facts, as its adapter describes them when it attaches.
     platforms: Platforms
+    # Each platform's one request scheduler (created when its adapter attaches).
+    budgets: Budgets = field(default_factory=Budgets)
 
 
 @asynccontextmanager
@@ -59,6 +62,7 @@ async def open_runtime(
     )
     essays = EssayService(settings, store, observer=EssayMeter(metrics))
     readiness = Readiness(lambda: ops_repo.ping(store))
+    runtime_budgets = Budgets()
 
     async def facts() -> StoreFacts:
         return await store_facts(store, utcnow())
@@ -72,9 +76,22 @@ async def open_runtime(
         engine = ChatEngine(settings, store, router, access=gate, metrics=metrics)
         # In an announcement's discussion thread the model reads the essay itself.
         engine.add_context_source(essays.discussion_context)
-        yield Runtime(settings, store, router, engine, service, essays, metrics, readiness, gate, platforms)
+        yield Runtime(
+            settings,
+            store,
+            router,
+            engine,
+            service,
+            essays,
+            metrics,
+            readiness,
+            gate,
+            platforms,
+            runtime_budgets,
+        )
     finally:
         await essays.close()
+        await runtime_budgets.aclose()
         await router.close()
         await store.close()
 

@@ -133,7 +133,7 @@ class RecordingSink:
         self.messages[handle] = text
         return handle
 
-    async def edit(self, handle: str, text: str) -> None:
+    async def edit(self, handle: str, text: str, *, final: bool = False) -> None:
         self.messages[handle] = text
 
     async def notice(self, text: str) -> None:

@@ -184,3 +184,60 @@ async def test_the_headroom_kept_for_replies_goes_to_first_and_final_text_only()
     )
     assert calls.sent == [("essay 1", 0.0), ("essay 2", 1.0), ("first", 1.0), ("final", 1.0)]
     await budget.aclose()
+
+
+async def test_a_request_counts_from_its_answer_and_while_in_flight() -> None:
+    # The platform counts a request when it arrives, somewhere between sending and answering:
+    # a slow answer holds its slot until the window has passed since the answer.
+    time = VirtualTime()
+    budget = scheduler(time, **{GLOBAL: Window(1, 1.0)})
+    calls = Recorder(time)
+    answered = asyncio.Event()
+
+    async def slow() -> str:
+        calls.sent.append(("slow", time.now))
+        await answered.wait()
+        return "slow"
+
+    first = asyncio.ensure_future(budget.send(Priority.FIRST_TEXT, slow))
+    second = asyncio.ensure_future(budget.send(Priority.FIRST_TEXT, calls.call("next")))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert calls.sent == [("slow", 0.0)]  # in flight: it still fills the window
+    time.now = 3.0  # the answer takes three seconds
+    answered.set()
+    assert await first == "slow"
+    assert await second == "next"
+    assert calls.sent[-1] == ("next", 4.0)  # a second after the answer, not after the send
+    await budget.aclose()
+
+
+async def test_requests_made_outside_the_scheduler_spend_its_budget() -> None:
+    time = VirtualTime()
+    budget = scheduler(time, **{GLOBAL: Window(2, 1.0)})
+    calls = Recorder(time)
+    budget.outside_call_started()
+    assert budget.has_room(Priority.FIRST_TEXT, (GLOBAL,))
+    budget.outside_call_ended()
+    budget.outside_call_started()
+    budget.outside_call_ended()
+    assert not budget.has_room(Priority.FIRST_TEXT, (GLOBAL,))
+    assert await budget.send(Priority.FIRST_TEXT, calls.call("post")) == "post"
+    assert calls.sent == [("post", 1.0)]
+    await budget.aclose()
+
+
+async def test_a_call_whose_caller_gave_up_is_never_made() -> None:
+    time = VirtualTime()
+    budget = scheduler(time, **{GLOBAL: Window(1, 1.0)})
+    calls = Recorder(time)
+    await budget.send(Priority.FIRST_TEXT, calls.call("post"))
+    waiting = asyncio.ensure_future(budget.send(Priority.EDIT, calls.call("edit"), coalesce="m"))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert budget.queued == 0
+    assert await budget.send(Priority.FINAL_TEXT, calls.call("final"), coalesce="m") == "final"
+    assert calls.sent == [("post", 0.0), ("final", 1.0)]
+    await budget.aclose()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bots.discord.sink import TYPING_AFTER
 from tests.discord_support import (
     EDIT,
     POST,
@@ -41,8 +42,8 @@ async def test_a_mention_shows_the_first_tokens_at_once_then_the_whole_answer(
         assert post.body["content"] == "Hello"
         assert post.body["message_reference"]["message_id"] == int(question["id"])
         assert any(":stop:" in c for c in custom_ids(post.body))
-        typing = [r for r in fake_discord.requests if r.route == TYPING]
-        assert typing and typing[0].time <= post.time
+        # The first words came before typing was due: no typing call spent the budget.
+        assert not [r for r in fake_discord.requests if r.route == TYPING]
 
         held.release.set()
         await ember.wait(finished)
@@ -51,6 +52,20 @@ async def test_a_mention_shows_the_first_tokens_at_once_then_the_whole_answer(
         assert answer["mentions"] == []  # the reply does not ping the asker either
         [request] = fake_anthropic.requests
         assert turns(request)[-1] == ("user", "Alice: @Ember hi")
+
+
+async def test_a_slow_model_shows_typing_until_its_first_words(
+    tmp_path: Path, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script.append(Reply.text(["Well, ", "hello."], first_token_delay=TYPING_AFTER + 0.5))
+    async with running_ember(fake_discord, fake_anthropic, ember_settings(tmp_path, fake_anthropic)) as ember:
+        alice, general = fake_discord.user("alice"), fake_discord.channel("general")
+        await fake_discord.say(alice, general, f"{fake_discord.bot.mention} hi")
+        [post] = await ember.wait(posts_in(general.id))
+        typing = [r for r in fake_discord.requests if r.route == TYPING]
+        assert typing and typing[0].time <= post.time
+        await ember.wait(finished)
+        assert len([r for r in fake_discord.requests if r.route == TYPING]) == len(typing)  # then stopped
 
 
 async def test_a_plain_message_in_an_ordinary_channel_is_not_for_ember(

@@ -31,7 +31,7 @@ class RecordingSink:
         self.writes.append((asyncio.get_running_loop().time(), "post", handle))
         return handle
 
-    async def edit(self, handle: str, text: str) -> None:
+    async def edit(self, handle: str, text: str, *, final: bool = False) -> None:
         self.messages[handle] = text
         self.writes.append((asyncio.get_running_loop().time(), "edit", handle))
 

@@ -42,6 +42,7 @@ from core import (
     retry_after_seconds,
     secret,
 )
+from core.budget import GLOBAL, Priority, RequestScheduler
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +119,14 @@ def delivery_error(error: discord.HTTPException) -> DeliveryError | None:
 class DiscordAnnouncer:
     """Posts essay announcements through a logged-in client (gateway connected or REST only)."""
 
-    def __init__(self, client: discord.Client, settings: DiscordSettings) -> None:
+    def __init__(
+        self, client: discord.Client, settings: DiscordSettings, scheduler: RequestScheduler | None = None
+    ) -> None:
         self._client = client
         self._settings = settings
+        # Discord's request budget, for the moderators' notices (deliveries pace through the
+        # outbox's `delivery.pace()`); None where no chat shares the token (a one-off poll).
+        self._scheduler = scheduler
         # Whether a channel is an announcement channel, for channels not in the client's cache.
         self._kinds: dict[int, bool] = {}
 
@@ -170,7 +176,14 @@ class DiscordAnnouncer:
 
     async def notify_moderators(self, workspace_id: str, text: str) -> None:
         channel = await moderators_channel(self._client, self._settings.mod_channel, workspace_id)
-        await channel.send(rendered(text), allowed_mentions=NO_PINGS)
+
+        async def post() -> discord.Message:
+            return await channel.send(rendered(text), allowed_mentions=NO_PINGS)
+
+        if self._scheduler is None:
+            await post()
+        else:
+            await self._scheduler.send(Priority.ACCESS_NOTICE, post, keys=(GLOBAL,))
 
     async def _earlier_post(self, delivery: Delivery) -> int | None:
         """The id of this delivery's post if an earlier attempt made it: ember's own message

@@ -5,18 +5,25 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
+
 from bots.discord.buttons import ReplyButton
 from bots.discord.client import EmberClient
 from bots.discord.menus import show_prompt_menu
 from bots.discord.notifier import AccessButton, DiscordNotifier
+from bots.discord.traits import PLATFORM
 from core import Ember, Runtime
+from core.budget.outside import count_outside_calls
 
 
 def make_client(runtime: Runtime, **options: Any) -> EmberClient:
     """The client for a runtime, registered with its facade. Options go to `discord.Client`
     (tests pass a short `guild_ready_timeout`, for instance)."""
     ember = Ember(runtime)
-    client = EmberClient(ember, **options)
+    # discord.py's own requests (login, command sync, history reads) spend the budget too.
+    trace = options.pop("http_trace", None) or aiohttp.TraceConfig()
+    count_outside_calls(trace, lambda: ember.scheduler(PLATFORM))
+    client = EmberClient(ember, http_trace=trace, **options)
     register(client, ember)
     return client
 
@@ -27,7 +34,9 @@ def register(client: EmberClient, ember: Ember) -> None:
     posts access requests and DMs through it; `/opus` joins the command tree (synced once
     logged in), and so does the "Show the prompt" message menu command."""
     client.add_dynamic_items(ReplyButton, AccessButton)
-    notifier = DiscordNotifier(client, ember.settings.discord.mod_channel)
+    notifier = DiscordNotifier(
+        client, ember.settings.discord.mod_channel, budget=lambda: ember.scheduler(client.traits.platform)
+    )
     ember.attach(client.traits, history=client.history, notifier=notifier)
     client.tree.add_command(client.slash.group())
     client.tree.add_command(show_prompt_menu(client, ember))

@@ -107,7 +107,10 @@ class EmberClient(discord.AutoShardedClient):
             return  # a reconnect: keep the announcer and its pacer (a 429's pause must hold)
         self._announcing = True
         # Essay deliveries for Discord flow from now on (the channel cache is filled).
-        self.ember.announce_with(self.traits, DiscordAnnouncer(self, self.ember.settings.discord))
+        announcer = DiscordAnnouncer(
+            self, self.ember.settings.discord, self.ember.scheduler(self.traits.platform)
+        )
+        self.ember.announce_with(self.traits, announcer)
 
     async def on_message(self, message: discord.Message) -> None:
         await self.inbound.message_arrived(message)

@@ -35,6 +35,7 @@ from core import (
     split_all,
     utcnow,
 )
+from core.budget import Priority
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,10 @@ class DiscordAsk:
         reply_to: int | None = starter.id
         if inbound.settings.discord.threads and can_open_thread(interaction.channel):
             try:
-                thread = await starter.create_thread(name=thread_title(prompt))
+                thread = await inbound.scheduler.send(
+                    Priority.ANSWER, lambda: starter.create_thread(name=thread_title(prompt))
+                )
+                assert thread is not None, "only merged edits and typing come back empty"
                 place, reply_to = place_of(thread), None
             except discord.HTTPException as error:
                 log.warning("could not open a thread in %s (%s); answering in the channel", place.key, error)

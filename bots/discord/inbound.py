@@ -15,8 +15,10 @@ from bots.discord.convert import message_of, place_of, user_of
 from bots.discord.history import DiscordHistory
 from bots.discord.render import NO_PINGS, rendered
 from bots.discord.sink import DiscordSink
+from bots.discord.traits import EDIT_INTERVAL, PLATFORM, channel_keys
 from bots.discord.triggers import trigger_of
 from core import Ember, Place, Said, Trigger, User
+from core.budget import Priority, RequestScheduler
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +37,9 @@ class DiscordInbound:
         self._ember = ember
         self.history = history
         self.settings = ember.settings
-        # Seconds between edits of one message (Discord's own limit is about five per five
-        # seconds per channel); the benchmark and tests may shorten it.
-        self.edit_interval = DiscordSink.edit_interval
+        # Seconds between intermediate edits of one message (Discord's own limit is about five
+        # per five seconds per channel); the benchmark and tests may shorten it.
+        self.edit_interval = EDIT_INTERVAL
 
     @property
     def me(self) -> discord.ClientUser:
@@ -49,9 +51,18 @@ class DiscordInbound:
         return self._client.get_partial_messageable(int(place.thread_id or place.channel_id), guild_id=guild)
 
     def sink(self, place: Place, reply_id: str, *, reply_to: int | None) -> DiscordSink:
-        sink = DiscordSink(self.channel(place), reply_id, reply_to=reply_to)
-        sink.edit_interval = self.edit_interval
-        return sink
+        return DiscordSink(
+            self.channel(place),
+            reply_id,
+            scheduler=self.scheduler,
+            reply_to=reply_to,
+            pace=self.edit_interval,
+        )
+
+    @property
+    def scheduler(self) -> RequestScheduler:
+        """Discord's one request budget, shared with commands, notices and announcements."""
+        return self._ember.scheduler(PLATFORM)
 
     # ------------------------------------------------------------------ events
 
@@ -118,7 +129,12 @@ class ArrivedDiscordMessage:
 
     async def say(self, text: str) -> None:
         try:
-            await self._message.channel.send(rendered(text), allowed_mentions=NO_PINGS)
+            channel = self._message.channel
+            await self._inbound.scheduler.send(
+                Priority.ANSWER,
+                lambda: channel.send(rendered(text), allowed_mentions=NO_PINGS),
+                keys=channel_keys(channel.id),
+            )
         except discord.HTTPException as error:
             log.warning("could not tell %s: %r: %s", self._message.author.id, text, error)
 
@@ -143,9 +159,13 @@ class PressedDiscordButton:
             interaction.channel_id or 0, guild_id=interaction.guild_id
         )
         self._sink = DiscordSink(
-            channel, reply_id, reply_to=int(after) if after else None, interaction=interaction
+            channel,
+            reply_id,
+            scheduler=self._inbound.scheduler,
+            reply_to=int(after) if after else None,
+            interaction=interaction,
+            pace=self._inbound.edit_interval,
         )
-        self._sink.edit_interval = self._inbound.edit_interval
         return self._sink
 
     async def tell_presser(self, text: str) -> None:

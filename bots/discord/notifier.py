@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any, Self
 
 import discord
 
 from bots.discord.convert import user_of
 from bots.discord.render import NO_PINGS, rendered
+from bots.discord.traits import channel_keys
 from core import (
     ACCESS_BUTTON_PREFIX,
     ButtonAction,
@@ -26,6 +28,7 @@ from core import (
     access_button_id,
     parse_access_button_id,
 )
+from core.budget import GLOBAL, Priority, RequestScheduler
 
 log = logging.getLogger(__name__)
 
@@ -77,24 +80,41 @@ async def moderators_channel(
 
 
 class DiscordNotifier:
-    def __init__(self, client: discord.Client, mod_channel: str) -> None:
+    """Posts and DMs spend Discord's budget as access notices: after replies and command
+    answers, before essay posts and intermediate edits. `budget` gives Discord's scheduler
+    (asked when sending: it exists once the adapter is attached)."""
+
+    def __init__(
+        self, client: discord.Client, mod_channel: str, budget: Callable[[], RequestScheduler]
+    ) -> None:
         self._client = client
         self._mod_channel = mod_channel.strip()
+        self._budget = budget
 
     async def notify_moderators(self, workspace_id: str, request: RequestView) -> None:
         channel = await moderators_channel(self._client, self._mod_channel, workspace_id)
-        await channel.send(
-            request_text(request),
-            embed=request_embed(request),
-            view=decision_view(request),
-            allowed_mentions=NO_PINGS,
+        keys = channel_keys(channel.id) if isinstance(channel, discord.abc.Snowflake) else (GLOBAL,)
+        await self._budget().send(
+            Priority.ACCESS_NOTICE,
+            lambda: channel.send(
+                request_text(request),
+                embed=request_embed(request),
+                view=decision_view(request),
+                allowed_mentions=NO_PINGS,
+            ),
+            keys=keys,
         )
 
     async def tell_member(self, workspace_id: str, user_id: str, text: str) -> bool:
         try:
             number = int(user_id)
             user = self._client.get_user(number) or await self._client.fetch_user(number)
-            await user.send(rendered(text), allowed_mentions=NO_PINGS)
+            # Two requests when the DM channel is new (open it, then post): both count.
+            await self._budget().send(
+                Priority.ACCESS_NOTICE,
+                lambda: user.send(rendered(text), allowed_mentions=NO_PINGS),
+                keys=(GLOBAL,),
+            )
         except (ValueError, discord.HTTPException) as error:
             # Forbidden (50007) is a member who closed DMs; the moderator is told to say it instead.
             log.info("could not DM %s: %s", user_id, error)

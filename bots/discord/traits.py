@@ -1,15 +1,44 @@
-"""Discord's facts, as the core reads them (`core.ports.PlatformTraits`)."""
+"""Discord's facts, as the core reads them (`core.ports.PlatformTraits`), and its request budget.
+
+The budget's figures (see the README's "Request budgets"): Discord publishes the global limit,
+50 requests a second per bot token (more for bots Discord granted it: `[discord]
+requests_per_second`), and that interaction responses are exempt from it. The per-channel
+window for message creates and edits, 5 per 5 s, is observed (Discord reports it only in each
+answer's X-RateLimit headers), as is the latency margin added to the global window.
+"""
 
 from __future__ import annotations
 
 from core import DiscordSettings, Platform, PlatformTraits, RateLimit
+from core.budget import GLOBAL, BudgetPolicy, Window
 
 PLATFORM: Platform = "discord"
 MAX_MESSAGE_CHARS = 2000
-# Discord's own limit is about five edits per five seconds per channel.
+# Least seconds between two edits of one message: the channel window allows five writes in five
+# seconds, so this keeps a single reply's updates smooth; the budget paces several replies.
 EDIT_INTERVAL = 1.0
 # 50 requests/s globally per bot; live chat replies share that budget, so announcements keep under.
 RATE_LIMIT = RateLimit(per_second=45.0, burst=5.0, concurrency=32)
+# The budget counts each request from its answer (core.budget.windows), which covers the
+# network's delay; the twentieth of a second more is for Discord's clock and ours disagreeing.
+GLOBAL_SECONDS = 1.05
+CHANNEL_WRITES = Window(limit=5, seconds=5.0)
+
+
+def channel_keys(channel_id: int) -> tuple[str, ...]:
+    """The windows a message create, edit or typing call in a channel spends from."""
+    return (GLOBAL, f"channel:{channel_id}")
+
+
+def discord_budget(requests_per_second: int) -> BudgetPolicy:
+    return BudgetPolicy(
+        windows={GLOBAL: Window(requests_per_second, GLOBAL_SECONDS), "channel": CHANNEL_WRITES},
+        # A message's final text and its buttons: two writes no intermediate edit may take.
+        kept_for_final={"channel": 2},
+        # A fifth of the global budget is only for first and final text.
+        kept_for_replies={GLOBAL: max(1, requests_per_second // 5)},
+        typing_headroom=max(1, requests_per_second // 2),
+    )
 
 
 def discord_traits(settings: DiscordSettings) -> PlatformTraits:
@@ -22,4 +51,5 @@ def discord_traits(settings: DiscordSettings) -> PlatformTraits:
         max_message_chars=MAX_MESSAGE_CHARS,
         edit_interval=EDIT_INTERVAL,
         rate_limit=RATE_LIMIT,
+        budget=discord_budget(settings.requests_per_second),
     )

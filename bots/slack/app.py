@@ -23,7 +23,7 @@ from bots.slack.bot import SlackBot
 from bots.slack.files import FileFetcher
 from bots.slack.notifier import SlackNotifier
 from bots.slack.people import People
-from bots.slack.traits import slack_traits
+from bots.slack.traits import PLATFORM, slack_traits
 from core import Ember, Settings, secret
 
 # A 429 is retried after its Retry-After this many times before the call fails.
@@ -74,7 +74,10 @@ def register(
     """Wire every listener to the facade and attach Slack to it; returns what the listeners share."""
     settings = ember.settings
     people = People(
-        client, moderator_groups=settings.slack.moderator_roles, member_groups=settings.access.member_roles
+        client,
+        moderator_groups=settings.slack.moderator_roles,
+        member_groups=settings.access.member_roles,
+        budget=lambda: ember.scheduler(PLATFORM),
     )
     commands = ember.commands(settings.slack.command)
     bot = SlackBot(ember, settings.slack, client, people, commands, files=files)

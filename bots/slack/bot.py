@@ -41,7 +41,8 @@ class SlackBot:
 
     def sink(self, place: Place, recipient_id: str, reply_id: str) -> SlackSink:
         """A reply in `place`, written for `recipient_id`."""
-        return SlackSink(self.client, place, recipient_id, reply_id, self.streaming)
+        scheduler = self.ember.scheduler(PLATFORM)
+        return SlackSink(self.client, place, recipient_id, reply_id, self.streaming, scheduler)
 
     async def run(self, work: Awaitable[None]) -> None:
         """Run a listener's work, counted so shutdown can wind it down; errors are logged."""

@@ -21,7 +21,9 @@ from typing import Any, Generic, TypeVar
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.slack.traits import method_key
 from core import User
+from core.budget import Priority, RequestScheduler
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +94,11 @@ class People:
         member_groups: Iterable[str] = (),
         ttl: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        budget: Callable[[], RequestScheduler] | None = None,
     ) -> None:
         self._client = client
+        # Slack's request budget (users.info is Tier 4): look-ups wait their turn, not a 429.
+        self._budget = budget
         self._moderator_groups = tuple(moderator_groups)
         self._groups = tuple(dict.fromkeys([*self._moderator_groups, *member_groups]))
         self._profiles: TtlCache[Profile] = TtlCache(ttl, clock)
@@ -161,7 +166,16 @@ class People:
         return await self._members.get(group, lambda: self._load_members(group))
 
     async def _load_profile(self, user_id: str) -> Profile:
-        response = await self._client.users_info(user=user_id)
+        if self._budget is None:
+            response = await self._client.users_info(user=user_id)
+        else:
+            sent = await self._budget().send(
+                Priority.ANSWER,
+                lambda: self._client.users_info(user=user_id),
+                keys=(method_key("users.info", "", ""),),
+            )
+            assert sent is not None, "only merged calls and typing come back empty"
+            response = sent
         return profile_from(response["user"])
 
     async def _load_members(self, group: str) -> frozenset[str]:

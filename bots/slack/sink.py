@@ -11,22 +11,31 @@ with chat.update, at most about once a second.
 
 Slack's streams take Block Kit only when they stop, so a streamed part shows its buttons at the
 end; an ordinary part shows a Stop button while the reply is written.
+
+Every call spends the workspace's budget for its method (`bots.slack.traits.TIERS`, through
+Slack's one request scheduler): a reply streams natively only when starting and later stopping
+a stream both have room now, else it is posted and updated; appends and updates wait their turn
+while the text grows, so each carries everything new; a reply's final text goes ahead of
+intermediate ones.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import render
-from bots.slack.traits import EDIT_INTERVAL, MAX_MESSAGE_CHARS
+from bots.slack.traits import EDIT_INTERVAL, MAX_MESSAGE_CHARS, method_key
 from core import Control, Outcome, Place, controls_for
+from core.budget import Priority, RequestScheduler
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_CHARS = MAX_MESSAGE_CHARS
 STREAM_INTERVAL = 0.5  # appendStream sends only what is new, so it can run a little faster
@@ -68,6 +77,12 @@ class _Part:
     ts: str
     shown: str  # the escaped text it shows
     streaming: bool
+    # The escaped text it should show: ahead of `shown` while an edit waits for the budget.
+    wanted: str = ""
+
+    @property
+    def behind(self) -> bool:
+        return bool(self.wanted) and self.wanted != self.shown
 
 
 class SlackSink:
@@ -80,6 +95,7 @@ class SlackSink:
         recipient_id: str,
         reply_id: str,
         streaming: StreamingSupport,
+        scheduler: RequestScheduler,
     ) -> None:
         """A reply in `place` (its thread; none: the channel itself) for `recipient_id` (streams
         into channels name whom they are for)."""
@@ -88,6 +104,9 @@ class SlackSink:
         self._recipient_id = recipient_id
         self.reply_id = reply_id
         self._streaming = streaming
+        self._scheduler = scheduler
+        # The priority of the text being drawn: a part's last text goes ahead of the rest.
+        self._drawing = Priority.FIRST_TEXT
         self._limit = render.MESSAGE_LIMIT
         self._chains: dict[str, list[_Part]] = {}
         self._last: _Part | None = None
@@ -101,23 +120,29 @@ class SlackSink:
 
     async def post(self, text: str) -> str:
         parts: list[_Part] = []
+        self._drawing = Priority.FIRST_TEXT
         await self._draw(parts, text)
         self._chains[parts[0].ts] = parts
         return parts[0].ts
 
-    async def edit(self, handle: str, text: str) -> None:
+    async def edit(self, handle: str, text: str, *, final: bool = False) -> None:
         parts = self._chains.get(handle)
         if parts is None:
             parts = await self._adopt(handle)
+        self._drawing = Priority.FINAL_TEXT if final else Priority.EDIT
         await self._draw(parts, text)
 
     async def notice(self, text: str) -> None:
         place = self.place
-        await self._client.chat_postEphemeral(
-            channel=place.channel_id,
-            user=self._recipient_id,
-            text=render.escape(text),
-            thread_ts=place.thread_id or None,
+        await self._spend(
+            Priority.ANSWER,
+            "chat.postEphemeral",
+            lambda: self._client.chat_postEphemeral(
+                channel=place.channel_id,
+                user=self._recipient_id,
+                text=render.escape(text),
+                thread_ts=place.thread_id or None,
+            ),
         )
 
     async def _adopt(self, handle: str) -> list[_Part]:
@@ -134,17 +159,25 @@ class SlackSink:
     async def delete(self, handle: str) -> None:
         """Remove a message this reply no longer needs (what a shorter regenerate left over)."""
         try:
-            await self._client.chat_delete(channel=self.place.channel_id, ts=handle)
+            await self._spend(
+                Priority.ANSWER,
+                "chat.delete",
+                lambda: self._client.chat_delete(channel=self.place.channel_id, ts=handle),
+            )
         except SlackApiError as error:
             log.info("could not delete leftover message %s (%s)", handle, slack_error(error))
 
     async def clear_buttons(self, ts: str, shown: str) -> None:
         """Take the buttons off a message that keeps its (already escaped) text."""
-        await self._client.chat_update(
-            channel=self.place.channel_id,
-            ts=ts,
-            text=shown,
-            blocks=render.reply_blocks(shown, self.reply_id, []),
+        await self._spend(
+            Priority.ANSWER,
+            "chat.update",
+            lambda: self._client.chat_update(
+                channel=self.place.channel_id,
+                ts=ts,
+                text=shown,
+                blocks=render.reply_blocks(shown, self.reply_id, []),
+            ),
         )
 
     # ------------------------------------------------------------------ the end of a reply
@@ -168,9 +201,10 @@ class SlackSink:
             return
         try:
             if part.streaming:
-                await self._client.chat_stopStream(channel=self.place.channel_id, ts=part.ts)
+                await self._catch_up(part)
+                await self._stop(part)
             else:
-                await self._update(part, part.shown, [])
+                await self._update(part, part.wanted or part.shown, [], Priority.FINAL_TEXT)
         except SlackApiError as error:
             log.warning("could not take Stop off reply %s: %s", self.reply_id, slack_error(error))
 
@@ -186,13 +220,13 @@ class SlackSink:
         if part.streaming:
             actions = render.buttons(self.reply_id, controls)
             try:
-                await self._client.chat_stopStream(
-                    channel=self.place.channel_id, ts=part.ts, blocks=[actions] if actions else None
-                )
+                await self._catch_up(part)
+                await self._stop(part, blocks=[actions] if actions else None)
                 return
             except SlackApiError as error:
                 log.info("could not stop stream %s (%s); updating it instead", part.ts, slack_error(error))
-        await self._update(part, part.shown, controls)
+        # The final text (if it was held) and the buttons, in one update.
+        await self._update(part, part.wanted or part.shown, controls, Priority.FINAL_TEXT)
 
     # ------------------------------------------------------------------ drawing
 
@@ -224,33 +258,54 @@ class SlackSink:
 
     async def _start(self, piece: str) -> _Part:
         place = self.place
-        if self._can_stream:
+        if self._can_stream and self._stream_fits():
             try:
-                response = await self._client.chat_startStream(
-                    channel=place.channel_id,
-                    thread_ts=place.thread_id,
-                    markdown_text=piece,
-                    recipient_user_id=self._recipient_id,
-                    recipient_team_id=place.workspace_id,
+                response = await self._spend(
+                    Priority.FIRST_TEXT,
+                    "chat.startStream",
+                    lambda: self._client.chat_startStream(
+                        channel=place.channel_id,
+                        thread_ts=place.thread_id,
+                        markdown_text=piece,
+                        recipient_user_id=self._recipient_id,
+                        recipient_team_id=place.workspace_id,
+                    ),
                 )
                 return _Part(str(response["ts"]), piece, streaming=True)
             except SlackApiError as error:
                 self._stream_failed(error)
-        response = await self._client.chat_postMessage(
-            channel=place.channel_id,
-            thread_ts=place.thread_id or None,
-            text=piece,
-            blocks=render.reply_blocks(piece, self.reply_id, [Control.STOP]),
-            unfurl_links=False,
-            unfurl_media=False,
+        response = await self._spend(
+            Priority.FIRST_TEXT,
+            "chat.postMessage",
+            lambda: self._client.chat_postMessage(
+                channel=place.channel_id,
+                thread_ts=place.thread_id or None,
+                text=piece,
+                blocks=render.reply_blocks(piece, self.reply_id, [Control.STOP]),
+                unfurl_links=False,
+                unfurl_media=False,
+            ),
         )
         return _Part(str(response["ts"]), piece, streaming=False)
 
+    def _stream_fits(self) -> bool:
+        """A native stream costs a start now and a stop later, both Tier 2 (20 a minute per
+        workspace): stream only while both have room, else post and update."""
+        keys = (self._key("chat.startStream"), self._key("chat.stopStream"))
+        return self._scheduler.has_room(Priority.EDIT, keys)
+
     async def _extend(self, part: _Part, piece: str) -> None:
+        part.wanted = piece
+        if self._holds(part):
+            return
         if part.streaming and piece.startswith(part.shown):
             try:
-                await self._client.chat_appendStream(
-                    channel=self.place.channel_id, ts=part.ts, markdown_text=piece[len(part.shown) :]
+                await self._spend(
+                    self._drawing,
+                    "chat.appendStream",
+                    lambda: self._client.chat_appendStream(
+                        channel=self.place.channel_id, ts=part.ts, markdown_text=piece[len(part.shown) :]
+                    ),
                 )
                 part.shown = piece
                 return
@@ -260,27 +315,71 @@ class SlackSink:
                 log.info("stream %s ended early (%s); editing it instead", part.ts, slack_error(error))
         part.streaming = False
         self.edit_interval = UPDATE_INTERVAL
-        await self._update(part, piece, [Control.STOP] if part is self._last else [])
+        await self._update(part, piece, [Control.STOP] if part is self._last else [], self._drawing)
+
+    def _holds(self, part: _Part) -> bool:
+        """Whether this text waits in hand instead of being sent now: an intermediate edit the
+        budget has no room for (the next write carries it), or the newest part's final text when
+        it is an ordinary message (it goes with the buttons, as one update)."""
+        if self._drawing is Priority.FINAL_TEXT:
+            return part is self._last and not part.streaming
+        if self._drawing is not Priority.EDIT:
+            return False
+        method = "chat.appendStream" if part.streaming else "chat.update"
+        return not self._scheduler.has_room(Priority.EDIT, (self._key(method),))
+
+    async def _catch_up(self, part: _Part) -> None:
+        """Before a stream stops: append whatever text was held back."""
+        if part.behind and part.wanted.startswith(part.shown):
+            remainder = part.wanted[len(part.shown) :]
+            await self._spend(
+                Priority.FINAL_TEXT,
+                "chat.appendStream",
+                lambda: self._client.chat_appendStream(
+                    channel=self.place.channel_id, ts=part.ts, markdown_text=remainder
+                ),
+            )
+            part.shown = part.wanted
 
     async def _seal(self, part: _Part) -> None:
         """A part the reply has moved on from: its stream ends, its Stop button goes."""
         if part.streaming:
             try:
-                await self._client.chat_stopStream(channel=self.place.channel_id, ts=part.ts)
+                await self._catch_up(part)
+                await self._stop(part)
                 part.streaming = False
                 return
             except SlackApiError as error:
                 log.info("could not stop stream %s (%s)", part.ts, slack_error(error))
-        await self._update(part, part.shown, [])
+        await self._update(part, part.wanted or part.shown, [], Priority.FINAL_TEXT)
 
-    async def _update(self, part: _Part, piece: str, controls: list[Control]) -> None:
-        await self._client.chat_update(
-            channel=self.place.channel_id,
-            ts=part.ts,
-            text=piece,
-            blocks=render.reply_blocks(piece, self.reply_id, controls),
+    async def _stop(self, part: _Part, blocks: list[dict[str, object]] | None = None) -> None:
+        await self._spend(
+            Priority.FINAL_TEXT,
+            "chat.stopStream",
+            lambda: self._client.chat_stopStream(channel=self.place.channel_id, ts=part.ts, blocks=blocks),
+        )
+
+    async def _update(self, part: _Part, piece: str, controls: list[Control], priority: Priority) -> None:
+        await self._spend(
+            priority,
+            "chat.update",
+            lambda: self._client.chat_update(
+                channel=self.place.channel_id,
+                ts=part.ts,
+                text=piece,
+                blocks=render.reply_blocks(piece, self.reply_id, controls),
+            ),
         )
         part.shown, part.streaming = piece, False
+
+    def _key(self, method: str) -> str:
+        return method_key(method, self.place.workspace_id, self.place.channel_id)
+
+    async def _spend(self, priority: Priority, method: str, call: Callable[[], Awaitable[T]]) -> T:
+        result = await self._scheduler.send(priority, call, keys=(self._key(method),))
+        assert result is not None, "only merged calls and typing come back empty"
+        return result
 
     def _stream_failed(self, error: SlackApiError) -> None:
         reason = slack_error(error)

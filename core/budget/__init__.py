@@ -1,6 +1,17 @@
 """Request budgets: one scheduler per platform that every outgoing call goes through."""
 
+from core.budget.budgets import Budgets
+from core.budget.pacing import BudgetPacer
 from core.budget.scheduler import GLOBAL, BudgetPolicy, Priority, RequestScheduler, SchedulerClosed
 from core.budget.windows import Window
 
-__all__ = ["GLOBAL", "BudgetPolicy", "Priority", "RequestScheduler", "SchedulerClosed", "Window"]
+__all__ = [
+    "GLOBAL",
+    "BudgetPacer",
+    "BudgetPolicy",
+    "Budgets",
+    "Priority",
+    "RequestScheduler",
+    "SchedulerClosed",
+    "Window",
+]

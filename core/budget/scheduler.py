@@ -24,8 +24,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, TypeVar
@@ -36,6 +38,13 @@ T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 GLOBAL = "global"
+# True inside a call the scheduler made: an HTTP tracer tells those from calls made elsewhere.
+_SCHEDULED: ContextVar[bool] = ContextVar("ember_scheduled_call", default=False)
+
+
+def scheduled_here() -> bool:
+    """Whether the running code is a call the scheduler made (its budget already counts it)."""
+    return _SCHEDULED.get()
 
 
 class Priority(IntEnum):
@@ -118,12 +127,31 @@ class RequestScheduler:
         item = _Queued(priority, self._next_seq(), keys, call, done, coalesce)
         self._enqueue(item)
         self._ensure_dispatcher()
-        result: T | None = await done
+        try:
+            result: T | None = await done
+        except asyncio.CancelledError:
+            self._forget(item)  # the caller gave up: its call must not spend the budget later
+            raise
         return result
 
     def pause(self, key: str, seconds: float) -> None:
         """The platform answered 429 for `key`: nothing spends from it for `seconds`."""
         self._windows.pause(key, self._clock() + max(0.0, seconds))
+        self._wake.set()
+
+    def has_room(self, priority: Priority, keys: tuple[str, ...]) -> bool:
+        """Whether a call of `priority` spending from `keys` would go out now (nothing more
+        urgent waiting ahead of it aside): for choosing between two ways of doing one thing."""
+        now = self._clock()
+        return all(self._windows.room(key, now) >= self._needed(priority, key) for key in keys)
+
+    def outside_call_started(self, key: str = GLOBAL) -> None:
+        """A request the scheduler did not make (the SDK's own: login, reads) is on its way:
+        it spends from `key` all the same, as the platform counts it."""
+        self._windows.spend(key)
+
+    def outside_call_ended(self, key: str = GLOBAL) -> None:
+        self._windows.settle(key, self._clock())
         self._wake.set()
 
     async def aclose(self) -> None:
@@ -151,13 +179,20 @@ class RequestScheduler:
         if older is not None:
             # The newest text wins, in the older call's place, at the more urgent priority.
             self._queue.remove(older)
-            older.done.set_result(None)
+            if not older.done.done():
+                older.done.set_result(None)
             item.seq = older.seq
             item.priority = min(item.priority, older.priority)
         if item.coalesce:
             self._by_coalesce[item.coalesce] = item
         bisect.insort(self._queue, item, key=lambda queued: queued.order)
         self._wake.set()
+
+    def _forget(self, item: _Queued) -> None:
+        if item in self._queue:
+            self._queue.remove(item)
+        if item.coalesce and self._by_coalesce.get(item.coalesce) is item:
+            del self._by_coalesce[item.coalesce]
 
     def _typing_fits(self, keys: tuple[str, ...]) -> bool:
         now = self._clock()
@@ -202,20 +237,23 @@ class RequestScheduler:
                 continue
             wake_at = min(self._ready_at(item, now) for item in self._queue)
             self._wake.clear()
-            await self._sleep_or_wake(max(wake_at - now, 0.0))
+            if math.isinf(wake_at):
+                await self._wake.wait()  # an answer (or a new call) wakes it
+            else:
+                await self._sleep_or_wake(max(wake_at - now, 0.0))
 
     def _start(self, item: _Queued, now: float) -> None:
         self._queue.remove(item)
         if item.coalesce and self._by_coalesce.get(item.coalesce) is item:
             del self._by_coalesce[item.coalesce]
         for key in item.keys:
-            self._windows.spend(key, now)
+            self._windows.spend(key)
         task = asyncio.create_task(self._run(item))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    @staticmethod
-    async def _run(item: _Queued) -> None:
+    async def _run(self, item: _Queued) -> None:
+        _SCHEDULED.set(True)  # this task's own context: only this call sees it
         try:
             result = await item.call()
         except BaseException as exc:  # handed to the caller, who decides
@@ -224,8 +262,16 @@ class RequestScheduler:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
+        finally:
+            self._settle(item)
         if not item.done.done():
             item.done.set_result(result)
+
+    def _settle(self, item: _Queued) -> None:
+        now = self._clock()
+        for key in item.keys:
+            self._windows.settle(key, now)
+        self._wake.set()
 
     async def _sleep_or_wake(self, seconds: float) -> None:
         """Sleep until the next call fits, or until a new call (or a pause) arrives."""

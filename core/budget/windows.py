@@ -2,13 +2,16 @@
 
 A platform publishes its limits as "N requests per T seconds" for some scope: Discord's global
 50 a second per bot token, its per-channel message windows, Slack's per-method tiers. Each scope
-is a key here, and each key keeps the send times of its last N requests: a request fits when
-fewer than N were sent in the last T seconds. Counting sends, not answers, keeps ember on the
-safe side of the platform's own count.
+is a key here, and each key keeps the times its last N requests were answered: a request fits
+when fewer than N were answered in the last T seconds or are still on their way. The platform
+counts a request when it arrives, which is after ember sent it (how much after depends on the
+network and on how busy ember's own event loop is) but never after its answer came back: so
+counting from the answer, and counting every request in flight, never undercounts.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,7 +39,8 @@ class Windows:
 
     def __init__(self, limits: Mapping[str, Window]) -> None:
         self.limits = dict(limits)
-        self._sent: dict[str, deque[float]] = {}
+        self._sent: dict[str, deque[float]] = {}  # answer times, oldest first
+        self._flying: dict[str, int] = {}  # requests sent and not yet answered
         self._paused_until: dict[str, float] = {}
 
     def room(self, key: str, now: float) -> int:
@@ -47,23 +51,37 @@ class Windows:
         if self._paused_until.get(key, 0.0) > now:
             return 0
         sent = self._forget_old(key, window, now)
-        return window.limit - len(sent)
+        return window.limit - len(sent) - self._flying.get(key, 0)
 
     def free_at(self, key: str, now: float, needed: int = 1) -> float:
-        """The moment `key` has `needed` free slots again (now, when it has them)."""
+        """The moment `key` has `needed` free slots again (now, when it has them; infinity when
+        that waits for requests in flight to be answered)."""
         window = self.limits.get(kind_of(key))
         if window is None:
             return now
         paused = self._paused_until.get(key, 0.0)
         sent = self._forget_old(key, window, now)
-        excess = len(sent) - (window.limit - needed)
+        excess = len(sent) + self._flying.get(key, 0) - (window.limit - needed)
+        if excess > len(sent):
+            return math.inf
         earliest = sent[excess - 1] + window.seconds if excess > 0 else now
         return max(earliest, paused, now)
 
-    def spend(self, key: str, now: float) -> None:
-        window = self.limits.get(kind_of(key))
-        if window is not None:
-            self._sent.setdefault(key, deque()).append(now)
+    def spend(self, key: str) -> None:
+        """A request for `key` is on its way."""
+        if kind_of(key) in self.limits:
+            self._flying[key] = self._flying.get(key, 0) + 1
+
+    def settle(self, key: str, now: float) -> None:
+        """The request's answer came (or it failed): it counts from `now` on."""
+        if kind_of(key) not in self.limits:
+            return
+        flying = self._flying.get(key, 0) - 1
+        if flying > 0:
+            self._flying[key] = flying
+        else:
+            self._flying.pop(key, None)
+        self._sent.setdefault(key, deque()).append(now)
 
     def pause(self, key: str, until: float) -> None:
         """The platform said "wait" (a 429): `key` sends nothing before `until`."""

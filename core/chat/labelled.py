@@ -24,8 +24,8 @@ class LabelledSink:
         self._first = await self._inner.post(self._label + text)
         return self._first
 
-    async def edit(self, handle: str, text: str) -> None:
-        await self._inner.edit(handle, self._label + text if handle == self._first else text)
+    async def edit(self, handle: str, text: str, *, final: bool = False) -> None:
+        await self._inner.edit(handle, self._label + text if handle == self._first else text, final=final)
 
     async def notice(self, text: str) -> None:
         await self._inner.notice(text)

@@ -44,8 +44,8 @@ class ReusingSink:
         await self._inner.edit(handle, text)
         return handle
 
-    async def edit(self, handle: str, text: str) -> None:
-        await self._inner.edit(handle, text)
+    async def edit(self, handle: str, text: str, *, final: bool = False) -> None:
+        await self._inner.edit(handle, text, final=final)
 
     async def notice(self, text: str) -> None:
         await self._inner.notice(text)
@@ -164,11 +164,12 @@ class StreamingReply:
             await self._throttle()  # more text may arrive meanwhile; the write below carries it
             if len(self._tail) > limit:
                 head, rest = split_once(self._tail, limit)
-                await self._write(head)
-                self._tail, self._shown = rest, ""  # sealed: the rest starts a new message
+                await self._write(head, final=True)  # sealed: this message is complete
+                self._tail, self._shown = rest, ""  # the rest starts a new message
                 continue
             if self._tail and self._tail != self._shown:
-                await self._write(self._tail)
+                # Once finishing, no more text comes: this write is the reply's final text.
+                await self._write(self._tail, final=self._closing)
             return
 
     async def _throttle(self) -> None:
@@ -178,9 +179,9 @@ class StreamingReply:
         if wait > 0:
             await asyncio.sleep(wait)
 
-    async def _write(self, text: str) -> None:
+    async def _write(self, text: str, *, final: bool) -> None:
         if self._shown:
-            await self._sink.edit(self.handles[-1], text)
+            await self._sink.edit(self.handles[-1], text, final=final)
         else:
             self.handles.append(await self._sink.post(text))
         self._last_write[self.handles[-1]] = self._clock()

@@ -21,10 +21,12 @@ row (logged, counted in `ember essays status`); anything else retries with expon
 marked uncertain, until MAX_ATTEMPTS. Rows for a platform whose adapter is not running stay
 pending until it registers.
 
-Pacing: each platform has one Pacer (core.ratelimit). The adapter awaits `delivery.pace()`
-right before every platform request it makes for a delivery (the post, a publish, opening a
-thread), so a token is spent exactly when a request is made: a thread the adapter does not
-open, or a retry found already posted, costs nothing.
+Pacing: each platform has one pacer: its request scheduler's (core.budget.BudgetPacer), so the
+fan-out spends the budget chat shares, below chat in priority; or, registered without one, a
+Pacer of its own (core.ratelimit). The adapter awaits `delivery.pace()` right before every
+platform request it makes for a delivery (the post, a publish, opening a thread), so a token is
+spent exactly when a request is made: a thread the adapter does not open, or a retry found
+already posted, costs nothing.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
+from core.budget import BudgetPacer, RequestScheduler
 from core.config import Settings
 from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited
 from core.essays import wording
@@ -65,6 +69,17 @@ RETRY_BASE = timedelta(seconds=30)
 RETRY_CAP = timedelta(hours=1)
 # A Retry-After of 0 is still a little wait, so a confused platform cannot spin the worker.
 MIN_RETRY = timedelta(seconds=0.5)
+
+
+class ChannelPacer(Protocol):
+    """What paces one platform's deliveries (core.ratelimit.Pacer, core.budget.BudgetPacer)."""
+
+    @property
+    def concurrency(self) -> int: ...
+
+    async def acquire(self, channel_id: str) -> None: ...
+
+    def pause(self, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -98,14 +113,26 @@ class Outbox:
         self._leases = LeaseKeeper(rows, clock, lease)
         self._send_timeout = send_timeout
         self._announcers: dict[str, Announcer] = {}
-        self._pacers: dict[str, Pacer] = {}
+        self._pacers: dict[str, ChannelPacer] = {}
         # Essays being delivered by this process (a weekly newsletter: a handful).
         self._announcements: dict[int, Announcement] = {}
 
-    def register(self, platform: str, announcer: Announcer, limit: RateLimit | None = None) -> None:
+    def register(
+        self,
+        platform: str,
+        announcer: Announcer,
+        limit: RateLimit | None = None,
+        *,
+        scheduler: RequestScheduler | None = None,
+    ) -> None:
+        """Deliveries for `platform` go through `announcer`, paced by the platform's `scheduler`
+        (with `limit`'s concurrency), else by a pacer of `limit` alone."""
         self._announcers[platform] = announcer
         pace = limit or default_rate_limit(platform)
-        self._pacers[platform] = Pacer(pace, clock=self._monotonic, sleep=self._sleep)
+        if scheduler is not None:
+            self._pacers[platform] = BudgetPacer(scheduler, pace.concurrency)
+        else:
+            self._pacers[platform] = Pacer(pace, clock=self._monotonic, sleep=self._sleep)
 
     async def close(self) -> None:
         await self._rows.drain()
@@ -140,7 +167,7 @@ class Outbox:
         return await self._rows.next_due(self.platforms)
 
     async def _drain(self, platform: str, report: DeliveryReport) -> None:
-        concurrency = max(1, self._pacers[platform].limit.concurrency)
+        concurrency = max(1, self._pacers[platform].concurrency)
         # Claimed rows wait for the pacer while "sending": a small batch keeps that wait short.
         while claims := await self._claim_due(platform, limit=concurrency * 2):
             queue = deque(claims)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from core.budget import RequestScheduler
 from core.config import Settings
 from core.essays.delivery import Announcement, DeliveryReport, announcement_of
 from core.essays.discussion import Discussions
@@ -106,10 +107,17 @@ class EssayService:
         self._subscriptions = Subscriptions(subscriptions, clock=clock)
         self._discussions = Discussions(essays)
 
-    def register_announcer(self, platform: str, announcer: Announcer, limit: RateLimit | None = None) -> None:
-        """An adapter is ready to post: deliveries for `platform` start flowing (paced by `limit`,
-        else the platform's default)."""
-        self.outbox.register(platform, announcer, limit)
+    def register_announcer(
+        self,
+        platform: str,
+        announcer: Announcer,
+        limit: RateLimit | None = None,
+        *,
+        scheduler: RequestScheduler | None = None,
+    ) -> None:
+        """An adapter is ready to post: deliveries for `platform` start flowing (paced by the
+        platform's request `scheduler` when given, else by `limit` or the platform's default)."""
+        self.outbox.register(platform, announcer, limit, scheduler=scheduler)
         self._wake.set()
 
     async def close(self) -> None:

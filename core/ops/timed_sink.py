@@ -46,8 +46,8 @@ class TimedSink:
             self._observe = None
         return handle
 
-    async def edit(self, handle: str, text: str) -> None:
-        await self._inner.edit(handle, text)
+    async def edit(self, handle: str, text: str, *, final: bool = False) -> None:
+        await self._inner.edit(handle, text, final=final)
 
     async def notice(self, text: str) -> None:
         await self._inner.notice(text)

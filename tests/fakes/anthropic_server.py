@@ -215,6 +215,10 @@ class Recorded:
     at: float  # event-loop time
     api: Api = "anthropic"
     stream: bool = False
+    # When the streamed answer's first and last text were written (event-loop time), so a
+    # benchmark measures from what the model really sent, not from the script's nominal pace.
+    first_token_at: float | None = None
+    last_token_at: float | None = None
 
 
 def error_body(status: int, message: str = "") -> dict[str, Any]:
@@ -377,7 +381,7 @@ class FakeAnthropic:
     async def _serve(
         self, request: web.Request, api: Api, body: dict[str, Any], model: str, stream: bool
     ) -> web.StreamResponse:
-        await self._record(request, api, body, model, stream)
+        recorded = await self._record(request, api, body, model, stream)
         reply = self._next(model)
         if self.biller is not None:
             billed = self.biller(body)
@@ -396,16 +400,18 @@ class FakeAnthropic:
         if not stream:
             return await self._whole(request, api, reply, model, request_id)
         wire = _EVENTSTREAM if api == "bedrock" else _SSE
-        return await self._stream(request, reply, model, request_id, wire)
+        return await self._stream(request, reply, model, request_id, wire, recorded)
 
     async def _record(
         self, request: web.Request, api: Api, body: dict[str, Any], model: str, stream: bool
-    ) -> None:
+    ) -> Recorded:
         headers = {name.lower(): value for name, value in request.headers.items()}
         at = asyncio.get_running_loop().time()
+        recorded = Recorded(request.path, headers, body, model, at, api, stream)
         async with self._arrived:
-            self.requests.append(Recorded(request.path, headers, body, model, at, api, stream))
+            self.requests.append(recorded)
             self._arrived.notify_all()
+        return recorded
 
     def _next(self, model: str) -> Reply:
         own = self._per_model.get(model)
@@ -449,13 +455,13 @@ class FakeAnthropic:
         return web.json_response(message, headers={"request-id": request_id})
 
     async def _stream(
-        self, request: web.Request, reply: Reply, model: str, request_id: str, wire: _Wire
+        self, request: web.Request, reply: Reply, model: str, request_id: str, wire: _Wire, recorded: Recorded
     ) -> web.StreamResponse:
         headers = {"Content-Type": wire.content_type, "Cache-Control": "no-cache", "request-id": request_id}
         response = web.StreamResponse(headers=headers)
         await response.prepare(request)
         try:
-            await self._play(request, response.write, reply, model, wire)
+            await self._play(request, response.write, reply, model, wire, recorded)
         except ConnectionResetError:
             pass  # the client hung up (a stop button, a timeout): nothing left to tell it
         except _ShuttingDown:
@@ -469,6 +475,7 @@ class FakeAnthropic:
         reply: Reply,
         model: str,
         wire: _Wire,
+        recorded: Recorded,
     ) -> None:
         start = self._message(reply, model, "")
         start["stop_reason"] = None
@@ -489,6 +496,8 @@ class FakeAnthropic:
                 "delta": {"type": "text_delta", "text": chunk},
             }
             await write(wire.event("content_block_delta", delta))
+            recorded.last_token_at = asyncio.get_running_loop().time()
+            recorded.first_token_at = recorded.first_token_at or recorded.last_token_at
         if reply.error_after is not None:
             await write(wire.error(reply))
             return

@@ -1,0 +1,30 @@
+"""Each platform's one request scheduler, created when its adapter attaches and closed with the
+runtime: chat replies, command answers, access notices and essay fan-out on a platform all
+spend from the same budget, so they must share one scheduler."""
+
+from __future__ import annotations
+
+from core.budget.scheduler import BudgetPolicy, RequestScheduler
+
+# A platform whose adapter declared no budget (the terminal): nothing is limited.
+UNLIMITED = BudgetPolicy(windows={})
+
+
+class Budgets:
+    def __init__(self) -> None:
+        self._schedulers: dict[str, RequestScheduler] = {}
+
+    def for_platform(self, platform: str, policy: BudgetPolicy | None = None) -> RequestScheduler:
+        """The platform's scheduler, created on first use with `policy` (unlimited when None).
+        An adapter attaching again (a reconnect) keeps the scheduler, and with it the send log
+        and any 429 pause it holds."""
+        scheduler = self._schedulers.get(platform)
+        if scheduler is None:
+            scheduler = RequestScheduler(policy or UNLIMITED)
+            self._schedulers[platform] = scheduler
+        return scheduler
+
+    async def aclose(self) -> None:
+        for scheduler in self._schedulers.values():
+            await scheduler.aclose()
+        self._schedulers.clear()
