@@ -270,7 +270,8 @@ async def test_model_text_never_pings_anyone(
 ) -> None:
     alice, moderator = fake_discord.user("alice"), fake_discord.role("moderator")
     pings = f"@everyone @here {alice.mention} {moderator.mention} "
-    fake_anthropic.script.append(Reply.text([pings, "and again ", pings * 120], token_delay=0.01))
+    # Three messages or so: enough to create and edit several, within the channel's write window.
+    fake_anthropic.script.append(Reply.text([pings, "and again ", pings * 80], token_delay=0.01))
     async with running_ember(fake_discord, fake_anthropic, ember_settings(tmp_path, fake_anthropic)) as ember:
         ember.client.inbound.edit_interval = 0.05
         general = fake_discord.channel("general")
