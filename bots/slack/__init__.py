@@ -1,6 +1,7 @@
 """The Slack adapter: slack-bolt in, neutral values to the core (`core.Ember`), Block Kit out.
 
-app.py        the Web API client, the AsyncApp, and register (every listener)
+app.py        the AsyncApp, and register (every listener)
+client.py     the Web API client: token, server, retry policy
 bot.py        what the listeners share: the facade, the client, caches, running work
 inbound.py    messages, edits, deletions, reply buttons → the facade
 convert.py    Slack payloads → neutral values; people.py: names and moderators

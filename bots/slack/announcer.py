@@ -27,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import render
 from bots.slack.bot import SlackBot
+from bots.slack.client import build_client
 from core import (
     Announcement,
     ChannelGone,
@@ -236,6 +237,4 @@ def can_announce(settings: Settings, environ: Mapping[str, str]) -> bool:
 @asynccontextmanager
 async def rest_announcer(settings: Settings) -> AsyncIterator[SlackAnnouncer]:
     """An announcer over the Web API alone: for `ember essays poll --once`."""
-    from bots.slack.app import build_client  # app.py registers this module's listeners
-
     yield SlackAnnouncer(build_client(settings), settings.slack)

@@ -21,8 +21,9 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.slack.app import build_app, build_client, register
+from bots.slack.app import build_app, register
 from bots.slack.bot import SlackBot
+from bots.slack.client import build_client
 from bots.slack.credentials import prove_credentials
 from bots.slack.files import FileFetcher
 from bots.slack.http_guard import RequestGuard
