@@ -12,10 +12,8 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
-
 from core.config_rules import Invalid, has_password_parameter
+from core.store.urls import DatabaseUrlParts, parse_database_url
 
 # The async driver ember runs each database through, and the module that driver imports.
 ASYNC_DRIVERS = {"sqlite": ("aiosqlite", "aiosqlite"), "postgresql": ("asyncpg", "asyncpg")}
@@ -29,16 +27,15 @@ class DatabaseUrl:
     from_env: str = ""
 
     def __call__(self, value: str) -> str:
-        try:
-            url = make_url(value)
-        except ArgumentError:
+        url = parse_database_url(value)
+        if url is None:
             problem = (
                 f"environment variable {self.from_env} does not hold"
                 if self.from_env
                 else f"{value!r} is not"
             )
             raise Invalid(f"{problem} a database URL", f"e.g. {_EXAMPLES}") from None
-        if not self.from_env and (url.password or has_password_parameter(url.query.items())):
+        if not self.from_env and (url.password or has_password_parameter(url.query)):
             raise Invalid(
                 "contains a password, and secrets never go in the file",
                 "export the whole URL in an environment variable and name it in database.url_env",
@@ -47,8 +44,8 @@ class DatabaseUrl:
         return value
 
 
-def _check_driver(url: URL) -> None:
-    database, driver = url.get_backend_name(), url.get_driver_name()
+def _check_driver(url: DatabaseUrlParts) -> None:
+    database, driver = url.backend, url.driver
     known = ASYNC_DRIVERS.get(database)
     if known is None:
         raise Invalid(f"ember does not run on {database!r} databases", f"use {_EXAMPLES}")

@@ -18,10 +18,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TextIO
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from core.config import Settings
+from core.store.urls import parse_database_url
 
 REDACTED = "[redacted]"
 CONTEXT_KEYS = ("trace_id", "platform", "workspace", "channel", "user", "reply_id")
@@ -67,15 +65,8 @@ class Redactor:
 
 def url_passwords(value: str) -> list[str]:
     """The passwords inside a database URL: after `user:`, and in `?password=`."""
-    if "://" not in value:
-        return []
-    try:
-        url = make_url(value)
-    except ArgumentError:
-        return []
-    in_query = url.query.get("password", ())
-    found = [url.password, *((in_query,) if isinstance(in_query, str) else in_query)]
-    return [p for p in found if p]
+    url = parse_database_url(value) if "://" in value else None
+    return url.passwords if url is not None else []
 
 
 class SecretFilter(logging.Filter):
