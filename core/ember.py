@@ -216,10 +216,11 @@ class Ember:
         return "" if any(stopped) else NOTHING_BEING_WRITTEN
 
     def stop_replies(self, platform: str) -> None:
-        """Stop the platform's replies in flight (what they said stays): for shutdown."""
+        """The platform is shutting down: its replies in flight end as every reply cut off by a
+        shutdown does (the engine's `interrupt`: text kept, a note to ask again, no buttons)."""
         for reply_id, where in list(self._in_flight.items()):
             if where == platform:
-                self._runtime.engine.stop(reply_id)
+                self._runtime.engine.interrupt(reply_id)
 
     # ------------------------------------------------------------------ buttons
 

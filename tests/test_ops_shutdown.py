@@ -6,56 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.ops.instruments import DRAINING
 from tests.discord_support import bot_messages, custom_ids, finished, posts_in
+from tests.ember_process import EmberProcess, base_env, ember_run_process, free_port
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.discord_server import FakeDiscord
 from tests.test_terminal_chat import run_ember
 
-ROOT = Path(__file__).resolve().parents[1]
 SAFETY = 30.0  # seconds: a safety net for waits, never an expectation
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class EmberProcess:
-    process: asyncio.subprocess.Process
-    url: str
-    stderr: list[str] = field(default_factory=list)
-
-    async def get(self, path: str) -> tuple[int, str]:
-        async with aiohttp.ClientSession() as session, session.get(self.url + path) as response:
-            return response.status, await response.text()
-
-    async def ready(self) -> None:
-        deadline = time.monotonic() + SAFETY
-        while time.monotonic() < deadline:
-            with contextlib.suppress(aiohttp.ClientError):
-                if (await self.get("/readyz"))[0] == 200:
-                    return
-            await asyncio.sleep(0.1)
-        raise AssertionError("ember never became ready:\n" + "".join(self.stderr))
-
-    async def exit_code(self, timeout: float) -> int:
-        return await asyncio.wait_for(self.process.wait(), timeout)
 
 
 @contextlib.asynccontextmanager
@@ -70,32 +36,8 @@ async def ember_run(
         f'[discord]\napi_base_url = "{discord.api_base_url}"\ngateway_url = "{discord.gateway_url}"\n'
         f'[access]\nmode = "open"\n[server]\nhealth_port = {port}\nshutdown_grace_seconds = {grace}\n'
     )
-    env = {
-        "PATH": os.environ["PATH"],
-        "PYTHONPATH": str(ROOT),
-        "ANTHROPIC_API_KEY": "sk-ant-test-key",
-        "DISCORD_TOKEN": discord.token,
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bots.cli", "run", "--config", str(config),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=env, cwd=ROOT,
-    )  # fmt: skip
-    running = EmberProcess(process, f"http://127.0.0.1:{port}")
-
-    async def collect() -> None:
-        assert process.stderr is not None
-        async for line in process.stderr:
-            running.stderr.append(line.decode())
-
-    collector = asyncio.create_task(collect())
-    try:
+    async with ember_run_process(config, base_env(DISCORD_TOKEN=discord.token), port) as running:
         yield running
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        await asyncio.wait_for(collector, SAFETY)
 
 
 async def status_of(tmp_path: Path) -> tuple[int, str]:

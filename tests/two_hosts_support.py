@@ -3,21 +3,16 @@ loopback fakes: what tests/test_two_hosts.py drives."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.ember_process import EmberProcess, base_env, ember_run_process, free_port
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.slack_server import FakeSlack
 from tests.slack_support import slack_env
-from tests.test_ops_shutdown import EmberProcess, free_port
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -94,30 +89,12 @@ async def ember_host(
             essays=essays,
         )
     )
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "ANTHROPIC_API_KEY": "sk-ant-test-key"}
+    env = base_env()
     if discord is not None:
         env["DISCORD_TOKEN"] = discord.token
     if slack is not None:
         env |= {k: v for k, v in slack_env(slack).items() if k != "SLACK_APP_TOKEN"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bots.cli", "run", "--config", str(config),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        env=env, cwd=ROOT,
-    )  # fmt: skip
-    running = EmberProcess(process, f"http://127.0.0.1:{health_port}")
-
-    async def collect() -> None:
-        assert process.stderr is not None
-        async for line in process.stderr:
-            running.stderr.append(line.decode())
-
-    collector = asyncio.create_task(collect())
     slack_url = f"http://127.0.0.1:{slack_port}/slack/events" if slack is not None else ""
-    try:
+    async with ember_run_process(config, env, health_port, keep_stdout=False) as running:
         await running.ready()
         yield Host(name, running, slack_url, config)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        await asyncio.wait_for(collector, 30)
