@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.discord_support import bot_messages, finished
+from tests.discord_support import bot_messages, custom_ids, finished, posts_in
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeMember, FakeUser
 from tests.fakes.feed_server import FeedServer
 from tests.fakes.slack_server import Call, FakeSlack, SlackChannel, SlackUser
 from tests.slack_support import SIGNING_SECRET, action_ids, shown_text
 from tests.slack_support import finished as slack_finished
-from tests.two_hosts_support import Host, ember_host
+from tests.two_hosts_support import Host, ember_host, rows, until_rows
 
 SAFETY = 30.0
 
@@ -186,3 +186,79 @@ async def test_kill_9_of_a_host_during_replies_leaves_the_other_answering(
             assert len(fake_anthropic.requests) == 3
             status, _ = await host_b.process.get("/readyz")
             assert status == 200
+
+
+# A host killed with replies in hand: its liveness lease lapses (15 s), and the survivor's sweep
+# (every 3 s) takes the replies over. The waits below allow for that, and for a loaded machine.
+TAKEOVER = 60.0
+
+
+async def test_kill_9_mid_reply_the_host_holding_the_other_shard_finishes_it_in_the_same_message(
+    tmp_path: Path, database: str, fake_anthropic: FakeAnthropic
+) -> None:
+    held = Reply.held(["Half a", " reply nobody sees."], after=1)
+    fake_anthropic.script.extend([held, Reply.text([" reply, finished by host B."])])
+    async with FakeDiscord(guilds=two_guilds()) as discord:
+        keys = "shard_count = 2\nshard_ids = [{}]"
+        async with (
+            ember_host(
+                tmp_path, "a", database, fake_anthropic, discord=discord, discord_keys=keys.format(0)
+            ) as a,
+            ember_host(
+                tmp_path, "b", database, fake_anthropic, discord=discord, discord_keys=keys.format(1)
+            ) as b,
+        ):
+            even = discord.channel("even")  # on shard 0: host A's
+            await discord.say(discord.user("eve"), even, f"{discord.bot.mention} tell me")
+            await discord.wait_for(posts_in(even.id), timeout=SAFETY)
+            # The reply's progress is in its row (the text shown, its message) ...
+            await until_rows(database, "SELECT id FROM replies WHERE message_ids != '[]'", timeout=SAFETY)
+            a.process.process.kill()  # ... when host A dies, mid-reply
+            assert await a.process.exit_code(timeout=SAFETY) < 0
+
+            await discord.wait_for(finished, timeout=TAKEOVER)
+            [message] = bot_messages(discord, even)  # the same message, finished: no second reply
+            assert message["content"] == "Half a reply, finished by host B."
+            buttons = custom_ids(message)
+            assert any(":regen:" in b for b in buttons) and not any(":stop:" in b for b in buttons)
+            # Host B asked the model to go on from the text shown (sent as the reply's start).
+            assert len(fake_anthropic.requests) == 2
+            resumed = fake_anthropic.requests[1].body["messages"][-1]
+            assert resumed["role"] == "assistant" and "Half a" in str(resumed["content"])
+            assert await rows(database, "SELECT status, text FROM replies") == [
+                ("done", "Half a reply, finished by host B.")
+            ]
+            assert await rows(database, "SELECT attempt FROM usage") == [(0,)]  # one request metered
+            assert await rows(database, "SELECT reply_id FROM replies_in_hand") == []
+            assert "finishing its reply" in b.log()
+
+
+async def test_kill_9_after_claiming_a_message_before_its_answer_leaves_the_other_host_answering_it_once(
+    tmp_path: Path, database: str, fake_anthropic: FakeAnthropic
+) -> None:
+    # Host A claims the message and asks the model, which holds the request before any word.
+    held = Reply.held(["Never shown."], after=0)
+    fake_anthropic.script.extend([held, Reply.text(["Answered once."])])
+    async with workspace() as slack:
+        slack.disable_streaming()
+        async with (
+            ember_host(tmp_path, "a", database, fake_anthropic, slack=slack) as host_a,
+            ember_host(tmp_path, "b", database, fake_anthropic, slack=slack) as host_b,
+        ):
+            mention = slack.app_mention("C1", "U1", "are you there?")
+            await deliver(slack, host_a, mention)
+            await fake_anthropic.wait_for_requests(1)
+            host_a.process.process.kill()
+            assert await host_a.process.exit_code(timeout=SAFETY) < 0
+            assert slack.thread("C1", mention["ts"])[1:] == []  # nothing was shown
+
+            await slack.wait_for(slack_finished, timeout=TAKEOVER)
+            await asyncio.sleep(1.0)  # time for a doubled answer, were one coming
+            bot = [m for m in slack.thread("C1", mention["ts"]) if m.get("user") == slack.bot_user_id]
+            assert [m["text"] for m in bot] == ["Answered once."]
+            assert len(fake_anthropic.requests) == 2
+            # The held request never reported its usage to host A, which wrote nothing; host B's
+            # request is the reply's one usage row, so the member's counts see one reply.
+            assert await rows(database, "SELECT attempt, outcome FROM usage") == [(0, "done")]
+            assert await rows(database, "SELECT status FROM replies") == [("done",)]
+            assert "finishing its reply" in host_b.log()

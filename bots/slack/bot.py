@@ -44,6 +44,11 @@ class SlackBot:
         scheduler = self.ember.scheduler(PLATFORM)
         return SlackSink(self.client, place, recipient_id, reply_id, self.streaming, scheduler)
 
+    def reopen(self, place: Place, reply_id: str, *, requester_id: str, after: str) -> SlackSink:
+        """A reply another host began (it stopped: `core.chat.takeover`), over the Web API;
+        its messages are edited with chat.update, a new one goes in the same thread."""
+        return self.sink(place, requester_id, reply_id)
+
     async def run(self, work: Awaitable[None]) -> None:
         """Run a listener's work, counted so shutdown can wind it down; errors are logged."""
         task = asyncio.current_task()

@@ -10,6 +10,7 @@ engine orchestrates; the parts live beside it: `context` (what the model is show
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -23,9 +24,10 @@ from core.chat.failover import Attempt, Failover
 from core.chat.gate import AccessGate, OpenGate
 from core.chat.labelled import LabelledSink
 from core.chat.outcome import Outcome, new_reply_id
+from core.chat.progress import saving_progress
 from core.chat.routing import Router
 from core.chat.stop_flags import RemoteStops, visible_soon
-from core.chat.streaming import ReplyFailed, StreamingReply
+from core.chat.streaming import ReplyFailed, Shown, StreamingReply
 from core.config import Settings
 from core.errors import AccessDenied, ModelError, new_trace_id
 from core.events import Message, Place, User
@@ -71,6 +73,9 @@ class ChatEngine:
         self._interrupted: set[str] = set()
         self._saving: dict[str, asyncio.Task[None]] = {}
         self._remote_stops = RemoteStops(store)
+        # Where hosts share the database, a reply's progress is saved as it streams, so another
+        # host can finish it should this one die (`core.chat.progress`).
+        self._saves_progress = store.dialect != "sqlite"
 
     def add_context_source(self, source: ContextSource) -> None:
         """Register extra system-prompt context, consulted for every request in a place."""
@@ -134,6 +139,18 @@ class ChatEngine:
             context[-1], context, sink, reply.written_by, prefill=reply.text, reply_id=reply_id
         )
 
+    async def take_over(self, reply_id: str, prompt: Message, sink: ReplySink, shown: Shown) -> Outcome:
+        """Finish a reply that another host began and stopped writing (it died): carried on
+        from the text it had shown, in its messages (`shown`; none when it had shown nothing),
+        with the model its row names. The member's reply slot is the dead host's lease still,
+        so this reply does not take another one."""
+        stored = await self._records.reply(reply_id, in_writers_turn=True)
+        context = await self._context.upto(prompt)
+        alias = stored.written_by if stored else await self._context.channel_alias(prompt.place)
+        return await self._run(
+            context[-1], context, sink, alias, prefill=shown.text, reply_id=reply_id, shown=shown
+        )
+
     def _display_name(self, alias: str) -> str:
         model = self.settings.models.get(alias)
         return (model.display_name if model else "") or alias
@@ -180,6 +197,10 @@ class ChatEngine:
         """Replies being written in `place` on any host, by their stored rows."""
         return await self._records.streaming_in(place, started_within=LONGEST_REPLY)
 
+    async def stored_reply(self, reply_id: str) -> StoredReply | None:
+        """A reply's row as the store has it (after any write in progress)."""
+        return await self._records.reply(reply_id, in_writers_turn=True)
+
     async def reply_place(self, reply_id: str) -> Place | None:
         """The conversation a stored reply answers in (a regenerate or continue writes there)."""
         reply = await self._records.reply(reply_id)
@@ -217,12 +238,13 @@ class ChatEngine:
         prefill: str,
         reply_id: str | None,
         recording: asyncio.Task[bool] | None = None,
+        shown: Shown | None = None,
     ) -> Outcome:
         trace_id = new_trace_id()
         outcome = Outcome(reply_id=reply_id or new_reply_id(), trace_id=trace_id, status="done", alias=alias)
         # Every line logged about this reply, here or deeper, names it and its trace.
         with log_context(trace_id=trace_id, reply_id=outcome.reply_id, platform=prompt.place.platform):
-            await self._admitted_run(outcome, prompt, history, sink, prefill, recording)
+            await self._admitted_run(outcome, prompt, history, sink, prefill, recording, shown)
         if self._metrics is not None:
             self._metrics.replies.labels(prompt.place.platform, outcome.status).inc()
         return outcome
@@ -235,9 +257,16 @@ class ChatEngine:
         sink: ReplySink,
         prefill: str,
         recording: asyncio.Task[bool] | None,
+        shown: Shown | None,
     ) -> None:
         try:
-            async with self.access.admit(prompt.author, prompt.place):
+            gate = self.access
+            admitting = (
+                gate.admit(prompt.author, prompt.place)
+                if shown is None
+                else gate.admit(prompt.author, prompt.place, taken_over=True)
+            )
+            async with admitting:
                 # The reply's row is written while the model is asked and the text streams (under
                 # load the writer's turn can take seconds on SQLite; the first words should not
                 # wait for it). A button pressed meanwhile waits for it in `may_control`, and
@@ -251,7 +280,7 @@ class ChatEngine:
                     writes: list[asyncio.Task[object]] = (
                         [saving] if recording is None else [recording, saving]
                     )
-                    await self._generate(outcome, prompt, history, sink, prefill, extra, writes)
+                    await self._generate(outcome, prompt, history, sink, prefill, extra, writes, shown)
                 finally:
                     if not saving.done():
                         await asyncio.wait({saving})  # never leave the write behind
@@ -271,15 +300,24 @@ class ChatEngine:
         prefill: str,
         extra_system: str,
         writes: Sequence[asyncio.Task[object]],
+        shown: Shown | None,
     ) -> None:
         reply = StreamingReply(sink)
+        if shown is not None:
+            reply.resume(shown.text, shown.handles)
         attempt = Attempt(alias=outcome.alias, delivered=prefill, extra_system=extra_system)
         started = self._clock()
         task = asyncio.create_task(self._failover.stream(attempt, history, reply, outcome.trace_id))
         self._inflight[outcome.reply_id] = task
+        progress = (
+            saving_progress(self._records, outcome.reply_id, reply, self._saving[outcome.reply_id])
+            if self._saves_progress
+            else contextlib.nullcontext()
+        )
         try:
             with self._remote_stops.watching(outcome.reply_id, self.stop):
-                await task
+                async with progress:
+                    await task
             outcome.status = "done"
         except asyncio.CancelledError:
             if outcome.reply_id not in self._stopped:
