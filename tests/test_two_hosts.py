@@ -13,13 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.discord_support import bot_messages, custom_ids, finished, posts_in
+from core.config import settings_from_dict
+from core.essays import EssayService
+from core.events import User
+from core.store import Store
+from tests.discord_support import POST, bot_messages, custom_ids, finished, posts_in
+from tests.essay_support import now_post
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeMember, FakeUser
 from tests.fakes.feed_server import FeedServer
 from tests.fakes.slack_server import Call, FakeSlack, SlackChannel, SlackUser
 from tests.slack_support import SIGNING_SECRET, action_ids, shown_text
 from tests.slack_support import finished as slack_finished
+from tests.test_essays_discord import HISTORY, announcements, crash_after
 from tests.two_hosts_support import Host, ember_host, rows, until_rows
 
 SAFETY = 30.0
@@ -262,3 +268,86 @@ async def test_kill_9_after_claiming_a_message_before_its_answer_leaves_the_othe
             assert await rows(database, "SELECT attempt, outcome FROM usage") == [(0, "done")]
             assert await rows(database, "SELECT status FROM replies") == [("done",)]
             assert "finishing its reply" in host_b.log()
+
+
+CHANNELS = 40  # more than one host sends at once (its outbox's concurrency), so some wait
+
+
+def essay_guild() -> FakeGuild:
+    """A server on shard 0 of two with many subscribed channels."""
+    channels = [FakeChannel(f"essays-{n}") for n in range(CHANNELS)]
+    return FakeGuild("Readers", channels=channels, members=[FakeMember(FakeUser("alice"))], id=8 << 22)
+
+
+async def essay_owed(database: str, feeds: FeedServer, discord: FakeDiscord) -> None:
+    """In the hosts' database: every channel subscribed, the feed read once, then a new essay:
+    one announcement owed to each channel."""
+    settings = settings_from_dict({"essays": {"feeds": [feeds.url()]}})
+    store = Store.open(database)
+    await store.upgrade()
+    service = EssayService(settings, store)
+    try:
+        guild = str(discord.guild.id)
+        by = User(str(discord.user("alice").id), "Alice", "discord", guild, is_moderator=True)
+        for n in range(CHANNELS):
+            await service.subscribe("discord", guild, str(discord.channel(f"essays-{n}").id), "", by)
+        feeds.feed().posts.append(now_post("older", "An older essay"))
+        [first] = await service.poll_once()
+        assert first.ok and first.first_poll
+        feeds.feed().posts.append(now_post("fan-out", "Fan-out"))
+        [second] = await service.poll_once()
+        assert second.announced == ("Fan-out",)
+    finally:
+        await service.close()
+        await store.close()
+
+
+async def test_kill_9_mid_fan_out_the_other_host_finishes_it_one_announcement_per_channel(
+    tmp_path: Path, database: str, fake_anthropic: FakeAnthropic, feed_server: FeedServer
+) -> None:
+    discord = FakeDiscord(guilds=[essay_guild()])
+    # After six answered posts the fake stores each announcement and never answers: host A is
+    # mid-fan-out, with posts that stand but that it never heard of, and others not yet sent.
+    crash = crash_after(discord, 6)
+    async with discord:
+        await essay_owed(database, feed_server, discord)
+        essays = f'feeds = ["{feed_server.url()}"]'
+        keys = "shard_count = 2\nshard_ids = [{}]"
+        async with ember_host(
+            tmp_path,
+            "a",
+            database,
+            fake_anthropic,
+            discord=discord,
+            discord_keys=keys.format(0),
+            essays=essays,
+        ) as host_a:
+            await asyncio.wait_for(crash.crashed.wait(), SAFETY)
+            async with ember_host(
+                tmp_path,
+                "b",
+                database,
+                fake_anthropic,
+                discord=discord,
+                discord_keys=keys.format(1),
+                essays=essays,
+            ):
+                host_a.process.process.kill()
+                assert await host_a.process.exit_code(timeout=SAFETY) < 0
+                killed_at = len(discord.requests)
+                states = dict(
+                    await rows(database, "SELECT state, count(*) FROM essay_deliveries GROUP BY state")
+                )
+                assert states.get("sending", 0) >= 1, states  # host A died holding deliveries
+                crash.armed = False
+                crash.release.set()
+                sent = (
+                    f"SELECT count(*) FROM essay_deliveries WHERE state = 'sent' HAVING count(*) = {CHANNELS}"
+                )
+                await until_rows(database, sent, timeout=TAKEOVER)
+                # Host B found the posts host A made but never heard of in their channels.
+                assert any(r.route == HISTORY for r in discord.requests[killed_at:])
+        for n in range(CHANNELS):
+            assert len(announcements(discord, discord.channel(f"essays-{n}"))) == 1, n
+        nonces = [r.body["nonce"] for r in discord.requests if r.route == POST and r.body.get("embeds")]
+        assert len(set(nonces)) == CHANNELS  # every post that stands is one delivery's
