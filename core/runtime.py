@@ -77,7 +77,7 @@ async def open_runtime(
     try:
         if migrate:
             await store.upgrade()
-        liveness, takeovers = await _several_hosts(store)
+        liveness, takeovers = await _several_hosts(store, runtime_budgets)
         # `access` overrides the gate (tests, embedding); the service still answers commands.
         gate = MeteredGate(access or service, metrics)
         engine = ChatEngine(settings, store, router, access=gate, metrics=metrics)
@@ -105,12 +105,13 @@ async def open_runtime(
         await store.close()
 
 
-async def _several_hosts(store: Store) -> tuple[HostLiveness | None, Takeovers | None]:
+async def _several_hosts(store: Store, budgets: Budgets) -> tuple[HostLiveness | None, Takeovers | None]:
     """Where hosts share the database: this host's liveness lease, taken now (before it claims
-    any message), and its sweep for the replies of hosts that stopped."""
+    any message), which also tells the request budgets how many hosts share each token; and
+    its sweep for the replies of hosts that stopped."""
     if store.dialect == "sqlite":
         return None, None
-    liveness = HostLiveness(store)
+    liveness = HostLiveness(store, counted=budgets.share)
     await liveness.begin()
     return liveness, Takeovers(store, liveness.host_id, liveness.lease_seconds)
 

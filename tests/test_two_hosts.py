@@ -16,11 +16,19 @@ import pytest
 from core.config import settings_from_dict
 from core.essays import EssayService
 from core.events import User
+from core.ops.liveness import RENEW_SECONDS
 from core.store import Store
 from tests.discord_support import POST, bot_messages, custom_ids, finished, posts_in
 from tests.essay_support import now_post
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
-from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeMember, FakeUser
+from tests.fakes.discord_server import (
+    DiscordLimits,
+    FakeChannel,
+    FakeDiscord,
+    FakeGuild,
+    FakeMember,
+    FakeUser,
+)
 from tests.fakes.feed_server import FeedServer
 from tests.fakes.slack_server import Call, FakeSlack, SlackChannel, SlackUser
 from tests.slack_support import SIGNING_SECRET, action_ids, shown_text
@@ -273,30 +281,33 @@ async def test_kill_9_after_claiming_a_message_before_its_answer_leaves_the_othe
 CHANNELS = 40  # more than one host sends at once (its outbox's concurrency), so some wait
 
 
-def essay_guild() -> FakeGuild:
+def essay_guild(channels: int = CHANNELS) -> FakeGuild:
     """A server on shard 0 of two with many subscribed channels."""
-    channels = [FakeChannel(f"essays-{n}") for n in range(CHANNELS)]
-    return FakeGuild("Readers", channels=channels, members=[FakeMember(FakeUser("alice"))], id=8 << 22)
+    made = [FakeChannel(f"essays-{n}") for n in range(channels)]
+    return FakeGuild("Readers", channels=made, members=[FakeMember(FakeUser("alice"))], id=8 << 22)
 
 
-async def essay_owed(database: str, feeds: FeedServer, discord: FakeDiscord) -> None:
-    """In the hosts' database: every channel subscribed, the feed read once, then a new essay:
-    one announcement owed to each channel."""
-    settings = settings_from_dict({"essays": {"feeds": [feeds.url()]}})
+async def essay_owed(
+    database: str, feeds: FeedServer, discord: FakeDiscord, *, channels: int = CHANNELS, publish: bool = True
+) -> None:
+    """In the hosts' database: every channel subscribed and the feed read once; then (with
+    `publish`) a new essay: one announcement owed to each channel."""
+    settings = settings_from_dict({"essays": {"feeds": [feeds.url()], "poll_seconds": 1.0}})
     store = Store.open(database)
     await store.upgrade()
     service = EssayService(settings, store)
     try:
         guild = str(discord.guild.id)
         by = User(str(discord.user("alice").id), "Alice", "discord", guild, is_moderator=True)
-        for n in range(CHANNELS):
+        for n in range(channels):
             await service.subscribe("discord", guild, str(discord.channel(f"essays-{n}").id), "", by)
         feeds.feed().posts.append(now_post("older", "An older essay"))
         [first] = await service.poll_once()
         assert first.ok and first.first_poll
-        feeds.feed().posts.append(now_post("fan-out", "Fan-out"))
-        [second] = await service.poll_once()
-        assert second.announced == ("Fan-out",)
+        if publish:
+            feeds.feed().posts.append(now_post("fan-out", "Fan-out"))
+            [second] = await service.poll_once()
+            assert second.announced == ("Fan-out",)
     finally:
         await service.close()
         await store.close()
@@ -351,3 +362,47 @@ async def test_kill_9_mid_fan_out_the_other_host_finishes_it_one_announcement_pe
             assert len(announcements(discord, discord.channel(f"essays-{n}"))) == 1, n
         nonces = [r.body["nonce"] for r in discord.requests if r.route == POST and r.body.get("embeds")]
         assert len(set(nonces)) == CHANNELS  # every post that stands is one delivery's
+
+
+async def test_two_hosts_fanning_out_at_once_share_the_bot_tokens_global_budget(
+    tmp_path: Path, database: str, fake_anthropic: FakeAnthropic, feed_server: FeedServer
+) -> None:
+    channels = 150
+    discord = FakeDiscord(guilds=[essay_guild(channels)], limits=DiscordLimits())  # 50 a second
+    async with discord:
+        await essay_owed(database, feed_server, discord, channels=channels, publish=False)
+        essays = f'feeds = ["{feed_server.url()}"]\npoll_seconds = 1'
+        keys = "shard_count = 2\nshard_ids = [{}]"
+        async with (
+            ember_host(
+                tmp_path,
+                "a",
+                database,
+                fake_anthropic,
+                discord=discord,
+                discord_keys=keys.format(0),
+                essays=essays,
+            ),
+            ember_host(
+                tmp_path,
+                "b",
+                database,
+                fake_anthropic,
+                discord=discord,
+                discord_keys=keys.format(1),
+                essays=essays,
+            ),
+        ):
+            await asyncio.sleep(RENEW_SECONDS + 1.0)  # each host has counted the other (at a renewal)
+            published = len(discord.requests)
+            feed_server.feed().posts.append(now_post("fan-out", "Fan-out"))  # a host polls it within 1 s
+            sent = f"SELECT count(*) FROM essay_deliveries WHERE state = 'sent' HAVING count(*) = {channels}"
+            await until_rows(database, sent, timeout=TAKEOVER)
+        assert [limited for limited in discord.rate_limited if limited[1] == "global"] == []
+        for n in range(channels):
+            assert len(announcements(discord, discord.channel(f"essays-{n}"))) == 1, n
+        # Both hosts sent at once: in the busiest second the token carried more than one host's
+        # half of Discord's 50 (and, with no 429, never more than the 50).
+        times = [r.time for r in discord.requests[published:]]
+        busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+        assert busiest > 25, busiest

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 
 from core.store import Store
 from core.store.in_hand_repo import HOST_LEASE_PREFIX, host_lease
@@ -25,14 +26,23 @@ RENEW_SECONDS = LEASE_SECONDS / 3  # two renewals may fail before the lease laps
 
 
 class HostLiveness:
-    def __init__(self, store: Store, *, lease_seconds: float = LEASE_SECONDS) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        lease_seconds: float = LEASE_SECONDS,
+        counted: Callable[[int], None] | None = None,
+    ) -> None:
+        """`counted` hears how many hosts are live, at the start and at every renewal."""
         self.host_id = secrets.token_hex(8)
         self.lease_seconds = lease_seconds
         self._leases = LeasesRepo(store)
+        self._counted = counted
 
     async def begin(self) -> None:
         """Take the lease: before this host claims anything, the others must see it alive."""
         await self._leases.take(host_lease(self.host_id), self.host_id, self.lease_seconds)
+        await self._count()
 
     async def run(self) -> None:
         """Renew the lease until cancelled; then let it go at once (a clean stop)."""
@@ -41,6 +51,7 @@ class HostLiveness:
                 await asyncio.sleep(self.lease_seconds / 3)
                 try:
                     await self._renew()
+                    await self._count()
                 except Exception as error:  # the store failing: the lease has slack for two misses
                     log.warning("could not renew this host's liveness lease: %r", error)
         finally:
@@ -49,6 +60,10 @@ class HostLiveness:
     async def live_hosts(self) -> int:
         """How many hosts hold a running liveness lease (this one included, at least 1)."""
         return max(1, len(await self._leases.held(HOST_LEASE_PREFIX)))
+
+    async def _count(self) -> None:
+        if self._counted is not None:
+            self._counted(await self.live_hosts())
 
     async def _renew(self) -> None:
         if not await self._leases.renew([host_lease(self.host_id)], self.host_id, self.lease_seconds):
