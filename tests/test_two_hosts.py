@@ -278,6 +278,34 @@ async def test_kill_9_after_claiming_a_message_before_its_answer_leaves_the_othe
             assert "finishing its reply" in host_b.log()
 
 
+async def test_kill_9_mid_reply_on_slack_the_other_host_finishes_it_in_the_same_message(
+    tmp_path: Path, database: str, fake_anthropic: FakeAnthropic
+) -> None:
+    held = Reply.held(["Half a", " reply nobody sees."], after=1)
+    fake_anthropic.script.extend([held, Reply.text([" reply, finished by host B."])])
+    async with workspace() as slack:
+        slack.disable_streaming()  # the message carries its Stop button while it is written
+        async with (
+            ember_host(tmp_path, "a", database, fake_anthropic, slack=slack) as host_a,
+            ember_host(tmp_path, "b", database, fake_anthropic, slack=slack),
+        ):
+            mention = slack.app_mention("C1", "U1", "tell me")
+            await deliver(slack, host_a, mention)
+            [first] = await slack.wait_for(posted, timeout=SAFETY)
+            await until_rows(database, "SELECT id FROM replies WHERE message_ids != '[]'", timeout=SAFETY)
+            host_a.process.process.kill()
+            assert await host_a.process.exit_code(timeout=SAFETY) < 0
+
+            [done] = await slack.wait_for(slack_finished, timeout=TAKEOVER)
+            [message] = [m for m in slack.thread("C1", mention["ts"]) if m.get("user") == slack.bot_user_id]
+            assert message["text"] == "Half a reply, finished by host B."
+            assert done.method == "chat.update" and done.args["ts"] == message["ts"]  # edited in place
+            assert not any(":stop:" in a for a in action_ids(done.args.get("blocks")))
+            reply_id = stop_button(first).rpartition(":")[2]
+            assert f"ember:regen:{reply_id}" in action_ids(done.args.get("blocks"))  # the same reply
+            assert await rows(database, "SELECT attempt FROM usage") == [(0,)]
+
+
 CHANNELS = 40  # more than one host sends at once (its outbox's concurrency), so some wait
 
 

@@ -111,8 +111,16 @@ class ChatEngine:
             sink = TimedSink(sink, observe)
         try:
             context, chosen = await self._context.for_message(message, history, alias)
+            # A claimed message is in this host's hand: should it die, another resumes the reply.
             outcome = await self._run(
-                message, context, sink, chosen, prefill="", reply_id=reply_id, recording=recording
+                message,
+                context,
+                sink,
+                chosen,
+                prefill="",
+                reply_id=reply_id,
+                recording=recording,
+                resumable=recorded,
             )
         finally:
             if recording is not None and not recording.done():
@@ -148,7 +156,14 @@ class ChatEngine:
         context = await self._context.upto(prompt)
         alias = stored.written_by if stored else await self._context.channel_alias(prompt.place)
         return await self._run(
-            context[-1], context, sink, alias, prefill=shown.text, reply_id=reply_id, shown=shown
+            context[-1],
+            context,
+            sink,
+            alias,
+            prefill=shown.text,
+            reply_id=reply_id,
+            shown=shown,
+            resumable=True,
         )
 
     def _display_name(self, alias: str) -> str:
@@ -239,12 +254,13 @@ class ChatEngine:
         reply_id: str | None,
         recording: asyncio.Task[bool] | None = None,
         shown: Shown | None = None,
+        resumable: bool = False,
     ) -> Outcome:
         trace_id = new_trace_id()
         outcome = Outcome(reply_id=reply_id or new_reply_id(), trace_id=trace_id, status="done", alias=alias)
         # Every line logged about this reply, here or deeper, names it and its trace.
         with log_context(trace_id=trace_id, reply_id=outcome.reply_id, platform=prompt.place.platform):
-            await self._admitted_run(outcome, prompt, history, sink, prefill, recording, shown)
+            await self._admitted_run(outcome, prompt, history, sink, prefill, recording, shown, resumable)
         if self._metrics is not None:
             self._metrics.replies.labels(prompt.place.platform, outcome.status).inc()
         return outcome
@@ -258,6 +274,7 @@ class ChatEngine:
         prefill: str,
         recording: asyncio.Task[bool] | None,
         shown: Shown | None,
+        resumable: bool,
     ) -> None:
         try:
             gate = self.access
@@ -280,7 +297,9 @@ class ChatEngine:
                     writes: list[asyncio.Task[object]] = (
                         [saving] if recording is None else [recording, saving]
                     )
-                    await self._generate(outcome, prompt, history, sink, prefill, extra, writes, shown)
+                    await self._generate(
+                        outcome, prompt, history, sink, prefill, extra, writes, shown, resumable
+                    )
                 finally:
                     if not saving.done():
                         await asyncio.wait({saving})  # never leave the write behind
@@ -301,6 +320,7 @@ class ChatEngine:
         extra_system: str,
         writes: Sequence[asyncio.Task[object]],
         shown: Shown | None,
+        resumable: bool,
     ) -> None:
         reply = StreamingReply(sink)
         if shown is not None:
@@ -309,9 +329,11 @@ class ChatEngine:
         started = self._clock()
         task = asyncio.create_task(self._failover.stream(attempt, history, reply, outcome.trace_id))
         self._inflight[outcome.reply_id] = task
+        # Only a reply another host would resume saves its progress (a regenerate or a
+        # continuation is not resumed: its row keeps its text until it finishes).
         progress = (
             saving_progress(self._records, outcome.reply_id, reply, self._saving[outcome.reply_id])
-            if self._saves_progress
+            if resumable and self._saves_progress
             else contextlib.nullcontext()
         )
         try:
