@@ -5,19 +5,26 @@ alone, and a reply resumed from its shown text goes on in its last message."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
-from core.chat import transcript
+from core.chat import Outcome, takeover, transcript
 from core.chat.streaming import StreamingReply, split_all
-from core.chat.takeover import Takeovers
+from core.chat.takeover import MAX_TAKEOVERS, Takeovers
+from core.chat.wording import INTERRUPTED
+from core.events import Message
 from core.ops.liveness import HostLiveness
-from core.store import Store
+from core.runtime import Runtime
+from core.store import ReplyInHand, Store
+from core.store.chat_repo import ChatRepo
 from core.store.in_hand_repo import InHand, InHandRepo
 from tests.essay_support import open_store
-from tests.test_chat_engine import say
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.test_chat_engine import make_settings, runtime_for, say
 from tests.test_streaming import RecordingSink
 
 
@@ -83,3 +90,80 @@ async def test_a_resumed_reply_goes_on_in_its_last_message() -> None:
     assert await reply.finish() == ["m1", "m2"]
     assert sink.messages == {"m1": first, "m2": second + "and the end."}
     assert [op for _, op, _ in sink.writes] == ["edit"]
+
+
+class RecordingSurface(RecordingSink):
+    """A reply surface as the facade drives it: the sink, and how the reply ended."""
+
+    def __init__(self, shown: dict[str, str]) -> None:
+        super().__init__(max_chars=2000, edit_interval=0.0)
+        self.messages = dict(shown)
+        self.finished: list[Outcome] = []
+        self.ended = asyncio.Event()
+
+    async def finish(self, outcome: Outcome, leftover: Sequence[str]) -> None:
+        self.finished.append(outcome)
+        self.ended.set()
+
+    async def abandon(self) -> None:
+        self.ended.set()
+
+    def stop_typing(self) -> None:
+        pass
+
+
+@pytest.fixture
+async def host(tmp_path: Path, fake_anthropic: FakeAnthropic, postgres_db_url: str) -> AsyncIterator[Runtime]:
+    settings = make_settings(tmp_path, fake_anthropic)
+    settings = replace(settings, database=replace(settings.database, url=postgres_db_url))
+    async with runtime_for(settings) as runtime:
+        yield runtime
+
+
+async def cut_off(host: Runtime, shown: str) -> Message:
+    """A reply a dead host was writing: its message claimed, its row showing `shown` in m1."""
+    message = say("tell me")
+    await transcript.claim_message(host.store, message, reply_id="r1", host="dead")
+    records = ChatRepo(host.store)
+    await records.start_reply("r1", message, "opus-3", status="streaming")
+    await records.save_progress("r1", shown, ["m1"])
+    return message
+
+
+async def finish_here(host: Runtime, surface: RecordingSurface) -> None:
+    """This host's sweep takes the dead host's reply and finishes it on `surface`."""
+    takeovers = Takeovers(host.store, "b", lease_seconds=0)
+
+    async def finish(orphan: InHand) -> None:
+        await takeover.finish_reply(host.engine, host.store, orphan, lambda *_, **__: surface)
+
+    takeovers.register("slack", finish)
+    assert await takeovers.sweep() == 1
+    await asyncio.wait_for(surface.ended.wait(), 10)
+
+
+async def test_a_stop_pressed_while_the_replys_host_was_dead_ends_it_stopped_without_the_model(
+    host: Runtime, fake_anthropic: FakeAnthropic
+) -> None:
+    await cut_off(host, "Half a")
+    assert await host.engine.stop_elsewhere("r1")  # pressed on a live host: no host writes it
+    surface = RecordingSurface({"m1": "Half a"})
+    await finish_here(host, surface)
+    [outcome] = surface.finished
+    assert outcome.status == "stopped" and outcome.handles == ["m1"]
+    assert surface.messages == {"m1": "Half a"} and fake_anthropic.requests == []
+    stored = await host.engine.stored_reply("r1")
+    assert stored is not None and (stored.status, stored.text) == ("stopped", "Half a")
+
+
+async def test_a_reply_every_host_died_on_ends_with_the_interrupted_note(
+    host: Runtime, fake_anthropic: FakeAnthropic
+) -> None:
+    await cut_off(host, "Half a")
+    async with host.store.session() as session:
+        await session.exec(update(ReplyInHand).values(takeovers=MAX_TAKEOVERS))  # type: ignore[call-overload]
+    surface = RecordingSurface({"m1": "Half a"})
+    await finish_here(host, surface)
+    [outcome] = surface.finished
+    assert outcome.status == "interrupted" and fake_anthropic.requests == []
+    assert surface.messages == {"m1": f"Half a\n\n{INTERRUPTED}"}

@@ -166,6 +166,32 @@ class ChatEngine:
             resumable=True,
         )
 
+    async def end_taken_over(
+        self, reply_id: str, prompt: Message, sink: ReplySink, shown: Shown, *, status: str
+    ) -> Outcome:
+        """End a reply taken over from a host that stopped, without asking the model: "stopped"
+        (a Stop was pressed for it meanwhile) or "interrupted" (it cannot be resumed). What it
+        showed stays, with the ending every reply of that status gets."""
+        stored = await self._records.reply(reply_id, in_writers_turn=True)
+        alias = stored.written_by if stored else await self._context.channel_alias(prompt.place)
+        outcome = Outcome(reply_id=reply_id, trace_id=new_trace_id(), status=status, alias=alias)
+        reply = StreamingReply(sink)
+        reply.resume(shown.text, shown.handles)
+        ending = _ending(outcome, reply)
+        try:
+            outcome.handles = await reply.finish(ending)
+        except ReplyFailed as failed:
+            _log_refused(prompt, outcome, failed)
+            outcome.handles = list(reply.handles)
+        attempt = Attempt(alias=alias, delivered=shown.text)  # no request made: no usage
+        _fill(outcome, attempt, reply.text.removesuffix(ending))
+        await self._finish_records(outcome, prompt, attempt, latency=0.0)
+        return outcome
+
+    async def stop_was_pressed(self, reply_id: str) -> bool:
+        """Whether a Stop for `reply_id` waits unhonoured (its host died); it is used up."""
+        return await self._remote_stops.take_request(reply_id)
+
     def _display_name(self, alias: str) -> str:
         model = self.settings.models.get(alias)
         return (model.display_name if model else "") or alias

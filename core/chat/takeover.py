@@ -12,8 +12,9 @@ conditional UPDATE (of two survivors, one wins) and finishes the reply where it 
   prefill), its Stop buttons replaced at the end as always;
 - a reply finished but not tidied up (the host died between its record and its buttons): its
   final buttons are given;
-- taken over `MAX_TAKEOVERS` times already (a reply that kills every host that writes it): left
-  as it stands, with a log line, rather than passed on for ever.
+- Stop pressed for it while no host wrote it: ended as stopped, without asking the model;
+- taken over `MAX_TAKEOVERS` times already (a reply that kills every host that writes it):
+  ended with the engine's interrupted note (ask again), rather than passed on for ever.
 
 Usage stays exact: the dead host wrote no usage rows for a reply it did not finish, and the
 survivor writes one per request it makes, as for any reply.
@@ -30,7 +31,8 @@ from core.chat import transcript
 from core.chat.engine import ChatEngine
 from core.chat.outcome import Outcome
 from core.chat.streaming import Shown
-from core.ports import ReplyReopener
+from core.events import Message
+from core.ports import ReplyReopener, ReplySurface
 from core.store import Store, db_now
 from core.store.chat_repo import place_from_key
 from core.store.in_hand_repo import InHand, InHandRepo
@@ -88,14 +90,6 @@ class Takeovers:
             if not await self._repo.take(orphan, self.host_id):
                 continue  # another host was first
             taken += 1
-            if orphan.takeovers >= MAX_TAKEOVERS:
-                log.error(
-                    "reply %s was taken over %d times, each host stopping while writing it: left as it is",
-                    orphan.reply_id,
-                    orphan.takeovers,
-                )
-                await self.release(orphan.reply_id)
-                continue
             log.warning("host %s stopped: finishing its reply %s here", orphan.host, orphan.reply_id)
             task = asyncio.create_task(self._finish(orphan), name="ember-takeover")
             self._finishing.add(task)
@@ -135,10 +129,27 @@ async def finish_reply(engine: ChatEngine, store: Store, orphan: InHand, reopen:
         return
     shown = Shown(stored.text, handles) if stored is not None and handles else Shown()
     try:
-        outcome = await engine.take_over(orphan.reply_id, prompt, surface, shown)
+        outcome = await _finished(engine, orphan, prompt, surface, shown)
     except Exception:
         await surface.abandon()
         raise
     finally:
         surface.stop_typing()
     await surface.finish(outcome, ())
+
+
+async def _finished(
+    engine: ChatEngine, orphan: InHand, prompt: Message, surface: ReplySurface, shown: Shown
+) -> Outcome:
+    """Resumed; or stopped, when its asker pressed Stop while no host wrote it; or interrupted,
+    when every host that took it over died writing it."""
+    if await engine.stop_was_pressed(orphan.reply_id):
+        return await engine.end_taken_over(orphan.reply_id, prompt, surface, shown, status="stopped")
+    if orphan.takeovers >= MAX_TAKEOVERS:
+        log.error(
+            "reply %s was taken over %d times, each host stopping while writing it: ending it",
+            orphan.reply_id,
+            orphan.takeovers,
+        )
+        return await engine.end_taken_over(orphan.reply_id, prompt, surface, shown, status="interrupted")
+    return await engine.take_over(orphan.reply_id, prompt, surface, shown)
