@@ -77,7 +77,7 @@ async def open_runtime(
     try:
         if migrate:
             await store.upgrade()
-        liveness, takeovers = await _several_hosts(store, runtime_budgets)
+        liveness, takeovers = await _several_hosts(store, runtime_budgets, readiness)
         # `access` overrides the gate (tests, embedding); the service still answers commands.
         gate = MeteredGate(access or service, metrics)
         engine = ChatEngine(settings, store, router, access=gate, metrics=metrics)
@@ -105,7 +105,9 @@ async def open_runtime(
         await store.close()
 
 
-async def _several_hosts(store: Store, budgets: Budgets) -> tuple[HostLiveness | None, Takeovers | None]:
+async def _several_hosts(
+    store: Store, budgets: Budgets, readiness: Readiness
+) -> tuple[HostLiveness | None, Takeovers | None]:
     """Where hosts share the database: this host's liveness lease, taken now (before it claims
     any message), which also tells the request budgets how many hosts share each token; and
     its sweep for the replies of hosts that stopped."""
@@ -113,7 +115,13 @@ async def _several_hosts(store: Store, budgets: Budgets) -> tuple[HostLiveness |
         return None, None
     liveness = HostLiveness(store, counted=budgets.share)
     await liveness.begin()
-    return liveness, Takeovers(store, liveness.host_id, liveness.lease_seconds)
+    connected = readiness.platforms
+    return liveness, Takeovers(
+        store,
+        liveness.host_id,
+        liveness.lease_seconds,
+        connected=lambda platform: connected().get(platform, False),
+    )
 
 
 def _sdk_clients(settings: Settings) -> ClientFactory:

@@ -48,10 +48,20 @@ Finisher = Callable[[InHand], Awaitable[None]]
 class Takeovers:
     """One sweep per process; each platform adapter registers how it finishes its replies."""
 
-    def __init__(self, store: Store, host_id: str, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        host_id: str,
+        lease_seconds: float,
+        *,
+        connected: Callable[[str], bool] = lambda platform: True,
+    ) -> None:
+        """`connected(platform)`: whether this host can reach the platform now (a host still
+        logging in leaves the replies to a host that can)."""
         self.host_id = host_id
         self._repo = InHandRepo(store)
         self._lease = timedelta(seconds=lease_seconds)
+        self._connected = connected
         self._finishers: dict[str, Finisher] = {}
         self._finishing: set[asyncio.Task[None]] = set()
 
@@ -80,11 +90,10 @@ class Takeovers:
 
     async def sweep(self) -> int:
         """Take over what stopped hosts left, and start finishing it; how many were taken."""
-        if not self._finishers:
+        platforms = [platform for platform in self._finishers if self._connected(platform)]
+        if not platforms:
             return 0
-        orphans = await self._repo.orphans(
-            taken_before=db_now() - self._lease, platforms=list(self._finishers)
-        )
+        orphans = await self._repo.orphans(taken_before=db_now() - self._lease, platforms=platforms)
         taken = 0
         for orphan in orphans:
             if not await self._repo.take(orphan, self.host_id):
