@@ -434,3 +434,29 @@ async def test_two_hosts_fanning_out_at_once_share_the_bot_tokens_global_budget(
         times = [r.time for r in discord.requests[published:]]
         busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
         assert busiest > 25, busiest
+
+
+async def test_kill_9_mid_native_stream_on_slack_the_other_host_stops_the_stream_and_finishes_it(
+    tmp_path: Path, database: str, fake_anthropic: FakeAnthropic
+) -> None:
+    held = Reply.held(["Half a", " reply nobody sees."], after=1)
+    fake_anthropic.script.extend([held, Reply.text([" reply, finished by host B."])])
+    async with (
+        workspace() as slack,
+        ember_host(tmp_path, "a", database, fake_anthropic, slack=slack) as host_a,
+        ember_host(tmp_path, "b", database, fake_anthropic, slack=slack),
+    ):
+        mention = slack.app_mention("C1", "U1", "tell me")
+        await deliver(slack, host_a, mention)
+        [started] = await slack.wait_for(lambda c: c.method == "chat.startStream", timeout=SAFETY)
+        await until_rows(database, "SELECT id FROM replies WHERE message_ids != '[]'", timeout=SAFETY)
+        host_a.process.process.kill()  # its stream is left open
+        assert await host_a.process.exit_code(timeout=SAFETY) < 0
+        [message] = [m for m in slack.thread("C1", mention["ts"]) if m.get("user") == slack.bot_user_id]
+        assert slack.is_streaming("C1", message["ts"])
+
+        [done] = await slack.wait_for(slack_finished, timeout=TAKEOVER)
+        assert not slack.is_streaming("C1", message["ts"])  # host B stopped it, then edited it
+        [message] = [m for m in slack.thread("C1", mention["ts"]) if m.get("user") == slack.bot_user_id]
+        assert message["text"] == "Half a reply, finished by host B."
+        assert done.args["ts"] == message["ts"] and started.args["channel"] == "C1"
