@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from core.chat import payload, wording
 from core.chat.context import ContextReader, ContextSource
 from core.chat.controls import may_press
+from core.chat.endings import log_refused, show_end
 from core.chat.failover import Attempt, Failover
 from core.chat.gate import AccessGate, OpenGate
 from core.chat.labelled import LabelledSink
@@ -177,14 +178,8 @@ class ChatEngine:
         outcome = Outcome(reply_id=reply_id, trace_id=new_trace_id(), status=status, alias=alias)
         reply = StreamingReply(sink)
         reply.resume(shown.text, shown.handles)
-        ending = _ending(outcome, reply)
-        try:
-            outcome.handles = await reply.finish(ending)
-        except ReplyFailed as failed:
-            _log_refused(prompt, outcome, failed)
-            outcome.handles = list(reply.handles)
         attempt = Attempt(alias=alias, delivered=shown.text)  # no request made: no usage
-        _fill(outcome, attempt, reply.text.removesuffix(ending))
+        await show_end(prompt, outcome, attempt, reply)
         await self._finish_records(outcome, prompt, attempt, latency=0.0)
         return outcome
 
@@ -376,19 +371,12 @@ class ChatEngine:
             log.warning("model error for %s [trace %s]: %s", prompt.place.key, outcome.trace_id, error.detail)
         except ReplyFailed as failed:
             outcome.status, outcome.error = "error", wording.PLATFORM_REFUSED
-            _log_refused(prompt, outcome, failed)
+            log_refused(prompt, outcome, failed)
         finally:
             self._inflight.pop(outcome.reply_id, None)
             self._stopped.discard(outcome.reply_id)
             self._interrupted.discard(outcome.reply_id)
-        ending = _ending(outcome, reply)
-        try:
-            outcome.handles = await reply.finish(ending)
-        except ReplyFailed as failed:
-            _log_refused(prompt, outcome, failed)
-            outcome.status = "error"
-            outcome.handles = list(reply.handles)
-        _fill(outcome, attempt, reply.text.removesuffix(ending))
+        await show_end(prompt, outcome, attempt, reply)
         # The reply's row must exist before it is finished. A failed early write still lets the
         # reply finish and its usage be metered; its error is raised afterwards.
         failed_writes = [
@@ -428,27 +416,3 @@ class ChatEngine:
         if reply is None:
             raise LookupError(f"no reply {reply_id}")
         return reply, await self._context.prompt_of(reply)
-
-
-def _ending(outcome: Outcome, reply: StreamingReply) -> str:
-    """What is added to a reply that did not finish normally."""
-    if outcome.status == "stopped":
-        return "" if reply.started else wording.STOPPED_BEFORE_ANYTHING
-    if outcome.status == "interrupted":
-        return f"\n\n{wording.INTERRUPTED}" if reply.started else wording.INTERRUPTED
-    if outcome.status == "error":
-        return wording.error_ending(outcome.error, reply_started=reply.started)
-    return ""
-
-
-def _fill(outcome: Outcome, attempt: Attempt, shown: str) -> None:
-    outcome.text = shown
-    outcome.stop_reason = attempt.stop_reason
-    outcome.tokens, outcome.cost_micros = attempt.tokens, attempt.cost
-    outcome.model = attempt.model
-    outcome.provider = attempt.route.backend.provider if attempt.route else ""
-    outcome.alias = attempt.route.alias if attempt.route else outcome.alias
-
-
-def _log_refused(prompt: Message, outcome: Outcome, failed: ReplyFailed) -> None:
-    log.error("could not show the reply in %s [trace %s]: %s", prompt.place.key, outcome.trace_id, failed)
