@@ -18,7 +18,7 @@ from core.store.chat_repo import ChatRepo
 
 log = logging.getLogger(__name__)
 
-SAVE_EVERY = 0.5  # seconds between looks; a save is one small UPDATE, made only on a change
+SAVE_EVERY = 1.0  # seconds between looks; a save is one small UPDATE, made only on a change
 
 
 @contextlib.asynccontextmanager
