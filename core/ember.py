@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from core.budget import RequestScheduler
-from core.chat import Outcome, new_reply_id, transcript
+from core.chat import Outcome, new_reply_id, takeover, transcript
 from core.chat.commands import build_commands, prompt_answer
 from core.chat.controls import Control, parse_control_id
 from core.chat.controls import press as run_control
@@ -42,9 +42,11 @@ from core.ports import (
     PressedAccessButton,
     PressedReplyButton,
     ReplyOpener,
+    ReplyReopener,
 )
 from core.runtime import Runtime
 from core.store import replays_repo
+from core.store.in_hand_repo import InHand
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +75,15 @@ class Ember:
         *,
         history: HistoryReader | None = None,
         notifier: Notifier | None = None,
+        reopen: ReplyReopener | None = None,
     ) -> None:
         """An adapter is here: its facts, the reader of its conversations (where the platform
-        keeps them; else ember's store does), and who posts its access requests."""
+        keeps them; else ember's store does), who posts its access requests, and (several
+        hosts) how it reaches a reply another host began, to finish it should that host die."""
         self._traits[traits.platform] = traits
+        takeovers = self._runtime.takeovers
+        if reopen is not None and takeovers is not None:
+            takeovers.register(traits.platform, lambda orphan: self._take_over(orphan, reopen))
         self._runtime.platforms.attach(traits)
         self._runtime.budgets.for_platform(traits.platform, traits.budget)
         if history is not None:
@@ -126,11 +133,37 @@ class Ember:
         # hosts (any platform, once the database is one several hosts share), the store's
         # unique row decides who answers. On SQLite, one host, the write need not come first.
         claimed = traits.redelivers or self._runtime.store.dialect != "sqlite"
-        if claimed and not await transcript.record_message(self._runtime.store, said.message):
+        reply_id = new_reply_id()
+        if claimed and not await self._claim(said.message, reply_id):
             return None
-        return await self._answer(
-            said.message, said.context, arrived.open_reply, recorded=claimed, alias=alias
-        )
+        takeovers = self._runtime.takeovers if claimed else None
+        try:
+            return await self._answer(
+                said.message,
+                said.context,
+                arrived.open_reply,
+                recorded=claimed,
+                alias=alias,
+                reply_id=reply_id,
+            )
+        finally:
+            if takeovers is not None:
+                await takeovers.release(reply_id)  # answered (however it ended): nobody takes it over
+
+    async def _claim(self, message: Message, reply_id: str) -> bool:
+        """Claim the message in the store: True when this host is the one to answer it. Where
+        hosts share the database, the claim notes this host as answering it (as `reply_id`),
+        so that another finishes the reply should this one die."""
+        store, takeovers = self._runtime.store, self._runtime.takeovers
+        if takeovers is None:
+            return await transcript.record_message(store, message)
+        return await transcript.claim_message(store, message, reply_id=reply_id, host=takeovers.host_id)
+
+    async def _take_over(self, orphan: InHand, reopen: ReplyReopener) -> None:
+        """Finish a reply a stopped host left (`core.chat.takeover`), as one of this host's own."""
+        platform = orphan.place_key.partition(":")[0]
+        with self._replying(orphan.reply_id, platform, orphan.place_key):
+            await takeover.finish_reply(self._runtime.engine, self._runtime.store, orphan, reopen)
 
     async def _with_stored_facts(self, arrived: ArrivedMessage) -> Trigger:
         """Where the platform keeps no history ember reads, its store says what the platform
@@ -167,9 +200,10 @@ class Ember:
         *,
         recorded: bool,
         alias: str | None = None,
+        reply_id: str = "",
     ) -> Outcome:
         """Stream the model's answer to `message`, then give the reply its final buttons."""
-        reply_id = new_reply_id()
+        reply_id = reply_id or new_reply_id()
         surface = open_reply(reply_id)
         try:
             with self._replying(reply_id, message.place.platform, message.place.key):

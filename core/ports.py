@@ -208,6 +208,16 @@ class ReplyOpener(Protocol):
     def __call__(self, reply_id: str) -> ReplySurface: ...
 
 
+class ReplyReopener(Protocol):
+    """Where a reply another host began goes on (that host stopped: `core.chat.takeover`). The
+    platform's API reaches any conversation by its ids, whichever host receives its events."""
+
+    def __call__(self, place: Place, reply_id: str, *, requester_id: str, after: str) -> ReplySurface:
+        """A surface in `place` for reply `reply_id`, asked for by `requester_id`; a new
+        message of the reply follows message `after` (its last, or the question)."""
+        ...
+
+
 class AskThread(Protocol):
     """The platform half of `/opus ask`: show the question, open its thread."""
 

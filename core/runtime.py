@@ -11,11 +11,13 @@ from core.budget import Budgets
 from core.chat import AccessGate, ChatEngine
 from core.chat.providers import ModelClient, build_client
 from core.chat.routing import ClientFactory, Router
+from core.chat.takeover import Takeovers
 from core.config import Backend, Settings, database_url
 from core.essays import EssayService
 from core.events import utcnow
 from core.ops.facts import breaker_states, store_facts
 from core.ops.instruments import EssayMeter, MeteredGate, count_decision, metered_factory
+from core.ops.liveness import HostLiveness
 from core.ops.metrics import Metrics, StoreFacts
 from core.ops.readiness import Readiness
 from core.platforms import Platforms
@@ -40,6 +42,10 @@ class Runtime:
     platforms: Platforms
     # Each platform's one request scheduler (created when its adapter attaches).
     budgets: Budgets = field(default_factory=Budgets)
+    # Several hosts (a database they share; None on SQLite): this host's liveness lease, and
+    # the sweep that finishes the replies of hosts that stopped.
+    liveness: HostLiveness | None = None
+    takeovers: Takeovers | None = None
 
 
 @asynccontextmanager
@@ -71,6 +77,7 @@ async def open_runtime(
     try:
         if migrate:
             await store.upgrade()
+        liveness, takeovers = await _several_hosts(store, runtime_budgets, readiness)
         # `access` overrides the gate (tests, embedding); the service still answers commands.
         gate = MeteredGate(access or service, metrics)
         engine = ChatEngine(settings, store, router, access=gate, metrics=metrics)
@@ -88,12 +95,33 @@ async def open_runtime(
             gate,
             platforms,
             runtime_budgets,
+            liveness,
+            takeovers,
         )
     finally:
         await essays.close()
         await runtime_budgets.aclose()
         await router.close()
         await store.close()
+
+
+async def _several_hosts(
+    store: Store, budgets: Budgets, readiness: Readiness
+) -> tuple[HostLiveness | None, Takeovers | None]:
+    """Where hosts share the database: this host's liveness lease, taken now (before it claims
+    any message), which also tells the request budgets how many hosts share each token; and
+    its sweep for the replies of hosts that stopped."""
+    if store.dialect == "sqlite":
+        return None, None
+    liveness = HostLiveness(store, counted=budgets.share)
+    await liveness.begin()
+    connected = readiness.platforms
+    return liveness, Takeovers(
+        store,
+        liveness.host_id,
+        liveness.lease_seconds,
+        connected=lambda platform: connected().get(platform, False),
+    )
 
 
 def _sdk_clients(settings: Settings) -> ClientFactory:

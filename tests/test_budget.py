@@ -241,3 +241,28 @@ async def test_a_call_whose_caller_gave_up_is_never_made() -> None:
     assert await budget.send(Priority.FINAL_TEXT, calls.call("final"), coalesce="m") == "final"
     assert calls.sent == [("post", 0.0), ("final", 1.0)]
     await budget.aclose()
+
+
+async def test_two_live_hosts_each_send_half_of_a_shared_window_and_all_of_a_channels() -> None:
+    time = VirtualTime()
+    policy = BudgetPolicy(
+        windows={GLOBAL: Window(10, 1.0), "channel": Window(4, 1.0)},
+        kept_for_replies={GLOBAL: 2},
+        typing_headroom=0,
+        shared=frozenset({GLOBAL}),
+    )
+    budget = RequestScheduler(policy, clock=time.clock, sleep=time.sleep)
+    budget.share(2)  # another host runs the same bot: half of the token's window is this one's
+    calls = Recorder(time)
+    await asyncio.gather(*(budget.send(Priority.FIRST_TEXT, calls.call(f"m{n}")) for n in range(10)))
+    per_second = [sum(1 for _, at in calls.sent if int(at) == second) for second in range(2)]
+    assert per_second == [5, 5]
+    # The channel's window is the channel's, not the token's: it stays whole.
+    assert (
+        budget.has_room(Priority.FIRST_TEXT, ("channel:1",)) and budget.policy.windows["channel"].limit == 4
+    )
+    # The room kept for replies shrinks with the share, so essay posts still get some of it.
+    assert budget.policy.kept_for_replies == {GLOBAL: 1}
+    budget.share(1)  # the other host stopped: the whole window again
+    assert budget.policy == policy
+    await budget.aclose()

@@ -3,11 +3,17 @@ loopback fakes: what tests/test_two_hosts.py drives."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import text
+
+from core.store import Store
 from tests.ember_process import EmberProcess, base_env, ember_run_process, free_port
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.discord_server import FakeDiscord
@@ -98,3 +104,23 @@ async def ember_host(
     async with ember_run_process(config, env, health_port, keep_stdout=False) as running:
         await running.ready()
         yield Host(name, running, slack_url, config)
+
+
+async def rows(database_url: str, sql: str) -> list[tuple[Any, ...]]:
+    """What one SQL query finds in the hosts' database, read as a third party would."""
+    store = Store.open(database_url)
+    try:
+        async with store.engine.connect() as conn:
+            return [tuple(row) for row in (await conn.execute(text(sql))).all()]
+    finally:
+        await store.close()
+
+
+async def until_rows(database_url: str, sql: str, *, timeout: float) -> list[tuple[Any, ...]]:
+    """`rows` once the query finds something (polled: another process writes it)."""
+    deadline = time.monotonic() + timeout
+    while not (found := await rows(database_url, sql)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing found in time: {sql}")
+        await asyncio.sleep(0.1)
+    return found

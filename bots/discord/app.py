@@ -37,6 +37,6 @@ def register(client: EmberClient, ember: Ember) -> None:
     notifier = DiscordNotifier(
         client, ember.settings.discord.mod_channel, budget=lambda: ember.scheduler(client.traits.platform)
     )
-    ember.attach(client.traits, history=client.history, notifier=notifier)
+    ember.attach(client.traits, history=client.history, notifier=notifier, reopen=client.inbound.reopen)
     client.tree.add_command(client.slash.group())
     client.tree.add_command(show_prompt_menu(client, ember))

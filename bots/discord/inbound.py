@@ -59,6 +59,11 @@ class DiscordInbound:
             pace=self.edit_interval,
         )
 
+    def reopen(self, place: Place, reply_id: str, *, requester_id: str, after: str) -> DiscordSink:
+        """A reply another host began (it stopped: `core.chat.takeover`), over the REST API,
+        which reaches any channel whichever host holds its shard."""
+        return self.sink(place, reply_id, reply_to=int(after) if after else None)
+
     @property
     def scheduler(self) -> RequestScheduler:
         """Discord's one request budget, shared with commands, notices and announcements."""

@@ -38,6 +38,8 @@ def discord_budget(requests_per_second: int) -> BudgetPolicy:
         # A fifth of the global budget is only for first and final text.
         kept_for_replies={GLOBAL: max(1, requests_per_second // 5)},
         typing_headroom=max(1, requests_per_second // 2),
+        # The global limit is the bot token's: several hosts split it.
+        shared=frozenset({GLOBAL}),
     )
 
 

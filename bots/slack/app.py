@@ -57,7 +57,7 @@ def register(
     bot = SlackBot(ember, settings.slack, client, people, commands, files=files)
     traits = slack_traits(settings.slack)
     # No history reader: Slack's conversations are read from ember's own store.
-    ember.attach(traits, notifier=SlackNotifier(client, settings.slack.mod_channel))
+    ember.attach(traits, notifier=SlackNotifier(client, settings.slack.mod_channel), reopen=bot.reopen)
     inbound.register(app, bot)
     slash_commands.register(app, bot)
     shortcuts.register(app, bot)

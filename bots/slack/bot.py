@@ -39,10 +39,18 @@ class SlackBot:
     recent: RecentKeys = field(default_factory=RecentKeys)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
-    def sink(self, place: Place, recipient_id: str, reply_id: str) -> SlackSink:
-        """A reply in `place`, written for `recipient_id`."""
+    def sink(self, place: Place, recipient_id: str, reply_id: str, *, taken_over: bool = False) -> SlackSink:
+        """A reply in `place`, written for `recipient_id` (`taken_over`: from a host that died)."""
         scheduler = self.ember.scheduler(PLATFORM)
-        return SlackSink(self.client, place, recipient_id, reply_id, self.streaming, scheduler)
+        return SlackSink(
+            self.client, place, recipient_id, reply_id, self.streaming, scheduler, taken_over=taken_over
+        )
+
+    def reopen(self, place: Place, reply_id: str, *, requester_id: str, after: str) -> SlackSink:
+        """A reply another host began (it stopped: `core.chat.takeover`), over the Web API;
+        its messages are edited with chat.update (a native stream it left open is stopped first),
+        a new one goes in the same thread."""
+        return self.sink(place, requester_id, reply_id, taken_over=True)
 
     async def run(self, work: Awaitable[None]) -> None:
         """Run a listener's work, counted so shutdown can wind it down; errors are logged."""

@@ -96,9 +96,12 @@ class SlackSink:
         reply_id: str,
         streaming: StreamingSupport,
         scheduler: RequestScheduler,
+        *,
+        taken_over: bool = False,
     ) -> None:
         """A reply in `place` (its thread; none: the channel itself) for `recipient_id` (streams
-        into channels name whom they are for)."""
+        into channels name whom they are for). `taken_over`: begun by a host that died, whose
+        native stream may still be open."""
         self._client = client
         self.place = place
         self._recipient_id = recipient_id
@@ -109,6 +112,7 @@ class SlackSink:
         self._drawing = Priority.FIRST_TEXT
         self._limit = render.MESSAGE_LIMIT
         self._chains: dict[str, list[_Part]] = {}
+        self._taken_over = taken_over
         self._last: _Part | None = None
         self.edit_interval = STREAM_INTERVAL if self._can_stream else UPDATE_INTERVAL
 
@@ -150,11 +154,27 @@ class SlackSink:
         ordinary message from now on, edited with chat.update."""
         if self._last is not None:
             await self._seal(self._last)
+        if self._taken_over:
+            await self._end_stream_left_open(handle)
         parts = [_Part(handle, "", streaming=False)]
         self._chains[handle] = parts
         self._last = parts[0]
         self.edit_interval = UPDATE_INTERVAL
         return parts
+
+    async def _end_stream_left_open(self, ts: str) -> None:
+        """The message of a host that died mid-reply may be a native stream it never stopped:
+        stop it (adding nothing), so chat.update can carry the reply on there."""
+        if not self._streaming.enabled:
+            return  # this app streams nothing here: the message is an ordinary one
+        try:
+            await self._spend(
+                Priority.FINAL_TEXT,
+                "chat.stopStream",
+                lambda: self._client.chat_stopStream(channel=self.place.channel_id, ts=ts),
+            )
+        except SlackApiError as error:  # an ordinary message, or a stream Slack already ended
+            log.info("message %s was no open stream (%s)", ts, slack_error(error))
 
     async def delete(self, handle: str) -> None:
         """Remove a message this reply no longer needs (what a shorter regenerate left over)."""

@@ -42,6 +42,9 @@ BUDGET = BudgetPolicy(
     # update (half the tier), and a stop for every stream started.
     kept_for_final={"chat.update": 25, "chat.stopStream": 2, "chat.appendStream": 20},
     typing_headroom=0,
+    # The tiers are the workspace's (and ember's global pace with them): several hosts split
+    # them. A channel's one post a second stays whole: its replies come from one host.
+    shared=frozenset(TIERS) - {"channel"},
 )
 
 

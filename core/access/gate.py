@@ -73,8 +73,10 @@ class MessageGate:
         self._tally = tally
 
     @asynccontextmanager
-    async def admit(self, user: User, place: Place) -> AsyncIterator[None]:
-        """Raise AccessDenied with a kind explanation, or hold a reply slot while the body runs."""
+    async def admit(self, user: User, place: Place, *, taken_over: bool = False) -> AsyncIterator[None]:
+        """Raise AccessDenied with a kind explanation, or hold a reply slot while the body runs.
+        A reply `taken_over` from a host that died takes none: the dead host's lease is its
+        slot until it lapses."""
         now = self._clock()
         if place.is_direct and not self._dms_allowed(place.platform):
             raise AccessDenied(wording.NO_DIRECT_MESSAGES)
@@ -98,6 +100,9 @@ class MessageGate:
             raise AccessDenied(self._refusal(user, place, pending=facts.pending))
         self._check_daily(facts, now)
         await self._check_spend(place.platform, charged, now)
+        if taken_over:
+            yield
+            return
         key = (user.platform, user.id)
         self._take_slot(key)
         try:

@@ -77,9 +77,12 @@ class AccessService:
 
     # ------------------------------------------------------------ the gate (gate.py)
 
-    def admit(self, user: User, place: Place) -> AbstractAsyncContextManager[None]:
+    def admit(
+        self, user: User, place: Place, *, taken_over: bool = False
+    ) -> AbstractAsyncContextManager[None]:
         """Raise AccessDenied with a kind explanation, or hold a reply slot while the body runs."""
-        return self._gate.admit(user, place)  # the gate's own, not a wrapper: this is the hot path
+        # The gate's own, not a wrapper: this is the hot path.
+        return self._gate.admit(user, place, taken_over=taken_over)
 
     async def charged_workspace(self, user: User, place: Place) -> str:
         return await self._gate.charged_workspace(user, place)

@@ -13,6 +13,7 @@ UNLIMITED = BudgetPolicy(windows={})
 class Budgets:
     def __init__(self) -> None:
         self._schedulers: dict[str, RequestScheduler] = {}
+        self._hosts = 1  # the live hosts spending the tokens' budgets (core.budget.shares)
 
     def for_platform(self, platform: str, policy: BudgetPolicy | None = None) -> RequestScheduler:
         """The platform's scheduler, created on first use with `policy` (unlimited when None).
@@ -21,8 +22,16 @@ class Budgets:
         scheduler = self._schedulers.get(platform)
         if scheduler is None:
             scheduler = RequestScheduler(policy or UNLIMITED)
+            scheduler.share(self._hosts)
             self._schedulers[platform] = scheduler
         return scheduler
+
+    def share(self, hosts: int) -> None:
+        """`hosts` live hosts share every platform's token-wide budgets: this one spends its share."""
+        if hosts != self._hosts:
+            self._hosts = hosts
+            for scheduler in self._schedulers.values():
+                scheduler.share(hosts)
 
     async def aclose(self) -> None:
         for scheduler in self._schedulers.values():

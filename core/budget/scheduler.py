@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, TypeVar
 
+from core.budget.shares import share_of
 from core.budget.windows import Window, Windows, kind_of
 
 T = TypeVar("T")
@@ -71,6 +72,9 @@ class BudgetPolicy:
     kept_for_replies: Mapping[str, int] = field(default_factory=dict)
     # Typing needs this many free slots in the global window (and nothing queued) to go out.
     typing_headroom: int = 10
+    # Window kinds that belong to the token or the workspace, not to one host: several hosts
+    # split them equally (core.budget.shares).
+    shared: frozenset[str] = frozenset()
 
 
 class SchedulerClosed(Exception):
@@ -93,6 +97,7 @@ class _Queued:
 
 class RequestScheduler:
     def __init__(self, policy: BudgetPolicy, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep):
+        self._whole = policy
         self.policy = policy
         self._windows = Windows(policy.windows)
         self._clock = clock
@@ -133,6 +138,12 @@ class RequestScheduler:
             self._forget(item)  # the caller gave up: its call must not spend the budget later
             raise
         return result
+
+    def share(self, hosts: int) -> None:
+        """Spend only this host's share of the shared windows, one of `hosts` live hosts."""
+        self.policy = share_of(self._whole, hosts)
+        self._windows.limits = dict(self.policy.windows)
+        self._wake.set()  # a bigger share may let a waiting call go now
 
     def pause(self, key: str, seconds: float) -> None:
         """The platform answered 429 for `key`: nothing spends from it for `seconds`."""

@@ -10,6 +10,7 @@ engine orchestrates; the parts live beside it: `context` (what the model is show
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -19,13 +20,15 @@ from typing import TYPE_CHECKING
 from core.chat import payload, wording
 from core.chat.context import ContextReader, ContextSource
 from core.chat.controls import may_press
+from core.chat.endings import log_refused, show_end
 from core.chat.failover import Attempt, Failover
 from core.chat.gate import AccessGate, OpenGate
 from core.chat.labelled import LabelledSink
 from core.chat.outcome import Outcome, new_reply_id
+from core.chat.progress import saving_progress
 from core.chat.routing import Router
 from core.chat.stop_flags import RemoteStops, visible_soon
-from core.chat.streaming import ReplyFailed, StreamingReply
+from core.chat.streaming import ReplyFailed, Shown, StreamingReply
 from core.config import Settings
 from core.errors import AccessDenied, ModelError, new_trace_id
 from core.events import Message, Place, User
@@ -71,6 +74,9 @@ class ChatEngine:
         self._interrupted: set[str] = set()
         self._saving: dict[str, asyncio.Task[None]] = {}
         self._remote_stops = RemoteStops(store)
+        # Where hosts share the database, a reply's progress is saved as it streams, so another
+        # host can finish it should this one die (`core.chat.progress`).
+        self._saves_progress = store.dialect != "sqlite"
 
     def add_context_source(self, source: ContextSource) -> None:
         """Register extra system-prompt context, consulted for every request in a place."""
@@ -106,8 +112,16 @@ class ChatEngine:
             sink = TimedSink(sink, observe)
         try:
             context, chosen = await self._context.for_message(message, history, alias)
+            # A claimed message is in this host's hand: should it die, another resumes the reply.
             outcome = await self._run(
-                message, context, sink, chosen, prefill="", reply_id=reply_id, recording=recording
+                message,
+                context,
+                sink,
+                chosen,
+                prefill="",
+                reply_id=reply_id,
+                recording=recording,
+                resumable=recorded,
             )
         finally:
             if recording is not None and not recording.done():
@@ -133,6 +147,45 @@ class ChatEngine:
         return await self._run(
             context[-1], context, sink, reply.written_by, prefill=reply.text, reply_id=reply_id
         )
+
+    async def take_over(self, reply_id: str, prompt: Message, sink: ReplySink, shown: Shown) -> Outcome:
+        """Finish a reply that another host began and stopped writing (it died): carried on
+        from the text it had shown, in its messages (`shown`; none when it had shown nothing),
+        with the model its row names. The member's reply slot is the dead host's lease still,
+        so this reply does not take another one."""
+        stored = await self._records.reply(reply_id, in_writers_turn=True)
+        context = await self._context.upto(prompt)
+        alias = stored.written_by if stored else await self._context.channel_alias(prompt.place)
+        return await self._run(
+            context[-1],
+            context,
+            sink,
+            alias,
+            prefill=shown.text,
+            reply_id=reply_id,
+            shown=shown,
+            resumable=True,
+        )
+
+    async def end_taken_over(
+        self, reply_id: str, prompt: Message, sink: ReplySink, shown: Shown, *, status: str
+    ) -> Outcome:
+        """End a reply taken over from a host that stopped, without asking the model: "stopped"
+        (a Stop was pressed for it meanwhile) or "interrupted" (it cannot be resumed). What it
+        showed stays, with the ending every reply of that status gets."""
+        stored = await self._records.reply(reply_id, in_writers_turn=True)
+        alias = stored.written_by if stored else await self._context.channel_alias(prompt.place)
+        outcome = Outcome(reply_id=reply_id, trace_id=new_trace_id(), status=status, alias=alias)
+        reply = StreamingReply(sink)
+        reply.resume(shown.text, shown.handles)
+        attempt = Attempt(alias=alias, delivered=shown.text)  # no request made: no usage
+        await show_end(prompt, outcome, attempt, reply)
+        await self._finish_records(outcome, prompt, attempt, latency=0.0)
+        return outcome
+
+    async def stop_was_pressed(self, reply_id: str) -> bool:
+        """Whether a Stop for `reply_id` waits unhonoured (its host died); it is used up."""
+        return await self._remote_stops.take_request(reply_id)
 
     def _display_name(self, alias: str) -> str:
         model = self.settings.models.get(alias)
@@ -180,6 +233,10 @@ class ChatEngine:
         """Replies being written in `place` on any host, by their stored rows."""
         return await self._records.streaming_in(place, started_within=LONGEST_REPLY)
 
+    async def stored_reply(self, reply_id: str) -> StoredReply | None:
+        """A reply's row as the store has it (after any write in progress)."""
+        return await self._records.reply(reply_id, in_writers_turn=True)
+
     async def reply_place(self, reply_id: str) -> Place | None:
         """The conversation a stored reply answers in (a regenerate or continue writes there)."""
         reply = await self._records.reply(reply_id)
@@ -217,12 +274,14 @@ class ChatEngine:
         prefill: str,
         reply_id: str | None,
         recording: asyncio.Task[bool] | None = None,
+        shown: Shown | None = None,
+        resumable: bool = False,
     ) -> Outcome:
         trace_id = new_trace_id()
         outcome = Outcome(reply_id=reply_id or new_reply_id(), trace_id=trace_id, status="done", alias=alias)
         # Every line logged about this reply, here or deeper, names it and its trace.
         with log_context(trace_id=trace_id, reply_id=outcome.reply_id, platform=prompt.place.platform):
-            await self._admitted_run(outcome, prompt, history, sink, prefill, recording)
+            await self._admitted_run(outcome, prompt, history, sink, prefill, recording, shown, resumable)
         if self._metrics is not None:
             self._metrics.replies.labels(prompt.place.platform, outcome.status).inc()
         return outcome
@@ -235,9 +294,17 @@ class ChatEngine:
         sink: ReplySink,
         prefill: str,
         recording: asyncio.Task[bool] | None,
+        shown: Shown | None,
+        resumable: bool,
     ) -> None:
         try:
-            async with self.access.admit(prompt.author, prompt.place):
+            gate = self.access
+            admitting = (
+                gate.admit(prompt.author, prompt.place)
+                if shown is None
+                else gate.admit(prompt.author, prompt.place, taken_over=True)
+            )
+            async with admitting:
                 # The reply's row is written while the model is asked and the text streams (under
                 # load the writer's turn can take seconds on SQLite; the first words should not
                 # wait for it). A button pressed meanwhile waits for it in `may_control`, and
@@ -251,7 +318,9 @@ class ChatEngine:
                     writes: list[asyncio.Task[object]] = (
                         [saving] if recording is None else [recording, saving]
                     )
-                    await self._generate(outcome, prompt, history, sink, prefill, extra, writes)
+                    await self._generate(
+                        outcome, prompt, history, sink, prefill, extra, writes, shown, resumable
+                    )
                 finally:
                     if not saving.done():
                         await asyncio.wait({saving})  # never leave the write behind
@@ -271,15 +340,27 @@ class ChatEngine:
         prefill: str,
         extra_system: str,
         writes: Sequence[asyncio.Task[object]],
+        shown: Shown | None,
+        resumable: bool,
     ) -> None:
         reply = StreamingReply(sink)
+        if shown is not None:
+            reply.resume(shown.text, shown.handles)
         attempt = Attempt(alias=outcome.alias, delivered=prefill, extra_system=extra_system)
         started = self._clock()
         task = asyncio.create_task(self._failover.stream(attempt, history, reply, outcome.trace_id))
         self._inflight[outcome.reply_id] = task
+        # Only a reply another host would resume saves its progress (a regenerate or a
+        # continuation is not resumed: its row keeps its text until it finishes).
+        progress = (
+            saving_progress(self._records, outcome.reply_id, reply, self._saving[outcome.reply_id])
+            if resumable and self._saves_progress
+            else contextlib.nullcontext()
+        )
         try:
             with self._remote_stops.watching(outcome.reply_id, self.stop):
-                await task
+                async with progress:
+                    await task
             outcome.status = "done"
         except asyncio.CancelledError:
             if outcome.reply_id not in self._stopped:
@@ -290,19 +371,12 @@ class ChatEngine:
             log.warning("model error for %s [trace %s]: %s", prompt.place.key, outcome.trace_id, error.detail)
         except ReplyFailed as failed:
             outcome.status, outcome.error = "error", wording.PLATFORM_REFUSED
-            _log_refused(prompt, outcome, failed)
+            log_refused(prompt, outcome, failed)
         finally:
             self._inflight.pop(outcome.reply_id, None)
             self._stopped.discard(outcome.reply_id)
             self._interrupted.discard(outcome.reply_id)
-        ending = _ending(outcome, reply)
-        try:
-            outcome.handles = await reply.finish(ending)
-        except ReplyFailed as failed:
-            _log_refused(prompt, outcome, failed)
-            outcome.status = "error"
-            outcome.handles = list(reply.handles)
-        _fill(outcome, attempt, reply.text.removesuffix(ending))
+        await show_end(prompt, outcome, attempt, reply)
         # The reply's row must exist before it is finished. A failed early write still lets the
         # reply finish and its usage be metered; its error is raised afterwards.
         failed_writes = [
@@ -342,27 +416,3 @@ class ChatEngine:
         if reply is None:
             raise LookupError(f"no reply {reply_id}")
         return reply, await self._context.prompt_of(reply)
-
-
-def _ending(outcome: Outcome, reply: StreamingReply) -> str:
-    """What is added to a reply that did not finish normally."""
-    if outcome.status == "stopped":
-        return "" if reply.started else wording.STOPPED_BEFORE_ANYTHING
-    if outcome.status == "interrupted":
-        return f"\n\n{wording.INTERRUPTED}" if reply.started else wording.INTERRUPTED
-    if outcome.status == "error":
-        return wording.error_ending(outcome.error, reply_started=reply.started)
-    return ""
-
-
-def _fill(outcome: Outcome, attempt: Attempt, shown: str) -> None:
-    outcome.text = shown
-    outcome.stop_reason = attempt.stop_reason
-    outcome.tokens, outcome.cost_micros = attempt.tokens, attempt.cost
-    outcome.model = attempt.model
-    outcome.provider = attempt.route.backend.provider if attempt.route else ""
-    outcome.alias = attempt.route.alias if attempt.route else outcome.alias
-
-
-def _log_refused(prompt: Message, outcome: Outcome, failed: ReplyFailed) -> None:
-    log.error("could not show the reply in %s [trace %s]: %s", prompt.place.key, outcome.trace_id, failed)

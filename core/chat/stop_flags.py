@@ -61,6 +61,14 @@ class RemoteStops:
         await self._repo.request(reply_id)
         return True
 
+    async def take_request(self, reply_id: str) -> bool:
+        """Whether Stop was asked for `reply_id` and not yet honoured (pressed while no host
+        wrote it: its host had died); the request is used up."""
+        if not await self._repo.requested([reply_id]):
+            return False
+        await self._repo.clear([reply_id])
+        return True
+
     async def _poll(self) -> None:
         while self._watched:
             await asyncio.sleep(self._poll_seconds)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from core.ports import ReplySink
 
@@ -24,6 +26,14 @@ class ReplyFailed(Exception):
     def __init__(self, cause: BaseException) -> None:
         self.cause = cause
         super().__init__(f"{type(cause).__name__}: {cause}")
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What a reply showed before another host took it over: its text and its messages."""
+
+    text: str = ""
+    handles: Sequence[str] = ()
 
 
 class ReusingSink:
@@ -117,6 +127,20 @@ class StreamingReply:
     @property
     def started(self) -> bool:
         return bool(self.text)
+
+    def resume(self, text: str, handles: Sequence[str]) -> None:
+        """Carry on a reply shown elsewhere (by a host that stopped): `text` in the messages
+        `handles`, split as this class splits, so what comes next extends the last of them."""
+        if not handles:
+            return
+        rest = text
+        for _ in handles[:-1]:
+            rest = split_once(rest, self._sink.max_chars)[1]
+        self.text, self.handles = text, list(handles)
+        # The last message may show less than `rest` (its newest edit was still to come): the
+        # next write sends all of it.
+        self._tail = self._shown = rest
+        self._last_write = dict.fromkeys(self.handles, -math.inf)
 
     def append(self, text: str) -> None:
         if not text:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from core.events import Message, Place
 from core.store import Store
+from core.store.in_hand_repo import InHandRepo
 from core.store.transcript_repo import Forgotten, TranscriptRepo
 
 __all__ = [
     "Forgotten",
+    "claim_message",
     "delete_message",
     "display_name",
     "edit_message",
@@ -30,6 +32,13 @@ async def record_message(store: Store, message: Message) -> bool:
     message, so a redelivery (a Slack retry, another host) finds it taken and is not answered.
     """
     return await TranscriptRepo(store).record(message)
+
+
+async def claim_message(store: Store, message: Message, *, reply_id: str, host: str) -> bool:
+    """`record_message`, and with it (one transaction) the note that `host` answers the
+    message as reply `reply_id`: should that host die before the reply is finished, another
+    takes it over (`core.chat.takeover`)."""
+    return await InHandRepo(store).claim_message(message, reply_id, host)
 
 
 async def edit_message(store: Store, place: Place, message_id: str, text: str) -> None:

@@ -137,7 +137,7 @@ class MeteredGate:
         return await self._inner.charged_workspace(user, place)
 
     @asynccontextmanager
-    async def admit(self, user: User, place: Place) -> AsyncIterator[None]:
+    async def admit(self, user: User, place: Place, *, taken_over: bool = False) -> AsyncIterator[None]:
         if self._draining:
             self._metrics.access_decisions.labels("draining").inc()
             raise AccessDenied(DRAINING)
@@ -152,15 +152,19 @@ class MeteredGate:
         }
         try:
             with log_context(**ids):
-                async with self._admitted(user, place):
+                async with self._admitted(user, place, taken_over):
                     yield
         except AccessDenied:
             self._metrics.access_decisions.labels("denied").inc()
             raise
 
     @asynccontextmanager
-    async def _admitted(self, user: User, place: Place) -> AsyncIterator[None]:
-        async with self._inner.admit(user, place):
+    async def _admitted(self, user: User, place: Place, taken_over: bool) -> AsyncIterator[None]:
+        # A gate of two arguments (an embedder's) still admits every reply but a taken-over one.
+        admitting = (
+            self._inner.admit(user, place, taken_over=True) if taken_over else self._inner.admit(user, place)
+        )
+        async with admitting:
             self._metrics.access_decisions.labels("admitted").inc()
             self._note_caller()
             self._in_flight += 1

@@ -20,6 +20,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Protocol
 
+from core.chat.takeover import SWEEP_SECONDS
 from core.errors import ConfigError
 from core.ops.metrics import LoopLagSampler
 from core.ops.server import serve as serve_health
@@ -62,6 +63,10 @@ def background_parts(runtime: Runtime) -> list[Part]:
         Part("essay poller and outbox", f"{len(settings.essays.feeds)} feed(s)", runtime.essays.run),
         Part("event-loop lag sampler", "every 0.5 s", LoopLagSampler(runtime.metrics).run),
     ]
+    if runtime.liveness is not None and runtime.takeovers is not None:
+        lease = f"every {runtime.liveness.lease_seconds / 3:g} s"
+        parts.append(Part("liveness lease of this host", lease, runtime.liveness.run))
+        parts.append(Part("replies of stopped hosts", f"every {SWEEP_SECONDS:g} s", runtime.takeovers.run))
     if server.health_port:
         where = f"http://{server.host}:{server.health_port} (/healthz, /readyz, /metrics)"
         parts.append(Part("health server", where, functools.partial(_health_server, runtime)))

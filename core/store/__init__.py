@@ -3,7 +3,7 @@
 from core.store.access_tables import AccessAudit, AccessGrant, AccessRequest
 from core.store.engine import Store
 from core.store.essay_tables import Essay, EssayDelivery, EssayFeed, EssaySubscription, EssayThread
-from core.store.host_tables import Lease, ReplyStop
+from core.store.host_tables import Lease, ReplyInHand, ReplyStop
 from core.store.models import ChannelSetting, Person, Reply, Turn, Usage, db_now
 from core.store.replay_tables import SeenRequest
 
@@ -20,6 +20,7 @@ __all__ = [
     "Lease",
     "Person",
     "Reply",
+    "ReplyInHand",
     "ReplyStop",
     "SeenRequest",
     "Store",

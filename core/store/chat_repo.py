@@ -183,6 +183,16 @@ class ChatRepo:
         else:
             await self._store.write(lambda conn: _execute_all(conn, statements))
 
+    async def save_progress(self, reply_id: str, text: str, handles: list[str]) -> None:
+        """What a reply still streaming has shown so far, so another host can resume it should
+        this one stop (several hosts only: one host resumes nothing it did not write)."""
+        progress = (
+            update(Reply)
+            .where(col(Reply.id) == reply_id, col(Reply.status) == "streaming")
+            .values(text=text, message_ids=json.dumps(handles))
+        )
+        await self._store.write(lambda conn: conn.execute(progress))
+
     async def streaming_in(self, place: Place, *, started_within: timedelta) -> list[str]:
         """Replies still streaming in `place` (on any host) that started within the last
         `started_within`: a row left "streaming" by a host that died is not being written."""

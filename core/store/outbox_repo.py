@@ -80,12 +80,17 @@ class OutboxRepo:
             .order_by(table.c.next_attempt_at, table.c.id)
             .limit(limit)
         )
+        chosen: Any = due.scalar_subquery()
         if self._store.dialect == "postgresql":
-            due = due.with_for_update(skip_locked=True)
+            # Materialised once: as a plain subquery PostgreSQL may run it again for rows it
+            # checks, each run skipping the rows locked by the last, and claim far more than
+            # `limit` (one host took a whole fan-out, leaving nothing for the others).
+            locked = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+            chosen = select(locked.c.id)
         claim = (
             update(table)
             .where(
-                table.c.id.in_(due.scalar_subquery()),
+                table.c.id.in_(chosen),
                 table.c.state.in_(OWED),
                 table.c.next_attempt_at <= now,
             )

@@ -38,9 +38,16 @@ class TranscriptRepo:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def record(self, message: Message, *, along_with: Sequence[Executable] = ()) -> bool:
+    async def record(
+        self,
+        message: Message,
+        *,
+        along_with: Sequence[Executable] = (),
+        if_stored: Sequence[Executable] = (),
+    ) -> bool:
         """Store one message (once, however often it is delivered) and its author's name; True
-        when this call stored it. `along_with` runs first, in the same transaction."""
+        when this call stored it. `along_with` runs first, in the same transaction, and
+        `if_stored` last, only when this call stored the message (what comes with a claim)."""
         store = self._store
         who, name = _person_of(message)
         statements = _record_statements(store, message, with_name=not store.name_known(who, name))
@@ -49,7 +56,10 @@ class TranscriptRepo:
             for statement in along_with:
                 conn.execute(statement)
             results = [conn.execute(statement) for statement in statements]
-            return bool(results[0].rowcount)
+            stored = bool(results[0].rowcount)
+            for statement in if_stored if stored else ():
+                conn.execute(statement)
+            return stored
 
         inserted = await store.write(run)
         if len(statements) > 1:

@@ -1,0 +1,53 @@
+"""How a reply that ended is shown: the note a reply that did not finish normally ends with,
+and the outcome filled from what was shown. One rule for every way a reply ends (answered,
+stopped, interrupted, failed, or ended by a host that took it over from one that died)."""
+
+from __future__ import annotations
+
+import logging
+
+from core.chat import wording
+from core.chat.failover import Attempt
+from core.chat.outcome import Outcome
+from core.chat.streaming import ReplyFailed, StreamingReply
+from core.events import Message
+
+# One logger for the chat path, as before the split: operators filter on it.
+log = logging.getLogger("core.chat")
+
+
+async def show_end(prompt: Message, outcome: Outcome, attempt: Attempt, reply: StreamingReply) -> None:
+    """Show the rest of `reply` and its ending, then fill `outcome` from what was shown. A
+    platform refusing the last writes makes it an error (what was shown stays)."""
+    ending = ending_of(outcome, reply)
+    try:
+        outcome.handles = await reply.finish(ending)
+    except ReplyFailed as failed:
+        log_refused(prompt, outcome, failed)
+        outcome.status = "error"
+        outcome.handles = list(reply.handles)
+    _fill(outcome, attempt, reply.text.removesuffix(ending))
+
+
+def ending_of(outcome: Outcome, reply: StreamingReply) -> str:
+    """What is added to a reply that did not finish normally."""
+    if outcome.status == "stopped":
+        return "" if reply.started else wording.STOPPED_BEFORE_ANYTHING
+    if outcome.status == "interrupted":
+        return f"\n\n{wording.INTERRUPTED}" if reply.started else wording.INTERRUPTED
+    if outcome.status == "error":
+        return wording.error_ending(outcome.error, reply_started=reply.started)
+    return ""
+
+
+def _fill(outcome: Outcome, attempt: Attempt, shown: str) -> None:
+    outcome.text = shown
+    outcome.stop_reason = attempt.stop_reason
+    outcome.tokens, outcome.cost_micros = attempt.tokens, attempt.cost
+    outcome.model = attempt.model
+    outcome.provider = attempt.route.backend.provider if attempt.route else ""
+    outcome.alias = attempt.route.alias if attempt.route else outcome.alias
+
+
+def log_refused(prompt: Message, outcome: Outcome, failed: ReplyFailed) -> None:
+    log.error("could not show the reply in %s [trace %s]: %s", prompt.place.key, outcome.trace_id, failed)
