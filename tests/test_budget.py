@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from core.budget import GLOBAL, BudgetPolicy, Priority, RequestScheduler, SchedulerClosed, Window
+from core.budget.holds import HOLD_LIFETIME
 
 
 class VirtualTime:
@@ -20,6 +21,10 @@ class VirtualTime:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
+        # Time passes only once everything else runnable has run (an answer settling, a call
+        # arriving), as it would in real time while the sleep lasts.
+        for _ in range(10):
+            await asyncio.sleep(0)
         self.now += seconds
         await asyncio.sleep(0)
 
@@ -240,4 +245,39 @@ async def test_a_call_whose_caller_gave_up_is_never_made() -> None:
     assert budget.queued == 0
     assert await budget.send(Priority.FINAL_TEXT, calls.call("final"), coalesce="m") == "final"
     assert calls.sent == [("post", 0.0), ("final", 1.0)]
+    await budget.aclose()
+
+
+async def test_slots_held_for_replies_in_flight_go_to_their_first_and_final_text() -> None:
+    time = VirtualTime()
+    budget = scheduler(time, **{GLOBAL: Window(3, 1.0)})
+    calls = Recorder(time)
+    held = [budget.hold(), budget.hold()]  # two questions arrived; their models are thinking
+    # An empty window has the headroom typing needs (two), but not beside two held slots.
+    assert await budget.send(Priority.TYPING, calls.call("typing")) is None
+    await asyncio.gather(
+        budget.send(Priority.ESSAY_POST, calls.call("essay 1")),
+        budget.send(Priority.ESSAY_POST, calls.call("essay 2")),
+        budget.send(Priority.FIRST_TEXT, calls.call("first A")),
+        budget.send(Priority.FIRST_TEXT, calls.call("first B")),
+    )
+    # The replies' first texts take their slots at once; each essay post leaves both held slots
+    # free, so it goes only into a window otherwise empty.
+    assert calls.sent == [("first A", 0.0), ("first B", 0.0), ("essay 1", 1.0), ("essay 2", 2.0)]
+    held[0].release()
+    held[0].release()  # twice is harmless: the other reply keeps its slot
+    held[1].release()
+    await asyncio.gather(*(budget.send(Priority.ESSAY_POST, calls.call(f"essay {n}")) for n in (3, 4, 5)))
+    # Released, the slots serve everyone again: two fit beside essay 2, the third a window later.
+    assert calls.sent[4:] == [("essay 3", 2.0), ("essay 4", 2.0), ("essay 5", 3.0)]
+    await budget.aclose()
+
+
+async def test_a_hold_never_released_lapses_on_its_own() -> None:
+    time = VirtualTime()
+    budget = scheduler(time, **{GLOBAL: Window(1, 1.0)})
+    calls = Recorder(time)
+    budget.hold()  # a reply that broke off without finishing
+    assert await budget.send(Priority.ESSAY_POST, calls.call("essay")) == "essay"
+    assert calls.sent == [("essay", HOLD_LIFETIME)]
     await budget.aclose()
