@@ -7,8 +7,17 @@ import asyncio
 
 import pytest
 
-from core.budget import GLOBAL, BudgetPolicy, Priority, RequestScheduler, SchedulerClosed, Window
+from core.budget import (
+    GLOBAL,
+    BudgetPacer,
+    BudgetPolicy,
+    Priority,
+    RequestScheduler,
+    SchedulerClosed,
+    Window,
+)
 from core.budget.holds import HOLD_LIFETIME
+from core.budget.scheduler import scheduled_here
 
 
 class VirtualTime:
@@ -280,4 +289,19 @@ async def test_a_hold_never_released_lapses_on_its_own() -> None:
     budget.hold()  # a reply that broke off without finishing
     assert await budget.send(Priority.ESSAY_POST, calls.call("essay")) == "essay"
     assert calls.sent == [("essay", HOLD_LIFETIME)]
+    await budget.aclose()
+
+
+async def test_an_essay_request_sent_through_the_pacer_is_made_in_its_turn_and_counted_once() -> None:
+    time = VirtualTime()
+    budget = scheduler(time, **{GLOBAL: Window(2, 1.0)})
+    pacer = BudgetPacer(budget, concurrency=4)
+
+    async def post() -> bool:
+        return scheduled_here()  # what the HTTP tracer asks: True, so it does not count it again
+
+    assert await pacer.send("C1", post) is True
+    assert budget.has_room(Priority.FIRST_TEXT, (GLOBAL,))  # one slot of two spent, not two
+    assert await pacer.send("C2", post) is True
+    assert not budget.has_room(Priority.FIRST_TEXT, (GLOBAL,))
     await budget.aclose()

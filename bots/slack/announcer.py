@@ -174,14 +174,15 @@ class SlackAnnouncer:
                 earlier = await self._earlier_post(delivery)
                 if earlier:
                     return earlier
-            await delivery.pace()
-            response = await self._client.chat_postMessage(
-                channel=delivery.channel_id,
-                text=fallback_text(essay, delivery.role_id),
-                blocks=announcement_blocks(essay, delivery.role_id),
-                metadata=metadata(delivery),
-                unfurl_links=False,
-                unfurl_media=False,
+            response = await delivery.send(
+                lambda: self._client.chat_postMessage(
+                    channel=delivery.channel_id,
+                    text=fallback_text(essay, delivery.role_id),
+                    blocks=announcement_blocks(essay, delivery.role_id),
+                    metadata=metadata(delivery),
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
             )
         except SlackApiError as error:
             mapped = delivery_error(error)

@@ -23,16 +23,16 @@ pending until it registers.
 
 Pacing: each platform has one pacer: its request scheduler's (core.budget.BudgetPacer), so the
 fan-out spends the budget chat shares, below chat in priority; or, registered without one, a
-Pacer of its own (core.ratelimit). The adapter awaits `delivery.pace()` right before every
-platform request it makes for a delivery (the post, a publish, opening a thread), so a token is
-spent exactly when a request is made: a thread the adapter does not open, or a retry found
-already posted, costs nothing.
+Pacer of its own (core.ratelimit). The adapter makes every platform request of a delivery (the
+post, a publish, opening a thread) through `delivery.send(call)`, made in its turn (inside the
+scheduler, which then counts it once), or awaits `delivery.pace()` right before one it cannot
+wrap; so a token is spent exactly when a request is made: a thread the adapter does not open,
+or a retry found already posted, costs nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import random
 import time
@@ -46,7 +46,14 @@ from core.budget import BudgetPacer, RequestScheduler
 from core.config import Settings
 from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited
 from core.essays import wording
-from core.essays.delivery import Announcement, Delivery, DeliveryReport, announcement_of, delivery_key
+from core.essays.delivery import (
+    Announcement,
+    Delivery,
+    DeliveryReport,
+    Turns,
+    announcement_of,
+    delivery_key,
+)
 from core.essays.leases import Held, LeaseKeeper
 from core.ports import Announcer
 from core.ratelimit import Pacer, RateLimit, Sleep, default_rate_limit
@@ -71,13 +78,11 @@ RETRY_CAP = timedelta(hours=1)
 MIN_RETRY = timedelta(seconds=0.5)
 
 
-class ChannelPacer(Protocol):
+class ChannelPacer(Turns, Protocol):
     """What paces one platform's deliveries (core.ratelimit.Pacer, core.budget.BudgetPacer)."""
 
     @property
     def concurrency(self) -> int: ...
-
-    async def acquire(self, channel_id: str) -> None: ...
 
     def pause(self, seconds: float) -> None: ...
 
@@ -207,7 +212,7 @@ class Outbox:
             attempt=row.attempts,
             uncertain=row.uncertain,
             announcement=await self._announcement(row.essay_id),
-            pace=functools.partial(pacer.acquire, row.channel_id),
+            turns=pacer,
         )
         return _Claim(delivery, row.subscription_id)
 
