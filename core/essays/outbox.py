@@ -37,7 +37,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -174,22 +174,37 @@ class Outbox:
     async def _drain(self, platform: str, report: DeliveryReport) -> None:
         concurrency = max(1, self._pacers[platform].concurrency)
         # Claimed rows wait for the pacer while "sending": a small batch keeps that wait short.
-        while claims := await self._claim_due(platform, limit=concurrency * 2):
-            queue = deque(claims)
-            held: Held = {c.delivery.id: c.delivery.attempt for c in claims}
-            try:
-                async with self._leases.holding(held), asyncio.TaskGroup() as group:
-                    for _ in range(min(concurrency, len(claims))):
-                        group.create_task(self._work(queue, held, report))
-            except asyncio.CancelledError:
-                # Shutting down: rows not yet started go back at once rather than wait a lease.
-                await self._leases.give_back({c.delivery.id: c.delivery.attempt for c in queue})
-                raise
+        # A sender finding the batch used up claims the next while the others' requests are
+        # still on their way, so the budget never idles between batches.
+        queue: deque[_Claim] = deque()
+        held: Held = {}
+        claiming = asyncio.Lock()
+        nothing_due = False  # once a claim finds nothing, the other senders stop asking
 
-    async def _work(self, queue: deque[_Claim], held: Held, report: DeliveryReport) -> None:
+        async def next_claim() -> _Claim | None:
+            nonlocal nothing_due
+            async with claiming:
+                if not queue and not nothing_due:
+                    claims = await self._claim_due(platform, limit=concurrency * 2)
+                    held.update({c.delivery.id: c.delivery.attempt for c in claims})
+                    queue.extend(claims)
+                    nothing_due = not claims
+                return queue.popleft() if queue else None
+
+        try:
+            async with self._leases.holding(held), asyncio.TaskGroup() as group:
+                for _ in range(concurrency):
+                    group.create_task(self._work(next_claim, held, report))
+        except asyncio.CancelledError:
+            # Shutting down: rows not yet started go back at once rather than wait a lease.
+            await self._leases.give_back({c.delivery.id: c.delivery.attempt for c in queue})
+            raise
+
+    async def _work(
+        self, next_claim: Callable[[], Awaitable[_Claim | None]], held: Held, report: DeliveryReport
+    ) -> None:
         """One of a platform's concurrent senders: the pacer, not their number, sets the pace."""
-        while queue:
-            claim = queue.popleft()
+        while (claim := await next_claim()) is not None:
             try:
                 await self._attempt(claim, report)
             finally:
