@@ -9,9 +9,9 @@ they wait), and a message's final text and its buttons go ahead of every interme
 the model is slow to start and the budget has room.
 
 A reply holds a slot of the global budget from its question to its final buttons
-(core.budget.holds), and its end is one request: the final text waits a moment for the buttons
-that follow it (`FINAL_GRACE`) and goes with them, so a burst of replies ending together needs
-one slot each, not two.
+(core.budget.holds). When the budget is tight, a reply's end is one request: the final text
+waits a moment for the buttons that follow it (`FINAL_GRACE`) and goes with them, so a burst of
+replies ending together needs one slot each, not two; with slots to spare it goes at once.
 
 Every message ember sends or edits carries `AllowedMentions.none()`, so model text such as
 `@everyone` or `<@123>` pings no one. The parts of a long reply each reply to the one before, so
@@ -43,9 +43,10 @@ TYPING_EVERY = 8.0
 # budget stays with the first posts. Without headroom, it is tried again a little later.
 TYPING_AFTER = 1.0
 TYPING_RETRY = 1.0
-# How long a message's final text waits for its buttons (the reply's records are written in
-# between: milliseconds, longer under load) before going alone.
-FINAL_GRACE = 0.5
+# How long a message's final text waits for its buttons before going alone. The reply's records
+# are written in between: milliseconds when quiet, up to a second when fifty replies end at once
+# on SQLite; going alone then would cost the burst a second request per reply, and a window.
+FINAL_GRACE = 2.0
 
 
 class DiscordSink:
@@ -246,9 +247,12 @@ class DiscordSink:
                 del self._waiting[handle]
 
     async def _final_edit(self, handle: str) -> None:
-        """A message's final text, unless its buttons come within `FINAL_GRACE` and carry it
-        (`set_controls` cancels this task while it waits)."""
-        await asyncio.sleep(FINAL_GRACE)
+        """A message's final text: at once when the budget has slots to spare beyond those
+        replies hold (a second write for the buttons costs nothing then); otherwise when its
+        buttons come within `FINAL_GRACE` and carry it (`set_controls` cancels this task while
+        it waits), or alone after that."""
+        if not self._scheduler.has_room(Priority.ANSWER, self._keys):
+            await asyncio.sleep(FINAL_GRACE)
         try:
             await self._write(handle, Priority.FINAL_TEXT)
         except discord.HTTPException as error:

@@ -46,10 +46,15 @@ class Holds:
         self._lifetime = lifetime
         self._lapse: dict[str, dict[int, float]] = {}
         self._tokens = itertools.count(1)
+        # No hold lapses before this: counting (asked for every queued call, every time the
+        # scheduler looks) looks for lapsed holds only once it has passed.
+        self._earliest = math.inf
 
     def take(self, key: str, now: float) -> Hold:
         token = next(self._tokens)
-        self._lapse.setdefault(key, {})[token] = now + self._lifetime
+        lapse = now + self._lifetime
+        self._lapse.setdefault(key, {})[token] = lapse
+        self._earliest = min(self._earliest, lapse)
         return Hold(self, key, token)
 
     def release(self, key: str, token: int) -> None:
@@ -60,13 +65,22 @@ class Holds:
             self._changed()
 
     def count(self, key: str, now: float) -> int:
-        held = self._lapse.get(key)
-        if not held:
-            return 0
-        for token in [t for t, lapse in held.items() if lapse <= now]:
-            del held[token]
-        return len(held)
+        if now >= self._earliest:
+            self._forget_lapsed(now)
+        return len(self._lapse.get(key, ()))
 
-    def next_lapse(self) -> float:
+    def next_lapse(self, now: float) -> float:
         """When the earliest hold lapses on its own (infinity when none is held)."""
-        return min((lapse for held in self._lapse.values() for lapse in held.values()), default=math.inf)
+        if now >= self._earliest:
+            self._forget_lapsed(now)
+        return self._earliest
+
+    def _forget_lapsed(self, now: float) -> None:
+        for key, held in list(self._lapse.items()):
+            for token in [t for t, lapse in held.items() if lapse <= now]:
+                del held[token]
+            if not held:
+                del self._lapse[key]
+        self._earliest = min(
+            (lapse for held in self._lapse.values() for lapse in held.values()), default=math.inf
+        )

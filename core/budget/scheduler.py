@@ -251,7 +251,7 @@ class RequestScheduler:
                 self._start(ready, now)
                 continue
             # A hold lapsing on its own frees a slot no answer or release announces.
-            wake_at = min(min(self._ready_at(item, now) for item in self._queue), self._holds.next_lapse())
+            wake_at = min(min(self._ready_at(item, now) for item in self._queue), self._holds.next_lapse(now))
             self._wake.clear()
             if math.isinf(wake_at):
                 await self._wake.wait()  # an answer (or a new call) wakes it
