@@ -11,7 +11,9 @@ Printed:
 - chat first text after the model's first token, p50 / p99, without and with the fan-out
   (goal: p99 within 10%);
 - the fan-out's duration against the bound its requests set on the budget chat left: (its
-  requests + every other request made while it ran) / 50 per second (goal: at most 1.15×);
+  requests + every other request made while it ran) / the rate (goal: at most 1.15×), for two
+  rates: Discord's published 50 a second, and ember's budget of 50 per 1.05 s (the README's
+  margin for clocks that disagree, `bots.discord.traits.GLOBAL_SECONDS`);
 - 429s answered.
 
 Run: `make bench BENCH=fanout` (or `.venv/bin/python -m bench fanout`); about three minutes.
@@ -30,6 +32,7 @@ from sqlalchemy import insert
 
 from bench.burst_bench import FIRST_TOKEN, SETTLE, TOKENS, TOKENS_PER_SECOND, _ms, one_burst
 from bench.measure import percentile
+from bots.discord.traits import GLOBAL_SECONDS
 from core.runtime import Runtime
 from core.store import EssaySubscription
 from tests.discord_support import ember_settings, running_ember
@@ -151,7 +154,8 @@ async def run(repeats: int) -> None:
     ended = max(r.time for r in essay)
     others = [r for r in answered if started <= r.time <= ended and channel_of(r) not in essay_channels]
     seconds = ended - started
-    bound = (len(essay) + len(others)) / RATE
+    needed = len(essay) + len(others)
+    budget_rate = RATE / GLOBAL_SECONDS
     print(
         f"| chat first text after first token, p50 / p99 | alone {_ms(alone)} | during the fan-out {_ms(during)} |"
     )
@@ -160,10 +164,13 @@ async def run(repeats: int) -> None:
         f"| fan-out: {report.sent:,} of {len(essay_channels):,} channels | {len(essay):,} requests in {seconds:.1f} s | "
         f"chat and the rest made {len(others):,} meanwhile |"
     )
-    print(
-        f"| bound: ({len(essay):,} + {len(others):,}) / {RATE:g} per s = {bound:.1f} s "
-        f"| ratio {seconds / bound:.2f} (goal ≤ 1.15) | 429s {len(fake.rate_limited)} |"
-    )
+    for label, rate in (("Discord's", RATE), ("the budget's", budget_rate)):
+        bound = needed / rate
+        print(
+            f"| bound at {label} {rate:.1f} per s: ({len(essay):,} + {len(others):,}) / {rate:.1f} = "
+            f"{bound:.1f} s | ratio {seconds / bound:.2f} (goal ≤ 1.15) | |"
+        )
+    print(f"| 429s | {len(fake.rate_limited)} | |")
 
 
 def _p99(delays: list[float]) -> float:

@@ -37,7 +37,7 @@ def discord_budget(requests_per_second: int) -> BudgetPolicy:
         kept_for_final={"channel": 2},
         # Replies in flight hold their own slots (core.budget.holds); this small standing
         # reserve is for questions not yet asked, so a reply's first text finds a slot at once.
-        kept_for_replies={GLOBAL: max(1, requests_per_second // 25)},
+        kept_for_replies={GLOBAL: max(1, requests_per_second // 50)},
         typing_headroom=max(1, requests_per_second // 2),
     )
 
