@@ -118,8 +118,8 @@ class DiscordSink:
         self._raise_failure()
         self._wanted[handle] = text
         if final:
-            # Sent ahead of every intermediate edit, without holding up the reply's end: it
-            # waits a moment for the buttons, which carry it when they come (one request).
+            # Sent ahead of every intermediate edit, without holding up the reply's end; when
+            # the budget is tight it waits for the buttons, which carry it (`_final_edit`).
             self._cancel_waiting(handle)
             self._waiting[handle] = asyncio.create_task(self._final_edit(handle), name="ember-final-edit")
         elif handle not in self._waiting:
