@@ -251,7 +251,7 @@ class DiscordSink:
         replies hold (a second write for the buttons costs nothing then); otherwise when its
         buttons come within `FINAL_GRACE` and carry it (`set_controls` cancels this task while
         it waits), or alone after that."""
-        if not self._scheduler.has_room(Priority.ANSWER, self._keys):
+        if not self._slots_to_spare():
             await asyncio.sleep(FINAL_GRACE)
         try:
             await self._write(handle, Priority.FINAL_TEXT)
@@ -265,6 +265,16 @@ class DiscordSink:
         finally:
             if self._waiting.get(handle) is asyncio.current_task():
                 del self._waiting[handle]
+
+    def _slots_to_spare(self) -> bool:
+        """Whether the final text and, later, its buttons can each have a write of their own:
+        the global window has room beyond the slots replies hold (what a command answer needs),
+        and the channel's beyond the writes kept for a final text (what an intermediate edit
+        needs)."""
+        global_key, channel_key = self._keys
+        return self._scheduler.has_room(Priority.ANSWER, (global_key,)) and self._scheduler.has_room(
+            Priority.EDIT, (channel_key,)
+        )
 
     def _cancel_waiting(self, handle: str) -> None:
         """Cancel an edit still waiting out its pace; one already queued merges with the next
