@@ -257,15 +257,15 @@ class Announcer(Protocol):
 
     async def announce(self, delivery: Delivery) -> str:
         """Post the announcement in `delivery.channel_id`; return the platform's message id.
-        Await `delivery.pace()` before each platform request.
-        Raise RateLimited, ChannelGone (403/404) or DeliveryRejected (400) when the platform
+        Make each platform request through `delivery.send(call)` (or await `delivery.pace()`
+        right before it). Raise RateLimited, ChannelGone (403/404) or DeliveryRejected (400) when the platform
         says so; DeliveryError for any other certain non-post. Any other exception means
         "may have been posted" and the retry comes with `uncertain=True`."""
         ...
 
     async def open_discussion(self, delivery: Delivery, message_id: str) -> str | None:
         """Open a thread under the posted announcement; return its thread id (None: none).
-        Await `delivery.pace()` before each platform request it makes (none: no token spent).
+        Each platform request it makes goes through `delivery.send` (none: no token spent).
         Messages in it must reach the core with Place(channel_id=delivery.channel_id,
         thread_id=<this id>), so they are answered with the essay in context."""
         ...

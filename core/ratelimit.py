@@ -16,9 +16,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 Monotonic = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,10 @@ class Pacer:
             if start > now:
                 await self._sleep(start - now)
         await self.bucket.acquire()
+
+    async def send(self, channel_id: str, call: Callable[[], Awaitable[T]]) -> T:
+        await self.acquire(channel_id)
+        return await call()
 
     @property
     def concurrency(self) -> int:

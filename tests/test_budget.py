@@ -7,7 +7,17 @@ import asyncio
 
 import pytest
 
-from core.budget import GLOBAL, BudgetPolicy, Priority, RequestScheduler, SchedulerClosed, Window
+from core.budget import (
+    GLOBAL,
+    BudgetPacer,
+    BudgetPolicy,
+    Priority,
+    RequestScheduler,
+    SchedulerClosed,
+    Window,
+)
+from core.budget.holds import HOLD_LIFETIME
+from core.budget.scheduler import scheduled_here
 
 
 class VirtualTime:
@@ -20,6 +30,10 @@ class VirtualTime:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
+        # Time passes only once everything else runnable has run (an answer settling, a call
+        # arriving), as it would in real time while the sleep lasts.
+        for _ in range(10):
+            await asyncio.sleep(0)
         self.now += seconds
         await asyncio.sleep(0)
 
@@ -265,4 +279,54 @@ async def test_two_live_hosts_each_send_half_of_a_shared_window_and_all_of_a_cha
     assert budget.policy.kept_for_replies == {GLOBAL: 1}
     budget.share(1)  # the other host stopped: the whole window again
     assert budget.policy == policy
+    await budget.aclose()
+
+
+async def test_slots_held_for_replies_in_flight_go_to_their_first_and_final_text() -> None:
+    time = VirtualTime()
+    budget = scheduler(time, **{GLOBAL: Window(3, 1.0)})
+    calls = Recorder(time)
+    held = [budget.hold(), budget.hold()]  # two questions arrived; their models are thinking
+    # An empty window has the headroom typing needs (two), but not beside two held slots.
+    assert await budget.send(Priority.TYPING, calls.call("typing")) is None
+    await asyncio.gather(
+        budget.send(Priority.ESSAY_POST, calls.call("essay 1")),
+        budget.send(Priority.ESSAY_POST, calls.call("essay 2")),
+        budget.send(Priority.FIRST_TEXT, calls.call("first A")),
+        budget.send(Priority.FIRST_TEXT, calls.call("first B")),
+    )
+    # The replies' first texts take their slots at once; each essay post leaves both held slots
+    # free, so it goes only into a window otherwise empty.
+    assert calls.sent == [("first A", 0.0), ("first B", 0.0), ("essay 1", 1.0), ("essay 2", 2.0)]
+    held[0].release()
+    held[0].release()  # twice is harmless: the other reply keeps its slot
+    held[1].release()
+    await asyncio.gather(*(budget.send(Priority.ESSAY_POST, calls.call(f"essay {n}")) for n in (3, 4, 5)))
+    # Released, the slots serve everyone again: two fit beside essay 2, the third a window later.
+    assert calls.sent[4:] == [("essay 3", 2.0), ("essay 4", 2.0), ("essay 5", 3.0)]
+    await budget.aclose()
+
+
+async def test_a_hold_never_released_lapses_on_its_own() -> None:
+    time = VirtualTime()
+    budget = scheduler(time, **{GLOBAL: Window(1, 1.0)})
+    calls = Recorder(time)
+    budget.hold()  # a reply that broke off without finishing
+    assert await budget.send(Priority.ESSAY_POST, calls.call("essay")) == "essay"
+    assert calls.sent == [("essay", HOLD_LIFETIME)]
+    await budget.aclose()
+
+
+async def test_an_essay_request_sent_through_the_pacer_is_made_in_its_turn_and_counted_once() -> None:
+    time = VirtualTime()
+    budget = scheduler(time, **{GLOBAL: Window(2, 1.0)})
+    pacer = BudgetPacer(budget, concurrency=4)
+
+    async def post() -> bool:
+        return scheduled_here()  # what the HTTP tracer asks: True, so it does not count it again
+
+    assert await pacer.send("C1", post) is True
+    assert budget.has_room(Priority.FIRST_TEXT, (GLOBAL,))  # one slot of two spent, not two
+    assert await pacer.send("C2", post) is True
+    assert not budget.has_room(Priority.FIRST_TEXT, (GLOBAL,))
     await budget.aclose()

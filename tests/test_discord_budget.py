@@ -5,9 +5,18 @@ reply ends complete with its buttons, and first posts are not crowded out by edi
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from tests.discord_support import EDIT, POST, bot_messages, custom_ids, ember_settings, running_ember
+from tests.discord_support import (
+    EDIT,
+    POST,
+    SAFETY,
+    bot_messages,
+    custom_ids,
+    ember_settings,
+    running_ember,
+)
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.discord_server import (
     DiscordLimits,
@@ -98,3 +107,33 @@ async def test_the_final_text_and_buttons_are_not_held_behind_the_channel_window
         assert 4 <= len(writes) <= 5
         [answer] = bot_messages(fake, rooms[0])
         assert answer["content"] == "".join(CHUNKS)
+
+
+async def test_each_reply_holds_a_slot_from_its_question_to_its_final_text(tmp_path: Path) -> None:
+    """While the models think, every reply on its way keeps a slot of the global window for
+    its first and final text; once its buttons are on, the slot is free again."""
+    fake, rooms, people = limited_world()
+    asked = rooms[:3]
+    async with fake, FakeAnthropic() as anthropic:
+        thinking = [Reply(chunks=CHUNKS[:5], hold_after=0) for _ in asked]
+        anthropic.script.extend(thinking)
+        settings = ember_settings(tmp_path, anthropic)
+        with fake.pointed():
+            async with running_ember(fake, anthropic, settings) as ember:
+                scheduler = ember.client.inbound.scheduler
+                for person, room in zip(people, asked, strict=False):
+                    await fake.dispatch(
+                        "MESSAGE_CREATE", fake.message(person, room, f"{fake.bot.mention} go")
+                    )
+                async with asyncio.timeout(SAFETY):
+                    await anthropic.wait_for_requests(len(asked))
+                assert scheduler.held() == len(asked)
+                for reply in thinking:
+                    reply.release.set()
+                await ember.wait(
+                    lambda r: r.route == EDIT and any(":regen:" in c for c in custom_ids(r.body)),
+                    count=len(asked),
+                )
+        # Every reply ended (ember drains its replies as it stops): no slot is left held.
+        assert scheduler.held() == 0
+        assert fake.rate_limited == []

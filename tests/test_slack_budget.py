@@ -5,14 +5,24 @@ every reply ends complete with its buttons."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+from aiohttp import web
+
+from bots.slack.announcer import EVENT_TYPE
+from bots.slack.traits import RATE_LIMIT
+from core.events import User
+from tests.essay_support import Crash, hang_after, now_post, seed_and_publish
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
-from tests.fakes.slack_server import FakeSlack, SlackChannel, SlackLimits, SlackUser
-from tests.slack_support import ember_settings, finished, running_ember, shown_text
+from tests.fakes.feed_server import FeedServer
+from tests.fakes.slack_server import Call, FakeSlack, SlackChannel, SlackLimits, SlackUser
+from tests.slack_support import SAFETY, ember_settings, finished, running_ember, shown_text
 
 THREADS = 24  # more than chat.startStream's 20 a minute
 WORDS = [f"w{i} " for i in range(12)]
+ESSAY_CHANNELS = 40  # two seconds of Slack's essay budget (20 a second, an assumption)
+ANSWERED = 4  # essay posts answered before the fake stops answering them
 
 
 async def test_more_threads_than_streams_allowed_are_posted_instead_and_none_is_rate_limited(
@@ -37,3 +47,57 @@ async def test_more_threads_than_streams_allowed_are_posted_instead_and_none_is_
     assert len(streams) + len(posts) == THREADS
     for i, mention in enumerate(mentions):
         assert shown_text(fake, f"C{i:03d}", mention["ts"]) == "".join(WORDS)
+
+
+async def test_a_reply_is_not_held_behind_an_essay_fan_out(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, feed_server: FeedServer
+) -> None:
+    """An essay fans out to more channels than Slack's essay budget lets go at once, and its
+    posts stop being answered after the first few: the fan-out stands still, a full window of
+    its posts answered or in flight. A question asked meanwhile is answered whole, first text to
+    buttons, before the fan-out goes on: nothing of the reply waits behind the essay."""
+    readers = [SlackChannel(f"C{n:03d}", f"essays-{n}") for n in range(ESSAY_CHANNELS)]
+    people = [SlackUser("U1", "alice"), SlackUser("U2", "bob", is_admin=True)]
+    fake = FakeSlack("T1", users=people, channels=[SlackChannel("CCHAT", "chat"), *readers])
+    crash = Crash(after=ANSWERED)
+
+    def is_essay_post(request: web.Request, response: web.StreamResponse) -> bool:
+        body = response.body if isinstance(response, web.Response) else b""
+        return isinstance(body, bytes) and EVENT_TYPE.encode() in body
+
+    fake._api = hang_after(crash, fake._api, is_essay_post)  # type: ignore[method-assign]
+    async with fake:
+        fake_anthropic.script.append(Reply.text(WORDS))
+        settings = ember_settings(tmp_path, fake_anthropic, fake, essays={"feeds": [feed_server.url()]})
+        async with running_ember(fake, fake_anthropic, settings) as ember:
+            moderator = User("U2", "bob", "slack", "T1", is_moderator=True)
+            for channel in readers:
+                await ember.runtime.essays.subscribe("slack", "T1", channel.id, "", moderator)
+            await seed_and_publish(ember.runtime, feed_server, now_post("fan-out", "Fan-out"))
+            fanning_out = asyncio.create_task(ember.runtime.essays.deliver_pending())
+            async with asyncio.timeout(SAFETY):
+                await crash.crashed.wait()  # the fan-out stands still from here
+
+            mention = fake.app_mention("CCHAT", "U1", "go")
+            await ember.deliver(mention)
+            await ember.wait(finished)
+            # The whole reply went while the fan-out stood still: no essay post was answered
+            # beyond the first few, and most were never sent (each sender waits on its answer).
+            assert crash.stored <= ANSWERED + RATE_LIMIT.concurrency < ESSAY_CHANNELS
+            assert not fanning_out.done()
+            reply_done = len(fake.calls)
+
+            crash.armed = False
+            crash.release.set()
+            report = await asyncio.wait_for(fanning_out, SAFETY)
+
+    assert fake.rate_limited == []
+    assert shown_text(fake, "CCHAT", mention["ts"]) == "".join(WORDS)
+    assert report.failed == 0
+    assert sorted(c.args["channel"] for c in essay_posts(fake.calls)) == [c.id for c in readers]
+    # Most of the fan-out came after the whole reply.
+    assert len(essay_posts(fake.calls[reply_done:])) >= ESSAY_CHANNELS - ANSWERED - RATE_LIMIT.concurrency
+
+
+def essay_posts(calls: list[Call]) -> list[Call]:
+    return [c for c in calls if c.method == "chat.postMessage" and c.args.get("metadata")]

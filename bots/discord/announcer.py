@@ -124,8 +124,8 @@ class DiscordAnnouncer:
     ) -> None:
         self._client = client
         self._settings = settings
-        # Discord's request budget, for the moderators' notices (deliveries pace through the
-        # outbox's `delivery.pace()`); None where no chat shares the token (a one-off poll).
+        # Discord's request budget, for the moderators' notices (deliveries take their turns
+        # through `delivery.send`); None where no chat shares the token (a one-off poll).
         self._scheduler = scheduler
         # Whether a channel is an announcement channel, for channels not in the client's cache.
         self._kinds: dict[int, bool] = {}
@@ -140,12 +140,14 @@ class DiscordAnnouncer:
                 if announcement_channel:
                     await self._publish(delivery, channel_id, earlier)
                 return str(earlier)
-            await delivery.pace()
-            message = await self._messageable(delivery).send(
-                content=content,
-                embed=announcement_embed(delivery.announcement),
-                allowed_mentions=allowed,
-                nonce=delivery.idempotency_key,
+            channel = self._messageable(delivery)
+            message = await delivery.send(
+                lambda: channel.send(
+                    content=content,
+                    embed=announcement_embed(delivery.announcement),
+                    allowed_mentions=allowed,
+                    nonce=delivery.idempotency_key,
+                )
             )
         except discord.RateLimited as limited:
             raise RateLimited(limited.retry_after, detail=f"Discord: {limited}") from limited
@@ -160,13 +162,14 @@ class DiscordAnnouncer:
 
     async def open_discussion(self, delivery: Delivery, message_id: str) -> str | None:
         try:
-            await delivery.pace()
-            thread = await self._client.http.start_thread_with_message(
-                delivery.channel_id,
-                message_id,
-                name=THREAD_NAME,
-                auto_archive_duration=THREAD_ARCHIVE_MINUTES,
-                reason="essay announcement",
+            thread = await delivery.send(
+                lambda: self._client.http.start_thread_with_message(
+                    delivery.channel_id,
+                    message_id,
+                    name=THREAD_NAME,
+                    auto_archive_duration=THREAD_ARCHIVE_MINUTES,
+                    reason="essay announcement",
+                )
             )
         except discord.HTTPException as error:
             if error.code == THREAD_EXISTS:
@@ -220,16 +223,14 @@ class DiscordAnnouncer:
         if cached is not None:
             return isinstance(cached, discord.TextChannel) and cached.is_news()
         if channel_id not in self._kinds:
-            await delivery.pace()
-            fetched = await self._client.fetch_channel(channel_id)
+            fetched = await delivery.send(lambda: self._client.fetch_channel(channel_id))
             self._kinds[channel_id] = isinstance(fetched, discord.TextChannel) and fetched.is_news()
         return self._kinds[channel_id]
 
     async def _publish(self, delivery: Delivery, channel_id: int, message_id: int) -> None:
         """Send the post on to the servers following this channel. Best effort: the post stands."""
         try:
-            await delivery.pace()
-            await self._client.http.publish_message(channel_id, message_id)
+            await delivery.send(lambda: self._client.http.publish_message(channel_id, message_id))
         except discord.HTTPException as error:
             if error.code != ALREADY_CROSSPOSTED:
                 log.warning(

@@ -8,6 +8,11 @@ they wait), and a message's final text and its buttons go ahead of every interme
 (`FINAL_TEXT`), into the channel slots the intermediate edits leave free. Typing shows only when
 the model is slow to start and the budget has room.
 
+A reply holds a slot of the global budget from its question to its final buttons
+(core.budget.holds). When the budget is tight, a reply's end is one request: the final text
+waits a moment for the buttons that follow it (`FINAL_GRACE`) and goes with them, so a burst of
+replies ending together needs one slot each, not two; with slots to spare it goes at once.
+
 Every message ember sends or edits carries `AllowedMentions.none()`, so model text such as
 `@everyone` or `<@123>` pings no one. The parts of a long reply each reply to the one before, so
 a reply chain read later walks through all of them back to the question.
@@ -27,7 +32,7 @@ from bots.discord.buttons import controls_view
 from bots.discord.render import LINK_ROOM, NO_PINGS, model_text, rendered
 from bots.discord.traits import EDIT_INTERVAL, MAX_MESSAGE_CHARS, channel_keys
 from core import Control, Outcome, controls_for
-from core.budget import Priority, RequestScheduler
+from core.budget import Hold, Priority, RequestScheduler
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,6 +43,10 @@ TYPING_EVERY = 8.0
 # budget stays with the first posts. Without headroom, it is tried again a little later.
 TYPING_AFTER = 1.0
 TYPING_RETRY = 1.0
+# How long a message's final text waits for its buttons before going alone. The reply's records
+# are written in between: milliseconds when quiet, up to a second when fifty replies end at once
+# on SQLite; going alone then would cost the burst a second request per reply, and a window.
+FINAL_GRACE = 2.0
 
 
 class DiscordSink:
@@ -74,11 +83,13 @@ class DiscordSink:
         self._waiting: dict[str, asyncio.Task[None]] = {}
         self._writing: dict[str, asyncio.Lock] = {}
         self._failure: discord.HTTPException | None = None
+        self._hold: Hold | None = None
 
     # ------------------------------------------------------------------ ReplySink
 
     async def post(self, text: str) -> str:
         self.stop_typing()
+        self._hold_slot()
         try:
             message = await self._spend(
                 Priority.FIRST_TEXT,
@@ -107,8 +118,8 @@ class DiscordSink:
         self._raise_failure()
         self._wanted[handle] = text
         if final:
-            # Sent ahead of every intermediate edit, without holding up the reply's end: when
-            # the budget is busy it is still waiting as the buttons come, and goes with them.
+            # Sent ahead of every intermediate edit, without holding up the reply's end; when
+            # the budget is tight it waits for the buttons, which carry it (`_final_edit`).
             self._cancel_waiting(handle)
             self._waiting[handle] = asyncio.create_task(self._final_edit(handle), name="ember-final-edit")
         elif handle not in self._waiting:
@@ -131,7 +142,9 @@ class DiscordSink:
     # ------------------------------------------------------------------ around the reply
 
     def start_typing(self) -> None:
-        """Show "ember is typing…" until the first text is posted, when the model is slow."""
+        """Show "ember is typing…" until the first text is posted, when the model is slow.
+        The question has arrived: from now on the reply holds its slot in the budget."""
+        self._hold_slot()
         self._typing = asyncio.create_task(self._keep_typing(), name="ember-typing")
 
     def stop_typing(self) -> None:
@@ -161,16 +174,21 @@ class DiscordSink:
                 outcome.trace_id,
                 error,
             )
+        finally:
+            self._release_slot()
 
     async def abandon(self) -> None:
         """The answer broke off unexpectedly: take Stop off whatever was shown, so no button
         promises a generation that is no longer running."""
         self.stop_typing()
-        for handle in list(self._last_write):
-            try:
-                await self.set_controls(handle, [], self.reply_id)
-            except discord.HTTPException as error:
-                log.error("could not remove the buttons of message %s: %s", handle, error)
+        try:
+            for handle in list(self._last_write):
+                try:
+                    await self.set_controls(handle, [], self.reply_id)
+                except discord.HTTPException as error:
+                    log.error("could not remove the buttons of message %s: %s", handle, error)
+        finally:
+            self._release_slot()
 
     # ------------------------------------------------------------------ helpers
 
@@ -184,6 +202,15 @@ class DiscordSink:
             message_id=self._previous, channel_id=self._channel.id, fail_if_not_exists=False
         )
         return {"reference": reference}
+
+    def _hold_slot(self) -> None:
+        if self._hold is None:
+            self._hold = self._scheduler.hold()
+
+    def _release_slot(self) -> None:
+        if self._hold is not None:
+            self._hold.release()
+            self._hold = None
 
     def _written(self, handle: str) -> str:
         self._last_write[handle] = self._clock()
@@ -220,6 +247,12 @@ class DiscordSink:
                 del self._waiting[handle]
 
     async def _final_edit(self, handle: str) -> None:
+        """A message's final text: at once when the budget has slots to spare beyond those
+        replies hold (a second write for the buttons costs nothing then); otherwise when its
+        buttons come within `FINAL_GRACE` and carry it (`set_controls` cancels this task while
+        it waits), or alone after that."""
+        if not self._slots_to_spare():
+            await asyncio.sleep(FINAL_GRACE)
         try:
             await self._write(handle, Priority.FINAL_TEXT)
         except discord.HTTPException as error:
@@ -232,6 +265,16 @@ class DiscordSink:
         finally:
             if self._waiting.get(handle) is asyncio.current_task():
                 del self._waiting[handle]
+
+    def _slots_to_spare(self) -> bool:
+        """Whether the final text and, later, its buttons can each have a write of their own:
+        the global window has room beyond the slots replies hold (what a command answer needs),
+        and the channel's beyond the writes kept for a final text (what an intermediate edit
+        needs)."""
+        global_key, channel_key = self._keys
+        return self._scheduler.has_room(Priority.ANSWER, (global_key,)) and self._scheduler.has_room(
+            Priority.EDIT, (channel_key,)
+        )
 
     def _cancel_waiting(self, handle: str) -> None:
         """Cancel an edit still waiting out its pace; one already queued merges with the next

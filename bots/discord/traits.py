@@ -35,8 +35,9 @@ def discord_budget(requests_per_second: int) -> BudgetPolicy:
         windows={GLOBAL: Window(requests_per_second, GLOBAL_SECONDS), "channel": CHANNEL_WRITES},
         # A message's final text and its buttons: two writes no intermediate edit may take.
         kept_for_final={"channel": 2},
-        # A fifth of the global budget is only for first and final text.
-        kept_for_replies={GLOBAL: max(1, requests_per_second // 5)},
+        # Replies in flight hold their own slots (core.budget.holds); this small standing
+        # reserve is for questions not yet asked, so a reply's first text finds a slot at once.
+        kept_for_replies={GLOBAL: max(1, requests_per_second // 50)},
         typing_headroom=max(1, requests_per_second // 2),
         # The global limit is the bot token's: several hosts split it.
         shared=frozenset({GLOBAL}),

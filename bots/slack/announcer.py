@@ -28,6 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bots.slack import render
 from bots.slack.bot import SlackBot
 from bots.slack.client import build_client
+from bots.slack.traits import method_key
 from core import (
     Announcement,
     ChannelGone,
@@ -40,6 +41,7 @@ from core import (
     SlackSettings,
     retry_after_seconds,
 )
+from core.budget import Priority, RequestScheduler
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +165,14 @@ def delivery_error(error: SlackApiError) -> DeliveryError | None:
 
 
 class SlackAnnouncer:
-    def __init__(self, client: AsyncWebClient, settings: SlackSettings) -> None:
+    def __init__(
+        self, client: AsyncWebClient, settings: SlackSettings, scheduler: RequestScheduler | None = None
+    ) -> None:
         self._client = client
         self._settings = settings
+        # Slack's request budget, for the moderators' notices (deliveries take their turns
+        # through `delivery.send`); None where no chat shares the token (a one-off poll).
+        self._scheduler = scheduler
 
     async def announce(self, delivery: Delivery) -> str:
         essay = delivery.announcement
@@ -174,14 +181,15 @@ class SlackAnnouncer:
                 earlier = await self._earlier_post(delivery)
                 if earlier:
                     return earlier
-            await delivery.pace()
-            response = await self._client.chat_postMessage(
-                channel=delivery.channel_id,
-                text=fallback_text(essay, delivery.role_id),
-                blocks=announcement_blocks(essay, delivery.role_id),
-                metadata=metadata(delivery),
-                unfurl_links=False,
-                unfurl_media=False,
+            response = await delivery.send(
+                lambda: self._client.chat_postMessage(
+                    channel=delivery.channel_id,
+                    text=fallback_text(essay, delivery.role_id),
+                    blocks=announcement_blocks(essay, delivery.role_id),
+                    metadata=metadata(delivery),
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
             )
         except SlackApiError as error:
             mapped = delivery_error(error)
@@ -210,12 +218,18 @@ class SlackAnnouncer:
     async def notify_moderators(self, workspace_id: str, text: str) -> None:
         if not self._settings.mod_channel:
             raise LookupError("no moderators' channel: set [slack] mod_channel to a channel id")
-        await self._client.chat_postMessage(
-            channel=self._settings.mod_channel,
-            text=render.trusted(text),
-            unfurl_links=False,
-            unfurl_media=False,
-        )
+        channel = self._settings.mod_channel
+
+        async def post() -> object:
+            return await self._client.chat_postMessage(
+                channel=channel, text=render.trusted(text), unfurl_links=False, unfurl_media=False
+            )
+
+        if self._scheduler is None:
+            await post()
+        else:
+            keys = (method_key("chat.postMessage", workspace_id, channel),)
+            await self._scheduler.send(Priority.ACCESS_NOTICE, post, keys=keys)
 
 
 def register(app: AsyncApp, bot: SlackBot, traits: PlatformTraits) -> None:
@@ -226,7 +240,8 @@ def register(app: AsyncApp, bot: SlackBot, traits: PlatformTraits) -> None:
     async def on_read(ack: AsyncAck) -> None:
         await ack()
 
-    bot.ember.announce_with(traits, SlackAnnouncer(bot.client, bot.settings))
+    scheduler = bot.ember.scheduler(traits.platform)
+    bot.ember.announce_with(traits, SlackAnnouncer(bot.client, bot.settings, scheduler))
 
 
 def can_announce(settings: Settings, environ: Mapping[str, str]) -> bool:

@@ -20,6 +20,7 @@ from bots.slack.notifier import SlackNotifier
 from bots.slack.people import People
 from bots.slack.traits import PLATFORM, slack_traits
 from core import Ember, Settings, secret
+from core.budget import RequestScheduler
 
 
 def build_app(
@@ -47,17 +48,24 @@ def register(
 ) -> SlackBot:
     """Wire every listener to the facade and attach Slack to it; returns what the listeners share."""
     settings = ember.settings
+
+    def budget() -> RequestScheduler:
+        """Slack's one request scheduler (it exists once Slack is attached, below)."""
+        return ember.scheduler(PLATFORM)
+
     people = People(
         client,
         moderator_groups=settings.slack.moderator_roles,
         member_groups=settings.access.member_roles,
-        budget=lambda: ember.scheduler(PLATFORM),
+        budget=budget,
     )
     commands = ember.commands(settings.slack.command)
     bot = SlackBot(ember, settings.slack, client, people, commands, files=files)
     traits = slack_traits(settings.slack)
     # No history reader: Slack's conversations are read from ember's own store.
-    ember.attach(traits, notifier=SlackNotifier(client, settings.slack.mod_channel), reopen=bot.reopen)
+    ember.attach(
+        traits, notifier=SlackNotifier(client, settings.slack.mod_channel, budget), reopen=bot.reopen
+    )
     inbound.register(app, bot)
     slash_commands.register(app, bot)
     shortcuts.register(app, bot)

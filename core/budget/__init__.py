@@ -1,6 +1,7 @@
 """Request budgets: one scheduler per platform that every outgoing call goes through."""
 
 from core.budget.budgets import Budgets
+from core.budget.holds import Hold
 from core.budget.pacing import BudgetPacer
 from core.budget.scheduler import GLOBAL, BudgetPolicy, Priority, RequestScheduler, SchedulerClosed
 from core.budget.windows import Window
@@ -10,6 +11,7 @@ __all__ = [
     "BudgetPacer",
     "BudgetPolicy",
     "Budgets",
+    "Hold",
     "Priority",
     "RequestScheduler",
     "SchedulerClosed",

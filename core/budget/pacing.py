@@ -4,7 +4,12 @@ notices go first, and what the fan-out leaves is all it uses."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar, cast
+
 from core.budget.scheduler import GLOBAL, Priority, RequestScheduler
+
+T = TypeVar("T")
 
 
 async def _spent() -> bool:
@@ -21,7 +26,17 @@ class BudgetPacer:
         self.concurrency = concurrency
 
     async def acquire(self, channel_id: str) -> None:
-        await self._scheduler.send(Priority.ESSAY_POST, _spent, keys=(GLOBAL, f"channel:{channel_id}"))
+        await self._scheduler.send(Priority.ESSAY_POST, _spent, keys=self._keys(channel_id))
+
+    async def send(self, channel_id: str, call: Callable[[], Awaitable[T]]) -> T:
+        """The request made in its turn, inside the scheduler: counted once, from its answer
+        (a slot taken with `acquire` is counted again by the HTTP tracer when the request goes)."""
+        result = await self._scheduler.send(Priority.ESSAY_POST, call, keys=self._keys(channel_id))
+        return cast(T, result)  # None only for typing and merged edits, never an essay post
+
+    @staticmethod
+    def _keys(channel_id: str) -> tuple[str, ...]:
+        return (GLOBAL, f"channel:{channel_id}")
 
     def pause(self, seconds: float) -> None:
         """A global 429 anyway (another client of the token): the whole platform waits."""

@@ -13,6 +13,9 @@ dispatcher sends, whenever a slot frees, the most urgent call that fits:
 - intermediate edits leave `kept_for_final` slots of a window free, so a reply's final text
   never waits out a window; everything but a reply's text leaves `kept_for_replies` free, so
   the headroom under a platform's limit goes to what people are waiting for;
+- each reply in flight holds a slot of the global window (`hold`, core.budget.holds) from its
+  question to its final text, and everything less urgent than a reply's text leaves the held
+  slots free: a burst's first and final texts find their slots at once;
 - typing goes out only with headroom and an empty queue, and is dropped otherwise.
 
 429s still happen (other clients of the token, clocks that disagree): the adapter reports them
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, TypeVar
 
+from core.budget.holds import Hold, Holds
 from core.budget.shares import share_of
 from core.budget.windows import Window, Windows, kind_of
 
@@ -109,6 +113,7 @@ class RequestScheduler:
         self._dispatcher: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._holds = Holds(self._wake.set)
 
     @property
     def queued(self) -> int:
@@ -154,7 +159,16 @@ class RequestScheduler:
         """Whether a call of `priority` spending from `keys` would go out now (nothing more
         urgent waiting ahead of it aside): for choosing between two ways of doing one thing."""
         now = self._clock()
-        return all(self._windows.room(key, now) >= self._needed(priority, key) for key in keys)
+        return all(self._windows.room(key, now) >= self._needed(priority, key, now) for key in keys)
+
+    def held(self, key: str = GLOBAL) -> int:
+        """How many slots of `key` replies in flight hold now."""
+        return self._holds.count(key, self._clock())
+
+    def hold(self, key: str = GLOBAL) -> Hold:
+        """Keep a slot of `key` for a reply's first and final text until the hold is released:
+        calls less urgent than those leave it free."""
+        return self._holds.take(key, self._clock())
 
     def outside_call_started(self, key: str = GLOBAL) -> None:
         """A request the scheduler did not make (the SDK's own: login, reads) is on its way:
@@ -207,25 +221,26 @@ class RequestScheduler:
 
     def _typing_fits(self, keys: tuple[str, ...]) -> bool:
         now = self._clock()
-        if self._queue or self._windows.room(GLOBAL, now) < self.policy.typing_headroom:
+        headroom = self.policy.typing_headroom + self._holds.count(GLOBAL, now)
+        if self._queue or self._windows.room(GLOBAL, now) < headroom:
             return False
-        return all(self._windows.room(key, now) >= self._needed(Priority.TYPING, key) for key in keys)
+        return all(self._windows.room(key, now) >= self._needed(Priority.TYPING, key, now) for key in keys)
 
-    def _needed(self, priority: Priority, key: str) -> int:
+    def _needed(self, priority: Priority, key: str, now: float) -> int:
         kind = kind_of(key)
         needed = 1
         if priority > Priority.FINAL_TEXT:
-            needed += self.policy.kept_for_replies.get(kind, 0)
+            needed += self.policy.kept_for_replies.get(kind, 0) + self._holds.count(key, now)
         if priority >= Priority.EDIT:
             needed += self.policy.kept_for_final.get(kind, 0)
         return needed
 
     def _fits(self, item: _Queued, now: float) -> bool:
-        return all(self._windows.room(key, now) >= self._needed(item.priority, key) for key in item.keys)
+        return all(self._windows.room(key, now) >= self._needed(item.priority, key, now) for key in item.keys)
 
     def _ready_at(self, item: _Queued, now: float) -> float:
         return max(
-            (self._windows.free_at(key, now, self._needed(item.priority, key)) for key in item.keys),
+            (self._windows.free_at(key, now, self._needed(item.priority, key, now)) for key in item.keys),
             default=now,
         )
 
@@ -246,7 +261,8 @@ class RequestScheduler:
             if ready is not None:
                 self._start(ready, now)
                 continue
-            wake_at = min(self._ready_at(item, now) for item in self._queue)
+            # A hold lapsing on its own frees a slot no answer or release announces.
+            wake_at = min(min(self._ready_at(item, now) for item in self._queue), self._holds.next_lapse(now))
             self._wake.clear()
             if math.isinf(wake_at):
                 await self._wake.wait()  # an answer (or a new call) wakes it

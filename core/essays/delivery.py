@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from core.essays import wording
 from core.store.essay_records import EssayRecord
 
-Pace = Callable[[], Awaitable[None]]
+T = TypeVar("T")
 KEY_PREFIX = "ember-essay-"  # + the row id: at most 25 characters, Discord's nonce limit
 
 
@@ -41,8 +42,22 @@ class Announcement:
     full_text: str = field(repr=False)
 
 
-async def _no_pace() -> None:
-    return None
+class Turns(Protocol):
+    """A platform's pace for deliveries (core.essays.outbox's pacers)."""
+
+    async def acquire(self, channel_id: str) -> None: ...
+
+    async def send(self, channel_id: str, call: Callable[[], Awaitable[T]]) -> T: ...
+
+
+class Unpaced:
+    """Where nothing paces: every request goes at once."""
+
+    async def acquire(self, channel_id: str) -> None:
+        return None
+
+    async def send(self, channel_id: str, call: Callable[[], Awaitable[T]]) -> T:
+        return await call()
 
 
 @dataclass(frozen=True)
@@ -61,9 +76,19 @@ class Delivery:
     # look for `idempotency_key` before posting again.
     uncertain: bool
     announcement: Announcement
-    # Await before each platform request made for this delivery: waits for the channel's gap
-    # and a token of the platform's budget (shared with every other delivery of the platform).
-    pace: Pace = field(default=_no_pace, repr=False, compare=False)
+    # The platform's pace, shared with every other delivery of the platform (and, where the
+    # platform has a request scheduler, with everything else ember sends there).
+    turns: Turns = field(default_factory=Unpaced, repr=False, compare=False)
+
+    async def send(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Make one platform request for this delivery when its turn comes. With a request
+        scheduler, the request is made inside it: the budget counts it once, from its answer."""
+        return await self.turns.send(self.channel_id, call)
+
+    async def pace(self) -> None:
+        """Wait for the turn of a request the adapter makes right after (one `send` cannot
+        wrap, such as a paged history read)."""
+        await self.turns.acquire(self.channel_id)
 
 
 @dataclass

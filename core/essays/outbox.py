@@ -23,21 +23,21 @@ pending until it registers.
 
 Pacing: each platform has one pacer: its request scheduler's (core.budget.BudgetPacer), so the
 fan-out spends the budget chat shares, below chat in priority; or, registered without one, a
-Pacer of its own (core.ratelimit). The adapter awaits `delivery.pace()` right before every
-platform request it makes for a delivery (the post, a publish, opening a thread), so a token is
-spent exactly when a request is made: a thread the adapter does not open, or a retry found
-already posted, costs nothing.
+Pacer of its own (core.ratelimit). The adapter makes every platform request of a delivery (the
+post, a publish, opening a thread) through `delivery.send(call)`, made in its turn (inside the
+scheduler, which then counts it once), or awaits `delivery.pace()` right before one it cannot
+wrap; so a token is spent exactly when a request is made: a thread the adapter does not open,
+or a retry found already posted, costs nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -46,7 +46,14 @@ from core.budget import BudgetPacer, RequestScheduler
 from core.config import Settings
 from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited
 from core.essays import wording
-from core.essays.delivery import Announcement, Delivery, DeliveryReport, announcement_of, delivery_key
+from core.essays.delivery import (
+    Announcement,
+    Delivery,
+    DeliveryReport,
+    Turns,
+    announcement_of,
+    delivery_key,
+)
 from core.essays.leases import Held, LeaseKeeper
 from core.ports import Announcer
 from core.ratelimit import Pacer, RateLimit, Sleep, default_rate_limit
@@ -71,13 +78,11 @@ RETRY_CAP = timedelta(hours=1)
 MIN_RETRY = timedelta(seconds=0.5)
 
 
-class ChannelPacer(Protocol):
+class ChannelPacer(Turns, Protocol):
     """What paces one platform's deliveries (core.ratelimit.Pacer, core.budget.BudgetPacer)."""
 
     @property
     def concurrency(self) -> int: ...
-
-    async def acquire(self, channel_id: str) -> None: ...
 
     def pause(self, seconds: float) -> None: ...
 
@@ -169,22 +174,37 @@ class Outbox:
     async def _drain(self, platform: str, report: DeliveryReport) -> None:
         concurrency = max(1, self._pacers[platform].concurrency)
         # Claimed rows wait for the pacer while "sending": a small batch keeps that wait short.
-        while claims := await self._claim_due(platform, limit=concurrency * 2):
-            queue = deque(claims)
-            held: Held = {c.delivery.id: c.delivery.attempt for c in claims}
-            try:
-                async with self._leases.holding(held), asyncio.TaskGroup() as group:
-                    for _ in range(min(concurrency, len(claims))):
-                        group.create_task(self._work(queue, held, report))
-            except asyncio.CancelledError:
-                # Shutting down: rows not yet started go back at once rather than wait a lease.
-                await self._leases.give_back({c.delivery.id: c.delivery.attempt for c in queue})
-                raise
+        # A sender finding the batch used up claims the next while the others' requests are
+        # still on their way, so the budget never idles between batches.
+        queue: deque[_Claim] = deque()
+        held: Held = {}
+        claiming = asyncio.Lock()
+        nothing_due = False  # once a claim finds nothing, the other senders stop asking
 
-    async def _work(self, queue: deque[_Claim], held: Held, report: DeliveryReport) -> None:
+        async def next_claim() -> _Claim | None:
+            nonlocal nothing_due
+            async with claiming:
+                if not queue and not nothing_due:
+                    claims = await self._claim_due(platform, limit=concurrency * 2)
+                    held.update({c.delivery.id: c.delivery.attempt for c in claims})
+                    queue.extend(claims)
+                    nothing_due = not claims
+                return queue.popleft() if queue else None
+
+        try:
+            async with self._leases.holding(held), asyncio.TaskGroup() as group:
+                for _ in range(concurrency):
+                    group.create_task(self._work(next_claim, held, report))
+        except asyncio.CancelledError:
+            # Shutting down: rows not yet started go back at once rather than wait a lease.
+            await self._leases.give_back({c.delivery.id: c.delivery.attempt for c in queue})
+            raise
+
+    async def _work(
+        self, next_claim: Callable[[], Awaitable[_Claim | None]], held: Held, report: DeliveryReport
+    ) -> None:
         """One of a platform's concurrent senders: the pacer, not their number, sets the pace."""
-        while queue:
-            claim = queue.popleft()
+        while (claim := await next_claim()) is not None:
             try:
                 await self._attempt(claim, report)
             finally:
@@ -207,7 +227,7 @@ class Outbox:
             attempt=row.attempts,
             uncertain=row.uncertain,
             announcement=await self._announcement(row.essay_id),
-            pace=functools.partial(pacer.acquire, row.channel_id),
+            turns=pacer,
         )
         return _Claim(delivery, row.subscription_id)
 
