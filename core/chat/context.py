@@ -70,6 +70,15 @@ class ContextReader:
             return list(await reader(place, "", self._history_limit))
         return await self._transcript.history(place, limit=self._history_limit)
 
+    async def preview(self, place: Place, alias: str | None) -> payload.Payload:
+        """Exactly what the model would receive for the next message here (for `/opus prompt`)."""
+        model = self._settings.models[alias or await self.channel_alias(place)]
+        history = await self.latest(place)
+        if not history:
+            return payload.Payload([], [], 0, 0, 0)
+        system = model.system_prompt + await self.extra_system(place)
+        return payload.build(history, system_prompt=system, budget=model.context_tokens)
+
     async def prompt_of(self, reply: StoredReply) -> Message:
         """The stored message an earlier reply answered; LookupError when it is gone."""
         history = await self._transcript.history(reply.place, limit=1, before_id=reply.prompt_message_id)

@@ -1,6 +1,7 @@
-"""How a reply that ended is shown: the note a reply that did not finish normally ends with,
-and the outcome filled from what was shown. One rule for every way a reply ends (answered,
-stopped, interrupted, failed, or ended by a host that took it over from one that died)."""
+"""How a reply that ended is shown and recorded: the note a reply that did not finish normally
+ends with, the outcome filled from what was shown, and the reply's final row. One rule for every
+way a reply ends (answered, stopped, interrupted, failed, or ended by a host that took it over
+from one that died)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import logging
 
 from core.chat import wording
 from core.chat.failover import Attempt
+from core.chat.gate import AccessGate
 from core.chat.outcome import Outcome
 from core.chat.streaming import ReplyFailed, StreamingReply
-from core.events import Message
+from core.events import Message, User
+from core.store.chat_repo import ChatRepo
 
 # One logger for the chat path, as before the split: operators filter on it.
 log = logging.getLogger("core.chat")
@@ -27,6 +30,30 @@ async def show_end(prompt: Message, outcome: Outcome, attempt: Attempt, reply: S
         outcome.status = "error"
         outcome.handles = list(reply.handles)
     _fill(outcome, attempt, reply.text.removesuffix(ending))
+
+
+async def record_end(
+    records: ChatRepo, access: AccessGate, outcome: Outcome, prompt: Message, attempt: Attempt, latency: float
+) -> None:
+    """The reply's final state, its usage and (when something was shown) ember's own turn."""
+    place = prompt.place
+    own_turn = None
+    if outcome.handles and outcome.text:
+        bot = User(id="ember", name="ember", platform=place.platform, workspace_id=place.workspace_id)
+        own_turn = Message(id=outcome.handles[0], place=place, author=bot, text=outcome.text, from_self=True)
+    # A direct message's spend is charged where the member's access comes from.
+    charged_to = await access.charged_workspace(prompt.author, place)
+    await records.finish_reply(
+        outcome.reply_id,
+        place,
+        charged_to=charged_to,
+        text=attempt.delivered,  # a continuation's prefill is the earlier text
+        handles=outcome.handles,
+        status=outcome.status,
+        stop_reason=outcome.stop_reason,
+        usage=attempt.usage(prompt.author.id, outcome.trace_id, outcome.status, latency),
+        own_turn=own_turn,
+    )
 
 
 def ending_of(outcome: Outcome, reply: StreamingReply) -> str:

@@ -1,11 +1,17 @@
-"""What happened to one request: for the adapter (which buttons to show) and for tests."""
+"""What happened to one request: for the adapter (which buttons to show) and for tests; and
+the engine's call that writes one reply, for the parts that start a reply through it."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from core.chat.streaming import Shown
 from core.chat.usage import Tokens
+from core.events import Message
+from core.ports import ReplySink
 
 
 def new_reply_id() -> str:
@@ -31,3 +37,22 @@ class Outcome:
     @property
     def can_continue(self) -> bool:
         return self.status == "done" and self.stop_reason == "max_tokens"
+
+
+class WriteReply(Protocol):
+    """`ChatEngine.write_reply`: answer `prompt` (the last of `history`) into `sink` with the
+    model of `alias`, carrying on from `prefill`; `shown` and `resumable` as for a reply taken
+    over from a host that died."""
+
+    async def __call__(
+        self,
+        prompt: Message,
+        history: Sequence[Message],
+        sink: ReplySink,
+        alias: str,
+        *,
+        prefill: str,
+        reply_id: str | None,
+        shown: Shown | None = None,
+        resumable: bool = False,
+    ) -> Outcome: ...

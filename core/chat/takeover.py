@@ -26,16 +26,25 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from core.chat import transcript
-from core.chat.engine import ChatEngine
-from core.chat.outcome import Outcome
-from core.chat.streaming import Shown
+from core.chat.context import ContextReader
+from core.chat.endings import record_end, show_end
+from core.chat.failover import Attempt
+from core.chat.gate import AccessGate
+from core.chat.outcome import Outcome, WriteReply
+from core.chat.stop_flags import RemoteStops
+from core.chat.streaming import Shown, StreamingReply
+from core.errors import new_trace_id
 from core.events import Message
-from core.ports import ReplyReopener, ReplySurface
+from core.ports import ReplyReopener, ReplySink, ReplySurface
 from core.store import Store, db_now
-from core.store.chat_repo import place_from_key
+from core.store.chat_repo import ChatRepo, StoredReply, place_from_key
 from core.store.in_hand_repo import InHand, InHandRepo
+
+if TYPE_CHECKING:  # the engine builds this module's `TakenOverReplies`: no import at run time
+    from core.chat.engine import ChatEngine
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +131,7 @@ async def finish_reply(engine: ChatEngine, store: Store, orphan: InHand, reopen:
         log.info("the message reply %s answers is gone: nothing to finish", orphan.reply_id)
         return
     prompt = asked[-1]
-    stored = await engine.stored_reply(orphan.reply_id)
+    stored = await engine.taken_over.stored_reply(orphan.reply_id)
     handles = stored.handles if stored else []
     after = handles[-1] if handles else prompt.id
     surface = reopen(place, orphan.reply_id, requester_id=prompt.author.id, after=after)
@@ -152,13 +161,77 @@ async def _finished(
 ) -> Outcome:
     """Resumed; or stopped, when its asker pressed Stop while no host wrote it; or interrupted,
     when every host that took it over died writing it."""
-    if await engine.stop_was_pressed(orphan.reply_id):
-        return await engine.end_taken_over(orphan.reply_id, prompt, surface, shown, status="stopped")
+    taken_over = engine.taken_over
+    if await taken_over.stop_was_pressed(orphan.reply_id):
+        return await taken_over.end(orphan.reply_id, prompt, surface, shown, status="stopped")
     if orphan.takeovers >= MAX_TAKEOVERS:
         log.error(
             "reply %s was taken over %d times, each host stopping while writing it: ending it",
             orphan.reply_id,
             orphan.takeovers,
         )
-        return await engine.end_taken_over(orphan.reply_id, prompt, surface, shown, status="interrupted")
-    return await engine.take_over(orphan.reply_id, prompt, surface, shown)
+        return await taken_over.end(orphan.reply_id, prompt, surface, shown, status="interrupted")
+    return await taken_over.resume(orphan.reply_id, prompt, surface, shown)
+
+
+class TakenOverReplies:
+    """What the engine does for a reply taken over from a host that died: carry it on, or end it
+    without asking the model. A resumed reply is written by the engine's `write` (admitted,
+    streamed and recorded as any reply)."""
+
+    def __init__(
+        self,
+        records: ChatRepo,
+        context: ContextReader,
+        access: AccessGate,
+        remote_stops: RemoteStops,
+        write: WriteReply,
+    ) -> None:
+        self._records = records
+        self._context = context
+        self._access = access
+        self._remote_stops = remote_stops
+        self._write = write
+
+    async def stored_reply(self, reply_id: str) -> StoredReply | None:
+        """A reply's row as the store has it (after any write in progress)."""
+        return await self._records.reply(reply_id, in_writers_turn=True)
+
+    async def stop_was_pressed(self, reply_id: str) -> bool:
+        """Whether a Stop for `reply_id` waits unhonoured (its host died); it is used up."""
+        return await self._remote_stops.take_request(reply_id)
+
+    async def resume(self, reply_id: str, prompt: Message, sink: ReplySink, shown: Shown) -> Outcome:
+        """Finish a reply that another host began and stopped writing (it died): carried on
+        from the text it had shown, in its messages (`shown`; none when it had shown nothing),
+        with the model its row names. The member's reply slot is the dead host's lease still,
+        so this reply does not take another one."""
+        stored = await self.stored_reply(reply_id)
+        context = await self._context.upto(prompt)
+        alias = stored.written_by if stored else await self._context.channel_alias(prompt.place)
+        return await self._write(
+            context[-1],
+            context,
+            sink,
+            alias,
+            prefill=shown.text,
+            reply_id=reply_id,
+            shown=shown,
+            resumable=True,
+        )
+
+    async def end(
+        self, reply_id: str, prompt: Message, sink: ReplySink, shown: Shown, *, status: str
+    ) -> Outcome:
+        """End a reply taken over from a host that stopped, without asking the model: "stopped"
+        (a Stop was pressed for it meanwhile) or "interrupted" (it cannot be resumed). What it
+        showed stays, with the ending every reply of that status gets."""
+        stored = await self.stored_reply(reply_id)
+        alias = stored.written_by if stored else await self._context.channel_alias(prompt.place)
+        outcome = Outcome(reply_id=reply_id, trace_id=new_trace_id(), status=status, alias=alias)
+        reply = StreamingReply(sink)
+        reply.resume(shown.text, shown.handles)
+        attempt = Attempt(alias=alias, delivered=shown.text)  # no request made: no usage
+        await show_end(prompt, outcome, attempt, reply)
+        await record_end(self._records, self._access, outcome, prompt, attempt, latency=0.0)
+        return outcome
