@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from core.chat.triggers import Trigger
     from core.essays.delivery import Delivery
     from core.ratelimit import RateLimit
+    from core.studio.preview import DraftPreview
 
 
 @dataclass(frozen=True)
@@ -262,6 +263,42 @@ class Announcer(Protocol):
 
     async def notify_moderators(self, workspace_id: str, text: str) -> None:
         """Post `text` (core-written; `<#channel>` mentions only) to the moderators' channel."""
+        ...
+
+
+class ReviewDesk(Protocol):
+    """What a platform adapter does for the essay studio. Register with `Ember.review_with`."""
+
+    async def post_draft(self, preview: DraftPreview) -> None:
+        """Post the draft to `preview.channel_id` for its reviewers: the header with Approve
+        and Veto buttons (`preview.approve_id`, `preview.veto_id`), the full text beneath it
+        (a thread, or a file when long). Model text must ping nobody. Raise on failure."""
+        ...
+
+
+class PressedStudioButton(Protocol):
+    """Someone pressed Approve or Veto under a draft, or gave a veto's reason."""
+
+    @property
+    def button_id(self) -> str: ...
+
+    @property
+    def presser(self) -> User: ...
+
+    @property
+    def reason(self) -> str:
+        """The reason typed into the veto form ("" for a button press)."""
+        ...
+
+    async def ask_reason(self, preview_title: str) -> None:
+        """Open the platform's form asking for the veto's reason; its submission comes back
+        with the button id `ember:studio:reason:<draft id>`."""
+        ...
+
+    async def tell_presser(self, text: str) -> None: ...
+
+    async def retire_preview(self, summary: str) -> None:
+        """The draft is settled: the pressed preview says how (`summary`) and loses its buttons."""
         ...
 
 

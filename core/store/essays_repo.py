@@ -53,7 +53,7 @@ class EssaysRepo:
                 if known:
                     _follow_moved(known, new)
                     return None
-                essay = _essay_row(new, now)
+                essay = essay_row(new, now)
                 session.add(essay)
                 await session.flush()
                 return await owe_to_subscribers(session, essay.id or 0, now) if new.announced else 0
@@ -138,7 +138,7 @@ def _follow_moved(known: list[Essay], new: NewEssay) -> None:
         essay.link = new.link or essay.link
 
 
-def _essay_row(new: NewEssay, now: datetime) -> Essay:
+def essay_row(new: NewEssay, now: datetime) -> Essay:
     return Essay(
         feed_url=new.feed_url,
         family=new.family,

@@ -1,0 +1,344 @@
+"""The essay studio's statements: drafts kept whole, decisions settled once, publication once.
+
+- A scheduled draft carries its slot's key, unique: of two hosts writing one slot, one insert
+  stands and the other is told the slot is taken (`add_draft` returns None).
+- A decision is written in one transaction that first locks the draft's row (PostgreSQL; SQLite
+  has one writer), so a quorum is counted with every earlier approval in view, and the draft
+  leaves `pending` by a conditional UPDATE: the first decision that settles it wins.
+- Publication turns an approved draft into an essay and owes it to every subscribed channel in
+  the same transaction (core.store.outbox_repo), conditioned on the draft still being approved
+  with the hash the caller checked: it happens once.
+- Every draft, approval, veto and publication is written to the audit log (access_audit) in the
+  transaction that makes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import CursorResult, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.store.access_sql import add_audit
+from core.store.engine import Store
+from core.store.essay_records import NewEssay
+from core.store.essay_tables import Essay
+from core.store.essays_repo import essay_row
+from core.store.outbox_repo import owe_to_subscribers
+from core.store.studio_records import (
+    DecisionResult,
+    DraftState,
+    DraftView,
+    NewDraft,
+    PublishedEssay,
+    Reviewer,
+    Verdict,
+)
+from core.store.studio_tables import StudioDecision, StudioDraft, StudioPreview
+
+# The audit log's platform for what ember itself or the operator did (a draft, a publication).
+EMBER = "ember"
+
+
+class StudioRepo:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    # ------------------------------------------------------------ drafts
+
+    async def add_draft(self, new: NewDraft, review_on: Sequence[str], now: datetime) -> DraftView | None:
+        """Keep a draft, owe its preview to each platform in `review_on`, audited. None when its
+        slot was drafted already (by another host, or earlier)."""
+        row = StudioDraft(
+            uid=new.uid,
+            slot=new.slot,
+            strategy=new.strategy,
+            alias=new.alias,
+            request_json=new.request_json,
+            provider=new.provider,
+            model=new.model[:200],
+            stop_reason=new.stop_reason[:32],
+            text=new.text,
+            sha256=new.sha256,
+            created_by=new.created_by[:200],
+            created_at=now,
+        )
+        try:
+            async with self._store.session() as session:
+                session.add(row)
+                await session.flush()
+                draft_id = row.id or 0
+                session.add_all(
+                    StudioPreview(draft_id=draft_id, platform=p, updated_at=now) for p in review_on
+                )
+                detail = (
+                    f"{new.strategy} draft by {new.alias} ({new.provider}:{new.model}), sha256 {new.sha256}"
+                )
+                add_audit(
+                    session,
+                    EMBER,
+                    "",
+                    new.created_by[:64],
+                    new.created_by,
+                    _target(draft_id),
+                    "studio-draft",
+                    detail,
+                    now,
+                )
+        except IntegrityError:
+            return None
+        return await self.get(draft_id)
+
+    async def slot_taken(self, slot: str) -> bool:
+        query = select(col(StudioDraft.id)).where(col(StudioDraft.slot) == slot)
+        async with self._store.reading() as session:
+            return (await session.exec(query)).first() is not None
+
+    async def get(self, draft_id: int) -> DraftView | None:
+        async with self._store.reading() as session:
+            row = await session.get(StudioDraft, draft_id)
+            return await _view(session, row) if row is not None else None
+
+    async def in_states(self, states: Sequence[DraftState], limit: int = 50) -> list[DraftView]:
+        """Drafts in `states`, newest first."""
+        query = (
+            select(StudioDraft)
+            .where(col(StudioDraft.state).in_([s.value for s in states]))
+            .order_by(col(StudioDraft.created_at).desc(), col(StudioDraft.id).desc())
+            .limit(limit)
+        )
+        async with self._store.reading() as session:
+            return [await _view(session, row) for row in (await session.exec(query)).all()]
+
+    async def published_texts(self, count: int) -> list[str]:
+        """The last `count` published essays' texts, oldest first."""
+        query = (
+            select(col(StudioDraft.text))
+            .where(col(StudioDraft.state) == DraftState.PUBLISHED.value)
+            .order_by(col(StudioDraft.published_at).desc(), col(StudioDraft.id).desc())
+            .limit(count)
+        )
+        async with self._store.reading() as session:
+            return list(reversed((await session.exec(query)).all()))
+
+    # ------------------------------------------------------------ decisions
+
+    async def decide(
+        self, draft_id: int, reviewer: Reviewer, verdict: Verdict, reason: str, quorum: int, now: datetime
+    ) -> DecisionResult:
+        async with self._store.session() as session:
+            locked = select(StudioDraft).where(col(StudioDraft.id) == draft_id).with_for_update()
+            row = (await session.exec(locked)).first()
+            if row is None:
+                return DecisionResult(recorded=False, settled=False, draft=None)
+            if row.state != DraftState.PENDING.value:
+                return DecisionResult(recorded=False, settled=False, draft=await _view(session, row))
+            earlier = await _own_decision(session, draft_id, reviewer)
+            if earlier is not None:
+                return DecisionResult(False, False, await _view(session, row), already=earlier)
+            session.add(
+                StudioDecision(
+                    draft_id=draft_id,
+                    platform=reviewer.platform,
+                    workspace_id=reviewer.workspace_id,
+                    reviewer_id=reviewer.id,
+                    reviewer_name=reviewer.name[:200],
+                    verdict=verdict.value,
+                    reason=reason[:1000],
+                    at=now,
+                )
+            )
+            action = "studio-veto" if verdict is Verdict.VETO else "studio-approve"
+            add_audit(
+                session,
+                reviewer.platform,
+                reviewer.workspace_id,
+                reviewer.id,
+                reviewer.name,
+                _target(draft_id),
+                action,
+                reason,
+                now,
+            )
+            await session.flush()
+            settled = verdict is Verdict.VETO or len(await _approvers(session, draft_id)) >= quorum
+            if settled:
+                state = DraftState.VETOED if verdict is Verdict.VETO else DraftState.APPROVED
+                settled = await _settle(session, draft_id, state, reviewer.name, reason, now)
+            await session.refresh(row)
+            return DecisionResult(recorded=True, settled=settled, draft=await _view(session, row))
+
+    # ------------------------------------------------------------ publication
+
+    async def approved_unpublished(self) -> list[int]:
+        query = select(col(StudioDraft.id)).where(col(StudioDraft.state) == DraftState.APPROVED.value)
+        async with self._store.reading() as session:
+            return [draft_id for draft_id in (await session.exec(query)).all() if draft_id is not None]
+
+    async def publish(
+        self, draft_id: int, sha256: str, slug: str, essay: NewEssay, now: datetime
+    ) -> int | None:
+        """The approved draft becomes an essay owed to every subscribed channel, in one
+        transaction. Returns the deliveries queued; None when it was not (or no longer) an
+        approved draft with that hash (another host published it)."""
+        async with self._store.session() as session:
+            mark = (
+                update(StudioDraft)
+                .where(
+                    col(StudioDraft.id) == draft_id,
+                    col(StudioDraft.state) == DraftState.APPROVED.value,
+                    col(StudioDraft.sha256) == sha256,
+                )
+                .values(state=DraftState.PUBLISHED.value, slug=slug, published_at=now)
+            )
+            if _rows(await session.exec(mark)) != 1:
+                return None
+            row = essay_row(essay, now)
+            session.add(row)
+            await session.flush()
+            await session.exec(
+                update(StudioDraft).where(col(StudioDraft.id) == draft_id).values(essay_id=row.id)
+            )
+            queued = await owe_to_subscribers(session, row.id or 0, now)
+            detail = f"published as /essays/{slug}, sha256 {sha256}, owed to {queued} channel(s)"
+            add_audit(session, EMBER, "", EMBER, EMBER, _target(draft_id), "studio-publish", detail, now)
+            return queued
+
+    async def published(self, limit: int = 50) -> list[PublishedEssay]:
+        """Published essays, newest first, with the title and author their essay row carries."""
+        query = (
+            select(StudioDraft, Essay)
+            .join(Essay, col(Essay.id) == col(StudioDraft.essay_id))
+            .where(col(StudioDraft.state) == DraftState.PUBLISHED.value)
+            .order_by(col(StudioDraft.published_at).desc(), col(StudioDraft.id).desc())
+            .limit(limit)
+        )
+        async with self._store.reading() as session:
+            return [
+                _published(draft, essay.title, essay.author)
+                for draft, essay in (await session.exec(query)).all()
+            ]
+
+    async def published_by_slug(self, slug: str) -> PublishedEssay | None:
+        query = (
+            select(StudioDraft, Essay)
+            .join(Essay, col(Essay.id) == col(StudioDraft.essay_id))
+            .where(col(StudioDraft.slug) == slug, col(StudioDraft.state) == DraftState.PUBLISHED.value)
+        )
+        async with self._store.reading() as session:
+            found = (await session.exec(query)).first()
+        return _published(found[0], found[1].title, found[1].author) if found else None
+
+    # ------------------------------------------------------------ previews
+
+    async def claim_previews(self, platform: str, limit: int, now: datetime) -> list[DraftView]:
+        """Drafts whose preview `platform` still owes, each claimed by this call alone (a
+        conditional UPDATE: two hosts never post one preview twice)."""
+        query = (
+            select(col(StudioPreview.draft_id))
+            .where(col(StudioPreview.platform) == platform, col(StudioPreview.state) == "pending")
+            .limit(limit)
+        )
+        claimed: list[int] = []
+        async with self._store.session() as session:
+            for draft_id in (await session.exec(query)).all():
+                take = (
+                    update(StudioPreview)
+                    .where(
+                        col(StudioPreview.draft_id) == draft_id,
+                        col(StudioPreview.platform) == platform,
+                        col(StudioPreview.state) == "pending",
+                    )
+                    .values(state="posted", updated_at=now)
+                )
+                if _rows(await session.exec(take)) == 1:
+                    claimed.append(draft_id)
+        views = [await self.get(draft_id) for draft_id in claimed]
+        return [v for v in views if v is not None]
+
+    async def preview_failed(self, draft_id: int, platform: str, error: str, now: datetime) -> None:
+        async with self._store.session() as session:
+            await session.exec(
+                update(StudioPreview)
+                .where(col(StudioPreview.draft_id) == draft_id, col(StudioPreview.platform) == platform)
+                .values(state="failed", last_error=error[:500], updated_at=now)
+            )
+
+
+def _target(draft_id: int) -> str:
+    return f"draft:{draft_id}"
+
+
+def _rows(result: object) -> int:
+    return result.rowcount if isinstance(result, CursorResult) else 0
+
+
+async def _own_decision(session: AsyncSession, draft_id: int, reviewer: Reviewer) -> Verdict | None:
+    query = select(col(StudioDecision.verdict)).where(
+        col(StudioDecision.draft_id) == draft_id,
+        col(StudioDecision.platform) == reviewer.platform,
+        col(StudioDecision.reviewer_id) == reviewer.id,
+    )
+    found = (await session.exec(query)).first()
+    return Verdict(found) if found else None
+
+
+async def _approvers(session: AsyncSession, draft_id: int) -> list[str]:
+    query = (
+        select(col(StudioDecision.reviewer_name))
+        .where(col(StudioDecision.draft_id) == draft_id, col(StudioDecision.verdict) == Verdict.APPROVE.value)
+        .order_by(col(StudioDecision.at), col(StudioDecision.id))
+    )
+    return list((await session.exec(query)).all())
+
+
+async def _settle(
+    session: AsyncSession, draft_id: int, state: DraftState, by: str, reason: str, now: datetime
+) -> bool:
+    settle = (
+        update(StudioDraft)
+        .where(col(StudioDraft.id) == draft_id, col(StudioDraft.state) == DraftState.PENDING.value)
+        .values(state=state.value, decided_at=now, decided_by=by[:200], veto_reason=reason[:1000])
+    )
+    return _rows(await session.exec(settle)) == 1
+
+
+async def _view(session: AsyncSession, row: StudioDraft) -> DraftView:
+    return DraftView(
+        id=row.id or 0,
+        uid=row.uid,
+        slot=row.slot,
+        strategy=row.strategy,
+        alias=row.alias,
+        request_json=row.request_json,
+        provider=row.provider,
+        model=row.model,
+        stop_reason=row.stop_reason,
+        text=row.text,
+        sha256=row.sha256,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        state=DraftState(row.state),
+        decided_at=row.decided_at,
+        decided_by=row.decided_by,
+        veto_reason=row.veto_reason,
+        slug=row.slug,
+        essay_id=row.essay_id,
+        published_at=row.published_at,
+        approvals=tuple(await _approvers(session, row.id or 0)),
+    )
+
+
+def _published(draft: StudioDraft, title: str, author: str) -> PublishedEssay:
+    return PublishedEssay(
+        draft_id=draft.id or 0,
+        uid=draft.uid,
+        slug=draft.slug or "",
+        title=title,
+        author=author,
+        text=draft.text,
+        published_at=draft.published_at or draft.created_at,
+    )

@@ -1,0 +1,302 @@
+"""The essay studio in the core, end to end over a real database and the fake Anthropic API:
+drafting (from the command line and on the schedule, once per slot across hosts), the prompt
+strategies, review (reviewers only, vetoes with reasons, quorum, the first to settle wins),
+publication (byte for byte), ember's own feed and pages, and one announcement per channel."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import socket
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import feedparser
+
+from core.config import OPUS_3
+from core.events import User
+from core.ops.server import listening
+from core.store.studio_records import DraftState, Verdict
+from core.studio import StudioService
+from core.studio.wording import STUDIO_SYSTEM
+from tests.essay_support import FAST, RecordingAnnouncer, rows
+from tests.fakes.anthropic_server import FakeAnthropic, Reply
+from tests.fakes.feed_server import FeedServer, Post
+from tests.studio_support import ESSAY, essay_reply, studio_runtime, studio_settings
+from tests.test_essays_cli import ember
+
+REVIEWERS = {"discord": {"reviewer_roles": ["111"], "reviewer_users": ["222"]}}
+# A reviewer by role, one by user id, and a member who is neither.
+ROLE_REVIEWER = User("900", "Rhea", "discord", "G1", role_ids=("111",))
+USER_REVIEWER = User("222", "Uma", "discord", "G1")
+OUTSIDER = User("333", "Otto", "discord", "G1", role_ids=("444",), is_moderator=True)
+MONDAY_NINE = datetime(2026, 3, 9, 9, 0, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def test_ember_studio_draft_keeps_the_whole_request_the_answer_and_its_hash(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "ember.db"}"\n'
+        f'[providers.anthropic]\nbase_url = "{fake_anthropic.url}"\n'
+        '[studio]\nenabled = true\nstrategy = "past_entries"\n[logging]\nlevel = "ERROR"\n'
+    )
+    fake_anthropic.script.append(essay_reply())
+    env = {"ANTHROPIC_API_KEY": "sk-ant-test-key"}
+    code, out, err = await ember(config, "studio", "draft", "--strategy", "minimal", env=env)
+    assert (code, err) == (0, ""), err
+    assert "Draft #1 written" in out
+    [sent] = fake_anthropic.requests
+    assert sent.body["system"] == STUDIO_SYSTEM
+    assert sent.model == OPUS_3
+
+    code, out, err = await ember(config, "studio", "list", env=env)
+    assert code == 0 and "pending (1)" in out and "#1 · On Keeping a Lamp Lit" in out, out
+
+    from core.store import Store
+
+    store = Store.open(f"sqlite+aiosqlite:///{tmp_path / 'ember.db'}")
+    try:
+        [(request, provider, model, text, digest, strategy, slot)] = await rows(
+            store, "SELECT request_json, provider, model, text, sha256, strategy, slot FROM studio_drafts"
+        )
+        audit = await rows(store, "SELECT action, target_id FROM access_audit")
+    finally:
+        await store.close()
+    kept = json.loads(request)
+    # The request as the model received it (the SDK adds the model and `stream`).
+    assert kept == {k: v for k, v in sent.body.items() if k not in ("model", "stream")}
+    assert set(kept) == {"system", "messages", "max_tokens", "temperature"}
+    assert (provider, model, strategy, slot) == ("anthropic", OPUS_3, "minimal", None)
+    assert text == ESSAY
+    assert digest == hashlib.sha256(ESSAY.encode()).hexdigest()
+    assert audit == [("studio-draft", "draft:1")]
+
+
+async def test_ember_studio_draft_is_refused_while_the_studio_is_off(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "ember.db"}"\n')
+    code, _, err = await ember(config, "studio", "draft", env={"ANTHROPIC_API_KEY": "k"})
+    assert code == 1 and "enabled = false" in err
+    assert fake_anthropic.requests == []
+
+
+async def test_a_failing_backend_hands_the_whole_essay_to_the_next(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    backends = [{"provider": "anthropic", "model": "broken-opus"}, {"provider": "anthropic", "model": OPUS_3}]
+    settings = studio_settings(tmp_path, fake_anthropic, models={"opus-3": {"backends": backends}})
+    fake_anthropic.script_for("broken-opus").append(Reply.error_midstream(["Half an ess", "ay"], after=1))
+    fake_anthropic.script_for(OPUS_3).append(essay_reply())
+    async with studio_runtime(settings) as runtime:
+        draft = await runtime.studio.draft_now("operator")
+    assert [r.model for r in fake_anthropic.requests] == ["broken-opus", OPUS_3]
+    assert (draft.text, draft.model, draft.provider) == (ESSAY, OPUS_3, "anthropic")
+
+
+async def test_a_schedule_slot_is_drafted_once_by_two_hosts(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    settings = studio_settings(tmp_path, fake_anthropic, studio={"schedule": "weekly", "day": "monday"})
+    now = [MONDAY_NINE - timedelta(minutes=1)]
+    held = Reply.held(CHUNKS_OF_ESSAY, after=1)
+    fake_anthropic.script.append(held)
+    async with studio_runtime(settings) as runtime:
+        hosts = [
+            StudioService(settings, runtime.store, runtime.router, clock=lambda: now[0]) for _ in range(2)
+        ]
+        # Sunday's slot is six days old: past catching up, so nothing is written.
+        assert await hosts[0].draft_due_slot() is None
+        now[0] = MONDAY_NINE + timedelta(minutes=1)
+        first = asyncio.create_task(hosts[0].draft_due_slot())
+        await fake_anthropic.wait_for_requests(1)
+        # While the first host writes, the second finds the slot's lease taken.
+        assert await hosts[1].draft_due_slot() is None
+        held.release.set()
+        drafted = await first
+        assert drafted is not None and drafted.slot == "weekly:2026-03-09T09:00"
+        assert drafted.text == ESSAY and drafted.created_by == "schedule"
+        # Later in the week, on either host: the slot is taken.
+        now[0] = MONDAY_NINE + timedelta(hours=5)
+        assert await hosts[1].draft_due_slot() is None
+        assert await hosts[0].draft_due_slot() is None
+        assert len(fake_anthropic.requests) == 1
+        # The next Monday is a new slot.
+        fake_anthropic.script.append(essay_reply())
+        now[0] = MONDAY_NINE + timedelta(days=7, seconds=5)
+        later = await hosts[1].draft_due_slot()
+        assert later is not None and later.slot == "weekly:2026-03-16T09:00"
+
+
+CHUNKS_OF_ESSAY = [ESSAY[:20], ESSAY[20:]]
+
+
+async def test_past_entries_and_news_reach_the_model(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, feed_server: FeedServer
+) -> None:
+    feed_server.feed().posts.append(Post("launch", "A new model is announced", datetime.now(UTC)))
+    settings = studio_settings(
+        tmp_path,
+        fake_anthropic,
+        studio={"news_feeds": [feed_server.url()], "discord": REVIEWERS["discord"]},
+    )
+    fake_anthropic.script.extend([essay_reply(), Reply.text(["Second essay"]), Reply.text(["Third"])])
+    async with studio_runtime(settings) as runtime:
+        studio = runtime.studio
+        first = await studio.draft_now("operator", "minimal")
+        await studio.decide(ROLE_REVIEWER, first.id, Verdict.APPROVE)
+        await studio.draft_now("operator", "past_entries")
+        await studio.draft_now("operator", "with_news")
+    minimal, past, news = (r.body["messages"][0]["content"] for r in fake_anthropic.requests)
+    assert ESSAY not in minimal and "A new model" not in minimal
+    assert f"<essay>\n{ESSAY}\n</essay>" in past
+    assert "A new model is announced" in news and feed_server.feed().posts[0].link in news
+
+
+async def test_only_reviewers_decide_a_veto_needs_a_reason_and_the_first_to_settle_wins(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    settings = studio_settings(
+        tmp_path, fake_anthropic, studio={"approvals": 2, "discord": REVIEWERS["discord"]}
+    )
+    fake_anthropic.script.extend([essay_reply(), Reply.text(["Another essay"])])
+    async with studio_runtime(settings) as runtime:
+        studio = runtime.studio
+        draft = await studio.draft_now("operator")
+        # A moderator who is no reviewer is refused, and nothing is recorded.
+        refused = await studio.decide(OUTSIDER, draft.id, Verdict.APPROVE)
+        assert "Only the studio's reviewers" in refused.text
+        assert "reason" in (await studio.decide(ROLE_REVIEWER, draft.id, Verdict.VETO, "  ")).text
+        first = await studio.decide(ROLE_REVIEWER, draft.id, Verdict.APPROVE)
+        assert not first.settled and "1 of 2" in first.text
+        again = await studio.decide(ROLE_REVIEWER, draft.id, Verdict.APPROVE)
+        assert "already decided" in again.text and not again.settled
+        quorum = await studio.decide(USER_REVIEWER, draft.id, Verdict.APPROVE)
+        assert quorum.settled and "approved and published" in quorum.text
+        late = await studio.decide(
+            User("901", "Late", "discord", "G1", role_ids=("111",)), draft.id, Verdict.VETO, "no"
+        )
+        assert "already approved (by Rhea, Uma)" in late.text
+        published = await studio.draft(draft.id)
+        assert published is not None and published.state is DraftState.PUBLISHED
+
+        other = await studio.draft_now("operator")
+        vetoed = await studio.decide(USER_REVIEWER, other.id, Verdict.VETO, "It names a member.")
+        assert vetoed.settled and "vetoed" in vetoed.text
+        after = await studio.decide(ROLE_REVIEWER, other.id, Verdict.APPROVE)
+        assert "already vetoed by Uma: It names a member." in after.text
+        decisions = await rows(
+            runtime.store, "SELECT draft_id, reviewer_id, verdict, reason FROM studio_decisions ORDER BY id"
+        )
+        audit = await rows(
+            runtime.store, "SELECT action, actor_id, target_id, detail FROM access_audit ORDER BY id"
+        )
+    assert decisions == [
+        (1, "900", "approve", ""),
+        (1, "222", "approve", ""),
+        (2, "222", "veto", "It names a member."),
+    ]
+    assert [a[0] for a in audit] == [
+        "studio-draft",
+        "studio-approve",
+        "studio-approve",
+        "studio-publish",
+        "studio-draft",
+        "studio-veto",
+    ]
+    assert audit[5][1:] == ("222", "draft:2", "It names a member.")
+
+
+async def test_published_essays_are_served_as_atom_and_pages_and_announced_once_per_channel(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    port = free_port()
+    own_feed = f"http://127.0.0.1:{port}/essays/feed.xml"
+    settings = studio_settings(
+        tmp_path,
+        fake_anthropic,
+        studio={
+            "discord": REVIEWERS["discord"],
+            "disclaimer": "It speaks for itself <not for us> & no one else.",
+        },
+        server={"health_port": port},
+        # The community also follows ember's own feed, like any other: still one announcement.
+        essays={"feeds": [own_feed]},
+    )
+    fake_anthropic.script.extend([essay_reply(), Reply.text(["Later\n\nA second essay."])])
+    announcer = RecordingAnnouncer()
+    moderator = User("1", "Mod", "discord", "G1", is_moderator=True)
+    async with (
+        studio_runtime(settings) as runtime,
+        listening(runtime.metrics, runtime.readiness, "127.0.0.1", port, runtime.studio) as base,
+        aiohttp.ClientSession() as http,
+    ):
+        essays, studio = runtime.essays, runtime.studio
+        essays.register_announcer("discord", announcer, FAST)
+        for channel in ("C1", "C2"):
+            await essays.subscribe("discord", "G1", channel, "", moderator)
+        [seeded] = await essays.poll_once()
+        assert not seeded.ok  # nothing published yet: an empty feed is no feed
+
+        draft = await studio.draft_now("operator")
+        await studio.decide(ROLE_REVIEWER, draft.id, Verdict.APPROVE)
+        await essays.deliver_pending()
+        [report] = await essays.poll_once()  # ember's own feed now lists the essay: already known
+        assert report.ok and report.announced == () and report.queued == 0
+        second = await studio.draft_now("operator")
+        await studio.decide(USER_REVIEWER, second.id, Verdict.APPROVE)
+        [report] = await essays.poll_once()
+        assert report.announced == ()
+        await essays.deliver_pending()
+
+        async with http.get(f"{base}/essays/feed.xml") as response:
+            assert response.status == 200 and response.content_type == "application/atom+xml"
+            feed = feedparser.parse(await response.read())
+        slug = (await studio.draft(draft.id)).slug  # type: ignore[union-attr]
+        async with http.get(f"{base}/essays/{slug}") as response:
+            assert response.status == 200 and response.content_type == "text/html"
+            page = await response.text()
+        async with http.get(f"{base}/essays/{slug}.txt") as response:
+            exact = await response.read()
+        async with http.get(f"{base}/essays/no-such-essay") as response:
+            assert response.status == 404
+
+    # Announced once in each subscribed channel, with its discussion thread, newest last.
+    assert {
+        channel: [d.announcement.title for _, d in posts] for channel, posts in announcer.posts.items()
+    } == {
+        "C1": ["On Keeping a Lamp Lit", "Later"],
+        "C2": ["On Keeping a Lamp Lit", "Later"],
+    }
+    assert len(announcer.opened) == 4
+    assert announcer.posts["C1"][0][1].announcement.full_text == ESSAY
+    assert announcer.posts["C1"][0][1].announcement.link == f"http://127.0.0.1:{port}/essays/{slug}"
+
+    # Valid Atom, newest first, the essay's text exactly as the model wrote it.
+    assert not feed.bozo, feed.get("bozo_exception")
+    assert feed.version == "atom10"
+    assert feed.feed.subtitle == "It speaks for itself <not for us> & no one else."
+    assert [e.title for e in feed.entries] == ["Later", "On Keeping a Lamp Lit"]
+    entry = feed.entries[1]
+    assert entry.content[0].value == ESSAY
+    assert entry.id == f"urn:uuid:{draft.uid}"
+    assert entry.link == f"http://127.0.0.1:{port}/essays/{slug}"
+    assert entry.rights == "It speaks for itself <not for us> & no one else."
+
+    # The page escapes everything and carries the disclaimer; the text is byte for byte.
+    assert exact == ESSAY.encode("utf-8")
+    assert "<script>" not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "It speaks for itself &lt;not for us&gt; &amp; no one else." in page
+    assert "Été, naïveté, 🌿 — the end." in page
