@@ -48,7 +48,7 @@ from core.ports import (
 )
 from core.runtime import Runtime
 from core.store import replays_repo
-from core.studio import Action, Verdict, parse_studio_button_id
+from core.studio import Action, DraftState, Verdict, parse_studio_button_id, studio_button_id
 from core.studio import wording as studio_wording
 
 log = logging.getLogger(__name__)
@@ -275,14 +275,19 @@ class Ember:
             await pressed.tell_presser(studio_wording.NOT_A_REVIEWER)
             return
         if action is Action.VETO:
-            # The form must be the press's first answer (Discord allows three seconds), so the
-            # draft's state is looked at when the reason comes back.
-            await pressed.ask_reason(studio_wording.VETO_TITLE)
-            return
+            draft = await studio.draft(draft_id)
+            if draft is not None and draft.state is DraftState.PENDING:
+                # The form must be the press's first answer (Discord allows three seconds);
+                # the decision is made when the reason comes back.
+                form = studio_button_id(Action.REASON, draft_id)
+                await pressed.ask_reason(form, studio_wording.VETO_TITLE, studio_wording.VETO_LABEL)
+                return
         verdict = Verdict.APPROVE if action is Action.APPROVE else Verdict.VETO
         decided = await studio.decide(pressed.presser, draft_id, verdict, pressed.reason)
-        if decided.settled and decided.result is not None and decided.result.draft is not None:
-            await pressed.retire_preview(studio_wording.settled_summary(decided.result.draft))
+        draft = decided.result.draft if decided.result is not None else None
+        if draft is not None and draft.state is not DraftState.PENDING:
+            # Settled now, or earlier elsewhere (a command, another preview): this one says so.
+            await pressed.retire_preview(studio_wording.settled_summary(draft))
         await pressed.tell_presser(decided.text)
 
     # ------------------------------------------------------------------ commands

@@ -290,9 +290,9 @@ class PressedStudioButton(Protocol):
         """The reason typed into the veto form ("" for a button press)."""
         ...
 
-    async def ask_reason(self, preview_title: str) -> None:
-        """Open the platform's form asking for the veto's reason; its submission comes back
-        with the button id `ember:studio:reason:<draft id>`."""
+    async def ask_reason(self, form_id: str, title: str, label: str) -> None:
+        """Open the platform's form (`title`, one text field labelled `label`) asking for the
+        veto's reason; its submission comes back as a press of `form_id` with the reason."""
         ...
 
     async def tell_presser(self, text: str) -> None: ...

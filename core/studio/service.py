@@ -25,7 +25,7 @@ from core.events import User, utcnow
 from core.ports import ReviewDesk
 from core.store import Store
 from core.store.leases_repo import LeasesRepo
-from core.store.studio_records import DraftState, DraftView, PublishedEssay, Verdict
+from core.store.studio_records import DecisionResult, DraftState, DraftView, PublishedEssay, Verdict
 from core.store.studio_repo import StudioRepo
 from core.studio import review, wording
 from core.studio.drafting import Drafter
@@ -144,6 +144,9 @@ class StudioService:
         if not self.may_review(user):
             return review.Decided(wording.NOT_A_REVIEWER, settled=False)
         if review.needs_reason(verdict, reason):
+            draft = await self._repo.get(draft_id)
+            if draft is not None and draft.state is not DraftState.PENDING:
+                return review.answer(DecisionResult(recorded=False, settled=False, draft=draft), self.quorum)
             return review.Decided(wording.VETO_NEEDS_REASON, settled=False)
         result = await self._repo.decide(
             draft_id, review.reviewer_of(user), verdict, reason.strip(), self.quorum, self._clock()

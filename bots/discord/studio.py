@@ -1,0 +1,180 @@
+"""The essay studio on Discord: drafts posted for review, and the Approve / Veto buttons.
+
+A draft goes to `[studio.discord] review_channel` as a header (core-written) with two persistent
+buttons whose ids name the draft (`ember:studio:approve:<id>`), and a thread beneath it holding
+the whole text (as a file when long). The model's words carry `AllowedMentions.none()` and show
+every link's destination. Veto opens a modal asking for the reason; everything decided is the
+core's (`Ember.studio_button_pressed`). Reviewers are whom Discord proves: the presser's roles.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import re
+from collections.abc import Callable
+from typing import Any, Self
+
+import discord
+
+from bots.discord.convert import user_of
+from bots.discord.render import LINK_ROOM, NO_PINGS, model_text, rendered
+from bots.discord.traits import MAX_MESSAGE_CHARS, channel_keys
+from core import STUDIO_BUTTON_PREFIX, DraftPreview, Ember, User, parse_studio_button_id, split_all
+from core.budget import Priority, RequestScheduler
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = rf"{re.escape(STUDIO_BUTTON_PREFIX)}:(?:approve|veto):[0-9]+"
+THREAD_NAME = 100
+# Past this many messages the text goes in the thread as one file instead.
+MOST_PIECES = 6
+MODAL_TITLE = 45
+REASON_FIELD = "reason"
+
+
+def preview_view(preview: DraftPreview) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(StudioButton(preview.approve_id, preview.approve_label, discord.ButtonStyle.success))
+    view.add_item(StudioButton(preview.veto_id, preview.veto_label, discord.ButtonStyle.danger))
+    return view
+
+
+class DiscordReviewDesk:
+    """`core.ports.ReviewDesk`: posts spend Discord's budget as access notices do."""
+
+    def __init__(self, client: discord.Client, budget: Callable[[], RequestScheduler]) -> None:
+        self._client = client
+        self._budget = budget
+
+    async def post_draft(self, preview: DraftPreview) -> None:
+        number = int(preview.channel_id)  # digits only: the configuration is validated
+        channel = self._client.get_channel(number) or await self._client.fetch_channel(number)
+        if not isinstance(channel, discord.TextChannel):
+            raise LookupError(f"[studio.discord] review_channel {number} is not a text channel")
+        header = await self._send(
+            channel.id,
+            lambda: channel.send(
+                rendered(preview.header), view=preview_view(preview), allowed_mentions=NO_PINGS
+            ),
+        )
+        thread = await self._send(
+            channel.id, lambda: header.create_thread(name=preview.title[:THREAD_NAME] or "Draft")
+        )
+        pieces = split_all(preview.text, MAX_MESSAGE_CHARS - LINK_ROOM)
+        if len(pieces) > MOST_PIECES:
+            data = io.BytesIO(preview.text.encode("utf-8"))
+            name = f"draft-{preview.draft_id}.txt"
+            await self._send(thread.id, lambda: thread.send(file=discord.File(data, filename=name)))
+            return
+        for piece in pieces:
+            await self._send(
+                thread.id, functools.partial(thread.send, model_text(piece), allowed_mentions=NO_PINGS)
+            )
+
+    async def _send(self, channel_id: int, call: Callable[[], Any]) -> Any:
+        sent = await self._budget().send(Priority.ACCESS_NOTICE, call, keys=channel_keys(channel_id))
+        assert sent is not None, "only merged edits and typing come back empty"
+        return sent
+
+
+class StudioButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=TEMPLATE):
+    def __init__(
+        self, custom_id: str, label: str = "", style: discord.ButtonStyle = discord.ButtonStyle.secondary
+    ) -> None:
+        super().__init__(discord.ui.Button(label=label or None, style=style, custom_id=custom_id))
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> Self:
+        return cls(match.string)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        ember = getattr(interaction.client, "ember", None)
+        parsed = parse_studio_button_id(self.custom_id)
+        if not isinstance(ember, Ember) or parsed is None:
+            return
+        if parsed[0].value == "approve":
+            # Deciding writes to the store and may publish: acknowledge first. Veto must answer
+            # with its modal, so it is not deferred (the core answers it at once).
+            await interaction.response.defer()
+        await ember.studio_button_pressed(
+            PressedStudioButton(interaction, self.custom_id, presser_of(ember, interaction))
+        )
+
+
+def presser_of(ember: Ember, interaction: discord.Interaction[Any]) -> User:
+    return user_of(interaction.user, ember.settings.discord.moderator_roles, interaction.permissions)
+
+
+class VetoReason(discord.ui.Modal):
+    """The veto's reason. Its custom id names the draft; the submission goes to the core."""
+
+    def __init__(self, custom_id: str, title: str, label: str) -> None:
+        super().__init__(title=title[:MODAL_TITLE], custom_id=custom_id, timeout=None)
+        self.reason: discord.ui.TextInput[VetoReason] = discord.ui.TextInput(
+            label=label[:MODAL_TITLE],
+            custom_id=REASON_FIELD,
+            style=discord.TextStyle.paragraph,
+            max_length=1000,
+        )
+        self.add_item(self.reason)
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        ember = getattr(interaction.client, "ember", None)
+        if not isinstance(ember, Ember):
+            return
+        await interaction.response.defer()
+        pressed = PressedStudioButton(
+            interaction, self.custom_id, presser_of(ember, interaction), self.reason.value
+        )
+        await ember.studio_button_pressed(pressed)
+
+
+class PressedStudioButton:
+    """`core.ports.PressedStudioButton` over a button press or a submitted modal. What Discord
+    refuses here is logged: the decision itself is made and stored either way."""
+
+    def __init__(
+        self, interaction: discord.Interaction[Any], button_id: str, presser: User, reason: str = ""
+    ) -> None:
+        self._interaction = interaction
+        self.button_id = button_id
+        self.presser = presser
+        self.reason = reason
+
+    async def ask_reason(self, form_id: str, title: str, label: str) -> None:
+        await self._interaction.response.send_modal(VetoReason(form_id, title, label))
+
+    async def tell_presser(self, text: str) -> None:
+        try:
+            if self._interaction.response.is_done():
+                await self._interaction.followup.send(
+                    rendered(text), ephemeral=True, allowed_mentions=NO_PINGS
+                )
+            else:
+                await self._interaction.response.send_message(
+                    rendered(text), ephemeral=True, allowed_mentions=NO_PINGS
+                )
+        except discord.HTTPException as error:
+            log.error("could not answer a studio button press (%s): %s", text, error)
+
+    async def retire_preview(self, summary: str) -> None:
+        if self._interaction.message is None:
+            return
+        response, content = self._interaction.response, rendered(summary)
+        try:
+            if response.is_done():
+                await self._interaction.edit_original_response(
+                    content=content, view=None, allowed_mentions=NO_PINGS
+                )
+            else:  # a Veto press, not deferred (it might have opened a modal)
+                await response.edit_message(content=content, view=None, allowed_mentions=NO_PINGS)
+        except discord.HTTPException as error:
+            log.error("could not retire the buttons of a studio draft: %s", error)

@@ -1,0 +1,251 @@
+"""The essay studio on Discord, end to end: the real discord.py client against the fake Discord,
+the real anthropic SDK against the fake Anthropic API, a real SQLite store, ember's own HTTP
+server read with feedparser. A draft from the command line and one from the schedule reach the
+review channel; reviewers (a role) decide with buttons, a modal and slash commands; the
+approved essay is served and announced once in each subscribed channel."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+import feedparser
+
+from core import markup
+from core.config import load_settings
+from core.events import User, utcnow
+from core.ops.server import listening
+from core.studio.wording import NOT_A_REVIEWER, VETO_NEEDS_REASON
+from tests.discord_support import (
+    CALLBACK,
+    FOLLOWUP,
+    Ember,
+    custom_ids,
+    posts_in,
+    running_ember,
+)
+from tests.essay_support import rows
+from tests.fakes.anthropic_server import FakeAnthropic, Reply
+from tests.fakes.discord_server import (
+    FakeChannel,
+    FakeDiscord,
+    FakeGuild,
+    FakeMember,
+    FakeRole,
+    FakeUser,
+    Json,
+    Recorded,
+)
+from tests.studio_support import ESSAY, essay_reply
+from tests.test_access_discord import EPHEMERAL, answer
+from tests.test_essays_cli import ember as ember_cli
+from tests.test_studio import free_port
+
+THREAD = "POST /channels/{channel_id}/messages/{message_id}/threads"
+MODAL = 9
+SCHEDULED = "A Scheduled Essay\n\nWritten on the hour, as asked."
+
+
+def world() -> FakeDiscord:
+    """alice and bob are editors (the reviewers' role); carol moderates but does not review."""
+    moderator = FakeRole("moderator", permissions=1 << 5, position=2)
+    editors = FakeRole("editors", position=1)
+    alice, bob, carol = (FakeUser(n, global_name=n.title()) for n in ("alice", "bob", "carol"))
+    channels = [
+        FakeChannel("review"),
+        FakeChannel("essays-1"),
+        FakeChannel("essays-2"),
+        FakeChannel("general"),
+    ]
+    guild = FakeGuild(
+        "Readers",
+        channels=channels,
+        roles=[moderator, editors],
+        members=[
+            FakeMember(alice, roles=[editors]),
+            FakeMember(bob, roles=[editors]),
+            FakeMember(carol, roles=[moderator]),
+        ],
+        owner=carol,
+    )
+    return FakeDiscord([guild])
+
+
+def config_text(tmp_path: Path, fake: FakeDiscord, anthropic: FakeAnthropic, port: int) -> str:
+    return (
+        f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "ember.db"}"\n'
+        f'[providers.anthropic]\nbase_url = "{anthropic.url}"\n'
+        f"[server]\nhealth_port = {port}\n"
+        f'[studio]\nenabled = true\napprovals = 2\nschedule = "daily"\ntime = "{(utcnow() - timedelta(minutes=1)):%H:%M}"\n'
+        f'[studio.discord]\nreview_channel = "{fake.channel("review").id}"\nreviewer_roles = ["{fake.role("editors").id}"]\n'
+        '[logging]\nlevel = "ERROR"\n'
+    )
+
+
+async def previews(ember: Ember, count: int) -> list[Json]:
+    """The drafts' header messages in #review, as stored, oldest first."""
+    review = ember.discord.channel("review")
+    await ember.wait(posts_in(review.id), count=count)
+    return [
+        m
+        for m in ember.discord.history(review)
+        if "essay draft #" in m["content"] or "**Draft #" in m["content"]
+    ][:count]
+
+
+async def press_privately(ember: Ember, user: FakeUser, message_id: int, custom_id: str) -> str:
+    """Press a button; return the private answer (a follow-up after a deferred press, or the
+    press's own answer: Veto is not deferred, since it may open a modal)."""
+    fake = ember.discord
+    payload = fake.button_press(user, message_id, custom_id)
+    await fake.dispatch("INTERACTION_CREATE", payload)
+    token = str(payload["token"])
+
+    def private(r: Recorded) -> bool:
+        answered = r.route == CALLBACK and (r.body or {}).get("type") == 4
+        return token in r.path and (r.route == FOLLOWUP or answered)
+
+    [sent] = await ember.wait(private)
+    body = sent.body if sent.route == FOLLOWUP else sent.body["data"]
+    assert body["flags"] & EPHEMERAL, "studio answers are private"
+    return str(body["content"])
+
+
+async def veto_form(ember: Ember, user: FakeUser, message_id: int, custom_id: str) -> Json:
+    """Press Veto; return the modal ember opened."""
+    fake = ember.discord
+    payload = fake.button_press(user, message_id, custom_id)
+    await fake.dispatch("INTERACTION_CREATE", payload)
+    token = str(payload["token"])
+    [callback] = await ember.wait(lambda r: r.route == CALLBACK and token in r.path)
+    assert callback.body["type"] == MODAL, callback.body
+    return callback.body["data"]  # type: ignore[no-any-return]
+
+
+async def submit_reason(ember: Ember, user: FakeUser, message_id: int, form: Json, reason: str) -> str:
+    fake = ember.discord
+    field = form["components"][0]["components"][0]["custom_id"]
+    payload = fake.modal_submit(user, message_id, form["custom_id"], {field: reason})
+    await fake.dispatch("INTERACTION_CREATE", payload)
+    token = str(payload["token"])
+    [sent] = await ember.wait(lambda r: r.route == FOLLOWUP and token in r.path)
+    assert sent.body["flags"] & EPHEMERAL
+    return str(sent.body["content"])
+
+
+async def test_drafts_are_reviewed_on_discord_published_and_announced_once_per_channel(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = world()
+    port = free_port()
+    config = tmp_path / "config.toml"
+    async with fake:
+        with fake.pointed():
+            config.write_text(config_text(tmp_path, fake, fake_anthropic, port))
+            # The operator asks for a draft from a shell, before ember runs.
+            fake_anthropic.script.append(essay_reply())
+            code, _, err = await ember_cli(config, "studio", "draft", env={"ANTHROPIC_API_KEY": "k"})
+            assert code == 0, err
+            settings = load_settings(config)
+            alice, bob, carol = fake.user("alice"), fake.user("bob"), fake.user("carol")
+            fake_anthropic.script.append(Reply.text([SCHEDULED]))
+            async with running_ember(fake, fake_anthropic, settings) as ember:
+                studio, essays = ember.runtime.studio, ember.runtime.essays
+                mod = User(str(carol.id), "Carol", "discord", str(fake.guild.id), is_moderator=True)
+                for name in ("essays-1", "essays-2"):
+                    await essays.subscribe("discord", str(fake.guild.id), str(fake.channel(name).id), "", mod)
+                # The studio's round: today's slot is drafted, and both drafts go to #review.
+                await studio.run_once()
+                assert len(fake_anthropic.requests) == 2
+                commanded, scheduled = await previews(ember, 2)
+                assert commanded["content"].startswith("**New essay draft #1**: On Keeping a Lamp Lit")
+                assert scheduled["content"].startswith("**New essay draft #2**: A Scheduled Essay")
+                approve_1, veto_1 = custom_ids(commanded)
+                assert (approve_1, veto_1) == ("ember:studio:approve:1", "ember:studio:veto:1")
+                # The whole text in a thread under the preview, links shown, nobody pinged.
+                threads = [r for r in fake.requests if r.route == THREAD]
+                assert len(threads) == 2
+                thread_id = (
+                    int(fake.messages[int(commanded["id"])]["thread"]["id"])
+                    if "thread" in fake.messages[int(commanded["id"])]
+                    else int(commanded["id"])
+                )
+                [text] = [m["content"] for m in fake.history(thread_id)]
+                assert text == markup.visible_links(ESSAY)
+
+                general = fake.channel("general")
+                # Not a reviewer (a moderator is not one unless named): told privately, nothing changes.
+                assert await press_privately(ember, carol, int(commanded["id"]), approve_1) == NOT_A_REVIEWER
+                assert await answer(ember, carol, general, "studio pending") == NOT_A_REVIEWER
+                pending = await answer(ember, alice, general, "studio pending")
+                assert "#1 · On Keeping a Lamp Lit · pending (0 approval(s))" in pending and "#2" in pending
+
+                # A veto without a reason is refused; with one it is recorded.
+                form = await veto_form(ember, bob, int(scheduled["id"]), "ember:studio:veto:2")
+                assert form["custom_id"] == "ember:studio:reason:2"
+                assert await submit_reason(ember, bob, int(scheduled["id"]), form, "   ") == VETO_NEEDS_REASON
+                form = await veto_form(
+                    ember, bob, int(scheduled["id"]), "ember:studio:veto:2"
+                )  # a modal closes on submit
+                told = await submit_reason(ember, bob, int(scheduled["id"]), form, "It names a member.")
+                assert told == "Draft #2 is vetoed and will not be published."
+                assert "vetoed by Bob: It names a member." in fake.messages[int(scheduled["id"])]["content"]
+                assert fake.messages[int(scheduled["id"])]["components"] == []
+                late = await answer(ember, alice, general, "studio approve", id=2)
+                assert late == "Draft #2 was already vetoed by Bob: It names a member."
+
+                # Approval by quorum: two editors.
+                first = await press_privately(ember, alice, int(commanded["id"]), approve_1)
+                assert first == "Your approval of draft #1 is recorded (1 of 2)."
+                assert custom_ids(fake.messages[int(commanded["id"])]) == [approve_1, veto_1]
+                second = await answer(ember, bob, general, "studio approve", id=1)
+                assert second == "Draft #1 is approved and published."
+                # The preview still shows its buttons (the command settled it): a later press is
+                # told what happened, and the preview now says so too.
+                assert await press_privately(ember, carol, int(commanded["id"]), veto_1) == NOT_A_REVIEWER
+                after = await press_privately(ember, alice, int(commanded["id"]), veto_1)
+                assert after == "Draft #1 was already approved (by Alice, Bob); nothing changed."
+                assert fake.messages[int(commanded["id"])]["components"] == []
+                assert (
+                    "approved by Alice, Bob and published" in fake.messages[int(commanded["id"])]["content"]
+                )
+
+                # Announced once in each subscribed channel, each with its discussion thread.
+                await essays.deliver_pending()
+                await essays.deliver_pending()
+                for name in ("essays-1", "essays-2"):
+                    posted = [r for r in fake.requests if posts_in(fake.channel(name).id)(r)]
+                    assert [p.body["embeds"][0]["title"] for p in posted] == ["On Keeping a Lamp Lit"]
+                assert len([r for r in fake.requests if r.route == THREAD]) == 4
+
+                draft = await studio.draft(1)
+                assert draft is not None and draft.slug
+                async with (
+                    listening(
+                        ember.runtime.metrics, ember.runtime.readiness, "127.0.0.1", port, studio
+                    ) as base,
+                    aiohttp.ClientSession() as http,
+                ):
+                    async with http.get(f"{base}/essays/feed.xml") as response:
+                        feed = feedparser.parse(await response.read())
+                    async with http.get(f"{base}/essays/{draft.slug}") as response:
+                        page = await response.text()
+                    async with http.get(f"{base}/essays/{draft.slug}.txt") as response:
+                        exact = await response.read()
+                audit = await rows(ember.runtime.store, "SELECT action FROM access_audit ORDER BY id")
+
+    assert not feed.bozo and feed.version == "atom10"
+    [entry] = feed.entries
+    assert entry.content[0].value == ESSAY
+    assert exact == ESSAY.encode() and hashlib.sha256(exact).hexdigest() == draft.sha256
+    assert settings.studio.disclaimer in page and "&lt;script&gt;" in page
+    assert [a for (a,) in audit] == [
+        "studio-draft",
+        "studio-draft",
+        "studio-veto",
+        "studio-approve",
+        "studio-approve",
+        "studio-publish",
+    ]
