@@ -34,9 +34,10 @@ def essay_reply() -> Reply:
 def studio_settings(tmp_path: Path, anthropic: FakeAnthropic, **sections: Any) -> Settings:
     opus = {"display_name": "Claude Opus 3", "backends": [{"provider": "anthropic", "model": OPUS_3}]}
     studio = {"enabled": True, **sections.pop("studio", {})}
+    database = sections.pop("database", None) or {"url": f"sqlite+aiosqlite:///{tmp_path / 'ember.db'}"}
     return settings_from_dict(
         {
-            "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'ember.db'}"},
+            "database": database,
             "providers": {"anthropic": {"base_url": anthropic.url}},
             "models": {"opus-3": opus, **sections.pop("models", {})},
             "studio": studio,

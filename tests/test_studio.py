@@ -14,6 +14,8 @@ from pathlib import Path
 
 import aiohttp
 import feedparser
+import pytest
+from sqlalchemy import text as sql
 
 from core.config import OPUS_3
 from core.events import User
@@ -33,6 +35,14 @@ ROLE_REVIEWER = User("900", "Rhea", "discord", "G1", role_ids=("111",))
 USER_REVIEWER = User("222", "Uma", "discord", "G1")
 OUTSIDER = User("333", "Otto", "discord", "G1", role_ids=("444",), is_moderator=True)
 MONDAY_NINE = datetime(2026, 3, 9, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Where claims and decisions race matters most: both databases ember supports."""
+    if request.param == "postgres":
+        return {"url": str(request.getfixturevalue("postgres_db_url"))}
+    return {"url": f"sqlite+aiosqlite:///{tmp_path / 'ember.db'}"}
 
 
 def free_port() -> int:
@@ -300,3 +310,43 @@ async def test_published_essays_are_served_as_atom_and_pages_and_announced_once_
     assert "<script>" not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
     assert "It speaks for itself &lt;not for us&gt; &amp; no one else." in page
     assert "Été, naïveté, 🌿 — the end." in page
+
+
+async def test_approvals_at_the_same_moment_publish_once(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, database: dict[str, str]
+) -> None:
+    settings = studio_settings(
+        tmp_path, fake_anthropic, studio={"approvals": 2, "discord": REVIEWERS["discord"]}, database=database
+    )
+    fake_anthropic.script.append(essay_reply())
+    reviewers = [User(str(n), f"R{n}", "discord", "G1", role_ids=("111",)) for n in range(1, 6)]
+    async with studio_runtime(settings) as runtime:
+        draft = await runtime.studio.draft_now("operator")
+        decided = await asyncio.gather(
+            *(runtime.studio.decide(r, draft.id, Verdict.APPROVE) for r in reviewers)
+        )
+        published = await rows(runtime.store, "SELECT count(*) FROM essays")
+        approvals = await rows(runtime.store, "SELECT count(*) FROM studio_decisions")
+    assert sum(d.settled for d in decided) == 1, [d.text for d in decided]
+    assert published == [(1,)]
+    # The quorum settled it; whoever came after was told so, and nothing of theirs was kept.
+    assert 2 <= approvals[0][0] <= 5
+    assert sum("already approved" in d.text for d in decided) == 5 - approvals[0][0]
+
+
+async def test_a_draft_whose_text_changed_is_not_published(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    settings = studio_settings(tmp_path, fake_anthropic, studio={"discord": REVIEWERS["discord"]})
+    fake_anthropic.script.append(essay_reply())
+    async with studio_runtime(settings) as runtime:
+        draft = await runtime.studio.draft_now("operator")
+        # Nothing in ember edits a draft; someone with the database could. Publication notices.
+        async with runtime.store.engine.begin() as conn:
+            await conn.execute(sql("UPDATE studio_drafts SET text = text || ' (edited)'"))
+        decided = await runtime.studio.decide(ROLE_REVIEWER, draft.id, Verdict.APPROVE)
+        essays = await rows(runtime.store, "SELECT count(*) FROM essays")
+        state = await runtime.studio.draft(draft.id)
+    assert "NOT published" in decided.text
+    assert essays == [(0,)]
+    assert state is not None and state.state is DraftState.APPROVED

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from core.studio.drafting import Drafter
 from core.studio.news import recent_news
 from core.studio.preview import DraftPreview
 from core.studio.prompts import Context, Strategy, build_request
-from core.studio.publication import Publisher
+from core.studio.publication import DraftTampered, Publisher
 from core.studio.schedule import due, next_slot_at
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,12 @@ class StudioService:
             draft_id, review.reviewer_of(user), verdict, reason.strip(), self.quorum, self._clock()
         )
         if result.settled and verdict is Verdict.APPROVE:
-            await self.publisher.publish(draft_id)
+            try:
+                await self.publisher.publish(draft_id)
+            except DraftTampered:
+                return review.Decided(wording.tampered(draft_id), settled=True, result=result)
+            # Tell of the draft as it is now: published (or published by another host meanwhile).
+            result = dataclasses.replace(result, draft=await self._repo.get(draft_id))
         return review.answer(result, self.quorum)
 
     async def draft(self, draft_id: int) -> DraftView | None:

@@ -116,7 +116,17 @@ def settled_summary(draft: DraftView) -> str:
     """The preview's new first line once the draft is settled (its buttons go)."""
     if draft.state.value == "vetoed":
         return f"**Draft #{draft.id}** was vetoed by {draft.decided_by}: {draft.veto_reason}"
-    return f"**Draft #{draft.id}** was approved by {', '.join(draft.approvals)} and published."
+    approvers = ", ".join(draft.approvals)
+    if draft.state.value == "published":
+        return f"**Draft #{draft.id}** was approved by {approvers} and published."
+    return f"**Draft #{draft.id}** was approved by {approvers}; it is not published yet (see the log)."
+
+
+def tampered(draft_id: int) -> str:
+    return (
+        f"Draft #{draft_id} is approved, but its text no longer matches what the model wrote, "
+        "so it was NOT published; the operator has been told (see the log)."
+    )
 
 
 def drafted(draft: DraftView) -> str:
