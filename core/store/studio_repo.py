@@ -1,4 +1,5 @@
-"""The essay studio's statements: drafts kept whole, decisions settled once, publication once.
+"""The essay studio's writes: drafts kept whole, decisions settled once, publication once (its
+reads are core.store.studio_reads, reached as `StudioRepo.reads`).
 
 - A scheduled draft carries its slot's key, unique: of two hosts writing one slot, one insert
   stands and the other is told the slot is taken (`add_draft` returns None).
@@ -25,15 +26,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.store.access_sql import add_audit
 from core.store.engine import Store
 from core.store.essay_records import NewEssay
-from core.store.essay_tables import Essay
 from core.store.essays_repo import essay_row
 from core.store.outbox_repo import owe_to_subscribers
+from core.store.studio_reads import StudioReads, approvers, draft_view
 from core.store.studio_records import (
     DecisionResult,
     DraftState,
     DraftView,
     NewDraft,
-    PublishedEssay,
     Reviewer,
     Verdict,
 )
@@ -46,6 +46,7 @@ EMBER = "ember"
 class StudioRepo:
     def __init__(self, store: Store) -> None:
         self._store = store
+        self.reads = StudioReads(store)
 
     # ------------------------------------------------------------ drafts
 
@@ -92,37 +93,8 @@ class StudioRepo:
             return None
         return await self.get(draft_id)
 
-    async def slot_taken(self, slot: str) -> bool:
-        query = select(col(StudioDraft.id)).where(col(StudioDraft.slot) == slot)
-        async with self._store.reading() as session:
-            return (await session.exec(query)).first() is not None
-
     async def get(self, draft_id: int) -> DraftView | None:
-        async with self._store.reading() as session:
-            row = await session.get(StudioDraft, draft_id)
-            return await _view(session, row) if row is not None else None
-
-    async def in_states(self, states: Sequence[DraftState], limit: int = 50) -> list[DraftView]:
-        """Drafts in `states`, newest first."""
-        query = (
-            select(StudioDraft)
-            .where(col(StudioDraft.state).in_([s.value for s in states]))
-            .order_by(col(StudioDraft.created_at).desc(), col(StudioDraft.id).desc())
-            .limit(limit)
-        )
-        async with self._store.reading() as session:
-            return [await _view(session, row) for row in (await session.exec(query)).all()]
-
-    async def published_texts(self, count: int) -> list[str]:
-        """The last `count` published essays' texts, oldest first."""
-        query = (
-            select(col(StudioDraft.text))
-            .where(col(StudioDraft.state) == DraftState.PUBLISHED.value)
-            .order_by(col(StudioDraft.published_at).desc(), col(StudioDraft.id).desc())
-            .limit(count)
-        )
-        async with self._store.reading() as session:
-            return list(reversed((await session.exec(query)).all()))
+        return await self.reads.get(draft_id)
 
     # ------------------------------------------------------------ decisions
 
@@ -135,10 +107,10 @@ class StudioRepo:
             if row is None:
                 return DecisionResult(recorded=False, settled=False, draft=None)
             if row.state != DraftState.PENDING.value:
-                return DecisionResult(recorded=False, settled=False, draft=await _view(session, row))
+                return DecisionResult(recorded=False, settled=False, draft=await draft_view(session, row))
             earlier = await _own_decision(session, draft_id, reviewer)
             if earlier is not None:
-                return DecisionResult(False, False, await _view(session, row), already=earlier)
+                return DecisionResult(False, False, await draft_view(session, row), already=earlier)
             session.add(
                 StudioDecision(
                     draft_id=draft_id,
@@ -164,12 +136,12 @@ class StudioRepo:
                 now,
             )
             await session.flush()
-            settled = verdict is Verdict.VETO or len(await _approvers(session, draft_id)) >= quorum
+            settled = verdict is Verdict.VETO or len(await approvers(session, draft_id)) >= quorum
             if settled:
                 state = DraftState.VETOED if verdict is Verdict.VETO else DraftState.APPROVED
                 settled = await _settle(session, draft_id, state, reviewer.name, reason, now)
             await session.refresh(row)
-            return DecisionResult(recorded=True, settled=settled, draft=await _view(session, row))
+            return DecisionResult(recorded=True, settled=settled, draft=await draft_view(session, row))
 
     # ------------------------------------------------------------ publication
 
@@ -206,31 +178,6 @@ class StudioRepo:
             detail = f"published as /essays/{slug}, sha256 {sha256}, owed to {queued} channel(s)"
             add_audit(session, EMBER, "", EMBER, EMBER, _target(draft_id), "studio-publish", detail, now)
             return queued
-
-    async def published(self, limit: int = 50) -> list[PublishedEssay]:
-        """Published essays, newest first, with the title and author their essay row carries."""
-        query = (
-            select(StudioDraft, Essay)
-            .join(Essay, col(Essay.id) == col(StudioDraft.essay_id))
-            .where(col(StudioDraft.state) == DraftState.PUBLISHED.value)
-            .order_by(col(StudioDraft.published_at).desc(), col(StudioDraft.id).desc())
-            .limit(limit)
-        )
-        async with self._store.reading() as session:
-            return [
-                _published(draft, essay.title, essay.author)
-                for draft, essay in (await session.exec(query)).all()
-            ]
-
-    async def published_by_slug(self, slug: str) -> PublishedEssay | None:
-        query = (
-            select(StudioDraft, Essay)
-            .join(Essay, col(Essay.id) == col(StudioDraft.essay_id))
-            .where(col(StudioDraft.slug) == slug, col(StudioDraft.state) == DraftState.PUBLISHED.value)
-        )
-        async with self._store.reading() as session:
-            found = (await session.exec(query)).first()
-        return _published(found[0], found[1].title, found[1].author) if found else None
 
     # ------------------------------------------------------------ previews
 
@@ -286,15 +233,6 @@ async def _own_decision(session: AsyncSession, draft_id: int, reviewer: Reviewer
     return Verdict(found) if found else None
 
 
-async def _approvers(session: AsyncSession, draft_id: int) -> list[str]:
-    query = (
-        select(col(StudioDecision.reviewer_name))
-        .where(col(StudioDecision.draft_id) == draft_id, col(StudioDecision.verdict) == Verdict.APPROVE.value)
-        .order_by(col(StudioDecision.at), col(StudioDecision.id))
-    )
-    return list((await session.exec(query)).all())
-
-
 async def _settle(
     session: AsyncSession, draft_id: int, state: DraftState, by: str, reason: str, now: datetime
 ) -> bool:
@@ -304,41 +242,3 @@ async def _settle(
         .values(state=state.value, decided_at=now, decided_by=by[:200], veto_reason=reason[:1000])
     )
     return _rows(await session.exec(settle)) == 1
-
-
-async def _view(session: AsyncSession, row: StudioDraft) -> DraftView:
-    return DraftView(
-        id=row.id or 0,
-        uid=row.uid,
-        slot=row.slot,
-        strategy=row.strategy,
-        alias=row.alias,
-        request_json=row.request_json,
-        provider=row.provider,
-        model=row.model,
-        stop_reason=row.stop_reason,
-        text=row.text,
-        sha256=row.sha256,
-        created_by=row.created_by,
-        created_at=row.created_at,
-        state=DraftState(row.state),
-        decided_at=row.decided_at,
-        decided_by=row.decided_by,
-        veto_reason=row.veto_reason,
-        slug=row.slug,
-        essay_id=row.essay_id,
-        published_at=row.published_at,
-        approvals=tuple(await _approvers(session, row.id or 0)),
-    )
-
-
-def _published(draft: StudioDraft, title: str, author: str) -> PublishedEssay:
-    return PublishedEssay(
-        draft_id=draft.id or 0,
-        uid=draft.uid,
-        slug=draft.slug or "",
-        title=title,
-        author=author,
-        text=draft.text,
-        published_at=draft.published_at or draft.created_at,
-    )

@@ -55,7 +55,3 @@ class DraftPreview:
     @property
     def veto_id(self) -> str:
         return studio_button_id(Action.VETO, self.draft_id)
-
-    @property
-    def reason_id(self) -> str:
-        return studio_button_id(Action.REASON, self.draft_id)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from core.config import StudioSettings
 from core.events import User
-from core.store.studio_records import DecisionResult, DraftState, Reviewer, Verdict
+from core.store.studio_records import DecisionResult, Reviewer, Verdict
 from core.studio import wording
 
 
@@ -27,14 +27,6 @@ def is_reviewer(studio: StudioSettings, user: User) -> bool:
 
 def reviewer_of(user: User) -> Reviewer:
     return Reviewer(user.platform, user.workspace_id, user.id, user.name)
-
-
-def reviewer_groups(studio: StudioSettings, platform: str) -> tuple[str, ...]:
-    """The role or user-group ids whose members review on `platform` (an adapter reads them)."""
-    section = studio.reviewing(platform)
-    if section is None:
-        return ()
-    return section.reviewer_group_ids
 
 
 @dataclass(frozen=True)
@@ -59,7 +51,3 @@ def answer(result: DecisionResult, quorum: int) -> Decided:
 
 def needs_reason(verdict: Verdict, reason: str) -> bool:
     return verdict is Verdict.VETO and not reason.strip()
-
-
-def settled_state(state: DraftState) -> bool:
-    return state is not DraftState.PENDING

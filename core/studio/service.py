@@ -103,13 +103,13 @@ class StudioService:
     async def draft_due_slot(self) -> DraftView | None:
         """Draft the schedule's current slot unless it is drafted (here or on another host)."""
         slot = due(self.settings.studio, self._clock())
-        if slot is None or await self._repo.slot_taken(slot.key):
+        if slot is None or await self._repo.reads.slot_taken(slot.key):
             return None
         lease = f"studio-slot:{slot.key}"
         if not await self._leases.take(lease, self._holder, SLOT_LEASE_SECONDS):
             return None  # another host is writing it
         try:
-            if await self._repo.slot_taken(slot.key):
+            if await self._repo.reads.slot_taken(slot.key):
                 return None
             strategy = self.settings.studio.strategy
             request = await self._request(strategy)
@@ -130,7 +130,9 @@ class StudioService:
     async def _request(self, strategy: Strategy) -> dict[str, object]:
         studio = self.settings.studio
         model = self.settings.models[self._alias()]
-        past = await self._repo.published_texts(studio.past_entries) if strategy == "past_entries" else []
+        past = (
+            await self._repo.reads.published_texts(studio.past_entries) if strategy == "past_entries" else []
+        )
         news = await recent_news(studio.news_feeds, studio.news_items) if strategy == "with_news" else []
         context = Context(self._clock(), past, news)
         return build_request(strategy, context, max_tokens=studio.max_tokens, temperature=model.temperature)
@@ -165,11 +167,11 @@ class StudioService:
         return await self._repo.get(draft_id)
 
     async def pending(self) -> list[DraftView]:
-        return await self._repo.in_states([DraftState.PENDING])
+        return await self._repo.reads.in_states([DraftState.PENDING])
 
     async def by_state(self) -> dict[DraftState, list[DraftView]]:
         """Every draft (the latest 50 of each state), by state."""
-        return {state: await self._repo.in_states([state]) for state in DraftState}
+        return {state: await self._repo.reads.in_states([state]) for state in DraftState}
 
     # ------------------------------------------------------------ previews
 
@@ -202,10 +204,10 @@ class StudioService:
     # ------------------------------------------------------------ published essays
 
     async def published(self, limit: int = 50) -> list[PublishedEssay]:
-        return await self._repo.published(limit)
+        return await self._repo.reads.published(limit)
 
     async def published_essay(self, slug: str) -> PublishedEssay | None:
-        return await self._repo.published_by_slug(slug)
+        return await self._repo.reads.published_by_slug(slug)
 
     # ------------------------------------------------------------ the loop
 

@@ -133,10 +133,6 @@ def drafted(draft: DraftView) -> str:
     return f"Draft #{draft.id} written ({len(draft.text)} characters, {draft.model}); it awaits review."
 
 
-def slot_taken(slot: str) -> str:
-    return f"The slot {slot} was drafted already."
-
-
 # ---------------------------------------------------------------- titles and pages
 
 
