@@ -26,7 +26,7 @@ from core.studio.wording import STUDIO_SYSTEM
 from tests.essay_support import FAST, RecordingAnnouncer, rows
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.feed_server import FeedServer, Post
-from tests.studio_support import ESSAY, essay_reply, studio_runtime, studio_settings
+from tests.studio_support import CHUNKS, ESSAY, essay_reply, studio_runtime, studio_settings
 from tests.test_essays_cli import ember
 
 REVIEWERS = {"discord": {"reviewer_roles": ["111"], "reviewer_users": ["222"]}}
@@ -81,6 +81,10 @@ async def test_ember_studio_draft_keeps_the_whole_request_the_answer_and_its_has
             store, "SELECT request_json, provider, model, text, sha256, strategy, slot FROM studio_drafts"
         )
         audit = await rows(store, "SELECT action, target_id FROM access_audit")
+        usage = await rows(
+            store,
+            "SELECT platform, workspace_id, alias, provider, model, input_tokens, output_tokens, cost_micros FROM usage",
+        )
     finally:
         await store.close()
     kept = json.loads(request)
@@ -91,6 +95,10 @@ async def test_ember_studio_draft_keeps_the_whole_request_the_answer_and_its_has
     assert text == ESSAY
     assert digest == hashlib.sha256(ESSAY.encode()).hexdigest()
     assert audit == [("studio-draft", "draft:1")]
+    # What it cost is counted with everything else ember spends.
+    [(platform, workspace, alias, provider, model, input_tokens, output_tokens, cost)] = usage
+    assert (platform, workspace, alias, provider, model) == ("ember", "studio", "opus-3", "anthropic", OPUS_3)
+    assert input_tokens == 10 and output_tokens == len(CHUNKS) and cost == 10 * 15 + len(CHUNKS) * 75
 
 
 async def test_ember_studio_draft_is_refused_while_the_studio_is_off(

@@ -29,6 +29,14 @@ class NewDraft:
     text: str = field(repr=False)
     sha256: str
     created_by: str
+    # What the answering request was billed (a usage row, so `ember status` and the metrics
+    # count the studio's spend).
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+    cost_micros: int = 0
+    latency_ms: int = 0
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from core.store.access_sql import add_audit
 from core.store.engine import Store
 from core.store.essay_records import NewEssay
 from core.store.essays_repo import essay_row
+from core.store.models import Usage
 from core.store.outbox_repo import owe_to_subscribers
 from core.store.studio_reads import StudioReads, approvers, draft_view
 from core.store.studio_records import (
@@ -39,8 +40,10 @@ from core.store.studio_records import (
 )
 from core.store.studio_tables import StudioDecision, StudioDraft, StudioPreview
 
-# The audit log's platform for what ember itself or the operator did (a draft, a publication).
+# The audit log's platform for what ember itself or the operator did (a draft, a publication),
+# and the usage rows' platform and workspace for what the studio spends.
 EMBER = "ember"
+STUDIO = "studio"
 
 
 class StudioRepo:
@@ -75,6 +78,7 @@ class StudioRepo:
                 session.add_all(
                     StudioPreview(draft_id=draft_id, platform=p, updated_at=now) for p in review_on
                 )
+                session.add(_usage(new, draft_id, now))
                 detail = (
                     f"{new.strategy} draft by {new.alias} ({new.provider}:{new.model}), sha256 {new.sha256}"
                 )
@@ -213,6 +217,28 @@ class StudioRepo:
                 .where(col(StudioPreview.draft_id) == draft_id, col(StudioPreview.platform) == platform)
                 .values(state="failed", last_error=error[:500], updated_at=now)
             )
+
+
+def _usage(new: NewDraft, draft_id: int, now: datetime) -> Usage:
+    """The draft's request as a usage row of ember's own (no member, no workspace of a platform)."""
+    return Usage(
+        created_at=now,
+        platform=EMBER,
+        workspace_id=STUDIO,
+        user_id=STUDIO,
+        place_key=f"{EMBER}:{STUDIO}:{draft_id}",
+        alias=new.alias,
+        provider=new.provider,
+        model=new.model[:100],
+        input_tokens=new.input_tokens,
+        output_tokens=new.output_tokens,
+        cache_write_tokens=new.cache_write_tokens,
+        cache_read_tokens=new.cache_read_tokens,
+        latency_ms=new.latency_ms,
+        cost_micros=new.cost_micros,
+        trace_id=new.uid.replace("-", "")[:32],
+        outcome="done",
+    )
 
 
 def _target(draft_id: int) -> str:

@@ -16,14 +16,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from core.chat.providers import BackendError, Finished, TextDelta
 from core.chat.routing import Route, Router
+from core.chat.usage import Tokens, cost_micros
 from core.errors import ModelUnavailable, new_trace_id
 from core.store.studio_records import DraftView, NewDraft
 from core.store.studio_repo import StudioRepo
@@ -38,6 +40,9 @@ class Answer:
     provider: str
     model: str
     stop_reason: str
+    tokens: Tokens = field(default_factory=Tokens)
+    cost_micros: int = 0
+    latency_ms: int = 0
 
 
 def text_hash(text: str) -> str:
@@ -63,13 +68,16 @@ async def ask_whole(router: Router, alias: str, request: dict[str, Any]) -> Answ
 
 async def _ask(route: Route, request: dict[str, Any]) -> Answer:
     parts: list[str] = []
-    model, stop_reason = route.backend.model, ""
+    model, stop_reason, tokens = route.backend.model, "", Tokens()
+    started = time.monotonic()
     async for delta in route.client.stream(route.backend.model, request):
         if isinstance(delta, TextDelta):
             parts.append(delta.text)
         elif isinstance(delta, Finished):
-            model, stop_reason = delta.model or model, delta.stop_reason
-    return Answer("".join(parts), route.backend.provider, model, stop_reason)
+            model, stop_reason, tokens = delta.model or model, delta.stop_reason, delta.tokens
+    latency = int(1000 * (time.monotonic() - started))
+    cost = cost_micros(tokens, route.settings.price)
+    return Answer("".join(parts), route.backend.provider, model, stop_reason, tokens, cost, latency)
 
 
 class Drafter:
@@ -102,6 +110,12 @@ class Drafter:
             text=answer.text,
             sha256=text_hash(answer.text),
             created_by=by,
+            input_tokens=answer.tokens.input,
+            output_tokens=answer.tokens.output,
+            cache_write_tokens=answer.tokens.cache_write,
+            cache_read_tokens=answer.tokens.cache_read,
+            cost_micros=answer.cost_micros,
+            latency_ms=answer.latency_ms,
         )
         draft = await self._repo.add_draft(new, review_on, self._clock())
         if draft is not None:
