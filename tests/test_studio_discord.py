@@ -218,6 +218,9 @@ async def test_drafts_are_reviewed_on_discord_published_and_announced_once_per_c
                 for name in ("essays-1", "essays-2"):
                     posted = [r for r in fake.requests if posts_in(fake.channel(name).id)(r)]
                     assert [p.body["embeds"][0]["title"] for p in posted] == ["On Keeping a Lamp Lit"]
+                    assert (
+                        posted[0].body["embeds"][0]["footer"]["text"].startswith(settings.studio.disclaimer)
+                    )
                 assert len([r for r in fake.requests if r.route == THREAD]) == 4
 
                 draft = await studio.draft(1)

@@ -181,6 +181,8 @@ async def test_drafts_are_reviewed_in_slack_published_and_announced_once_per_cha
         for channel in ("C5", "C6"):
             posted = [c for c in fake.calls_to("chat.postMessage") if c.args.get("channel") == channel]
             assert len(posted) == 1 and "On Keeping a Lamp Lit" in str(posted[0].args["blocks"])
+            [context] = [b for b in posted[0].args["blocks"] if b["type"] == "context"]
+            assert context["elements"][-1]["text"] == render.escape(settings.studio.disclaimer)
 
         draft = await studio.draft(1)
         assert draft is not None and draft.slug
