@@ -358,3 +358,30 @@ async def test_a_draft_whose_text_changed_is_not_published(
     assert "NOT published" in decided.text
     assert essays == [(0,)]
     assert state is not None and state.state is DraftState.APPROVED
+
+
+async def test_characters_xml_cannot_carry_leave_the_feed_valid(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    port = free_port()
+    odd = "Control\x0bcharacters\x00 and \ufffe here.\n\nThe rest stays."
+    settings = studio_settings(tmp_path, fake_anthropic, studio=REVIEWERS, server={"health_port": port})
+    fake_anthropic.script.append(Reply.text([odd]))
+    async with (
+        studio_runtime(settings) as runtime,
+        listening(runtime.metrics, runtime.readiness, "127.0.0.1", port, runtime.studio) as base,
+        aiohttp.ClientSession() as http,
+    ):
+        draft = await runtime.studio.draft_now("operator")
+        await runtime.studio.decide(ROLE_REVIEWER, draft.id, Verdict.APPROVE)
+        slug = (await runtime.studio.draft(draft.id)).slug  # type: ignore[union-attr]
+        async with http.get(f"{base}/essays/feed.xml") as response:
+            feed = feedparser.parse(await response.read())
+        async with http.get(f"{base}/essays/{slug}.txt") as response:
+            exact = await response.read()
+    assert not feed.bozo, feed.get("bozo_exception")
+    assert (
+        feed.entries[0].content[0].value
+        == "Control\ufffdcharacters\ufffd and \ufffd here.\n\nThe rest stays."
+    )
+    assert exact == odd.encode("utf-8")

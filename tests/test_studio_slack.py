@@ -156,11 +156,15 @@ async def test_drafts_are_reviewed_in_slack_published_and_announced_once_per_cha
         assert await submit(ember, "U2", form, "   ") == render.trusted(VETO_NEEDS_REASON)
         form = await veto_form(ember, "U2", scheduled, "ember:studio:veto:2")  # a modal closes on submit
         assert (
-            await submit(ember, "U2", form, "It names a member.")
+            await submit(ember, "U2", form, "It names <@U1> to <!channel>.")
             == "Draft #2 is vetoed and will not be published."
         )
         vetoed = fake.stored(REVIEW, str(scheduled["ts"]))
-        assert action_ids(vetoed["blocks"]) == [] and "vetoed by Bob: It names a member." in vetoed["text"]
+        assert (
+            action_ids(vetoed["blocks"]) == []
+            and "vetoed by Bob: It names ‹@\u200bU1› to ‹!channel›." in vetoed["text"]
+        )
+        assert "<@U1>" not in str(vetoed) and "<!channel>" not in str(vetoed), "a reason pings no one"
 
         # Approval by quorum: two editors, by button and by command.
         assert (
@@ -172,7 +176,7 @@ async def test_drafts_are_reviewed_in_slack_published_and_announced_once_per_cha
         assert late.startswith("Draft #1 was already approved (by ")
         assert action_ids(fake.stored(REVIEW, str(commanded["ts"]))["blocks"]) == []
         assert await answer(ember, "U1", "studio veto 2 too late") == render.trusted(
-            "Draft #2 was already vetoed by Bob: It names a member."
+            "Draft #2 was already vetoed by Bob: It names ‹@\u200bU1› to ‹!channel›."
         )
 
         # Announced once in each subscribed channel.

@@ -9,6 +9,7 @@ subtitle and each entry's rights line, and a line on each page.
 from __future__ import annotations
 
 import html
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -28,10 +29,20 @@ def _utc(moment: datetime) -> str:
     return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# What XML 1.0 cannot carry at all (most C0 controls, lone surrogates, U+FFFE/U+FFFF).
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """`text` as the feed can carry it: a character XML cannot hold at all shows as U+FFFD (the
+    exact text is always at /essays/<slug>.txt); everything else is unchanged."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
 def _add(parent: ET.Element, tag: str, text: str = "", **attributes: str) -> ET.Element:
     element = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attributes)
     if text:
-        element.text = text
+        element.text = xml_safe(text)
     return element
 
 

@@ -1,10 +1,16 @@
-"""Everything the studio says: to the model, to reviewers, on the command line and the pages."""
+"""Everything the studio says: to the model, to reviewers, on the command line and the pages.
+
+What the model wrote (a title) and what people typed (names, a veto's reason) is defused
+wherever it lands inside ember's own text: it can mention no one and ping no one.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
+
+from core.essays.wording import defuse
 
 if TYPE_CHECKING:
     from core.store.studio_records import DraftView
@@ -62,13 +68,13 @@ def draft_line(draft: DraftView) -> str:
     state = draft.state.value
     if draft.state.value == "pending":
         state = f"pending ({len(draft.approvals)} approval(s))"
-    return f"#{draft.id} · {title_of(draft.text)} · {state} · {draft.created_at:%Y-%m-%d %H:%M} UTC"
+    return f"#{draft.id} · {_title(draft)} · {state} · {draft.created_at:%Y-%m-%d %H:%M} UTC"
 
 
 def preview_header(draft: DraftView, quorum: int) -> str:
     needed = "one approval publishes it" if quorum == 1 else f"{quorum} approvals publish it"
     return (
-        f"**New essay draft #{draft.id}**: {title_of(draft.text)}\n"
+        f"**New essay draft #{draft.id}**: {_title(draft)}\n"
         f"Written by {draft.alias} ({draft.provider}, {draft.model}), strategy {draft.strategy}; "
         f"{len(draft.text)} characters. Reviewers may approve or veto it, never edit it: {needed}. "
         "The full text follows in the thread."
@@ -83,9 +89,9 @@ def shown(draft: DraftView) -> str:
         f"{draft.alias} via {draft.provider} ({draft.model})",
     ]
     if draft.approvals:
-        lines.append("approved by " + ", ".join(draft.approvals))
+        lines.append("approved by " + _approvers(draft))
     if draft.veto_reason:
-        lines.append(f"vetoed by {draft.decided_by}: {draft.veto_reason}")
+        lines.append(f"vetoed by {defuse(draft.decided_by)}: {defuse(draft.veto_reason)}")
     if draft.slug:
         lines.append(f"published at /essays/{draft.slug}")
     return "\n".join(lines)
@@ -103,8 +109,10 @@ def decided(draft: DraftView, settled: bool, quorum: int) -> str:
 def already_settled(draft: DraftView) -> str:
     """A later press: what happened to the draft, and by whom."""
     if draft.state.value == "vetoed":
-        return f"Draft #{draft.id} was already vetoed by {draft.decided_by}: {draft.veto_reason}"
-    who = ", ".join(draft.approvals) or draft.decided_by
+        return (
+            f"Draft #{draft.id} was already vetoed by {defuse(draft.decided_by)}: {defuse(draft.veto_reason)}"
+        )
+    who = _approvers(draft) or defuse(draft.decided_by)
     return f"Draft #{draft.id} was already approved (by {who}); nothing changed."
 
 
@@ -115,8 +123,8 @@ def already_yours(draft: DraftView, verdict: str) -> str:
 def settled_summary(draft: DraftView) -> str:
     """The preview's new first line once the draft is settled (its buttons go)."""
     if draft.state.value == "vetoed":
-        return f"**Draft #{draft.id}** was vetoed by {draft.decided_by}: {draft.veto_reason}"
-    approvers = ", ".join(draft.approvals)
+        return f"**Draft #{draft.id}** was vetoed by {defuse(draft.decided_by)}: {defuse(draft.veto_reason)}"
+    approvers = _approvers(draft)
     if draft.state.value == "published":
         return f"**Draft #{draft.id}** was approved by {approvers} and published."
     return f"**Draft #{draft.id}** was approved by {approvers}; it is not published yet (see the log)."
@@ -134,6 +142,14 @@ def drafted(draft: DraftView) -> str:
 
 
 # ---------------------------------------------------------------- titles and pages
+
+
+def _title(draft: DraftView) -> str:
+    return defuse(title_of(draft.text))
+
+
+def _approvers(draft: DraftView) -> str:
+    return ", ".join(defuse(name) for name in draft.approvals)
 
 
 def title_of(text: str) -> str:
