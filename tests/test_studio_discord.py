@@ -23,6 +23,7 @@ from tests.discord_support import (
     FOLLOWUP,
     Ember,
     custom_ids,
+    ember_settings,
     posts_in,
     running_ember,
 )
@@ -252,3 +253,26 @@ async def test_drafts_are_reviewed_on_discord_published_and_announced_once_per_c
         "studio-approve",
         "studio-publish",
     ]
+
+
+async def test_a_long_draft_reaches_its_thread_as_a_file(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = world()
+    long_essay = "A Long Essay\n\n" + "\n\n".join(f"Paragraph {n}: " + "words " * 300 for n in range(12))
+    async with fake:
+        with fake.pointed():
+            studio = {
+                "enabled": True,
+                "discord": {"review_channel": str(fake.channel("review").id), "reviewer_roles": ["1"]},
+            }
+            settings = ember_settings(tmp_path, fake_anthropic, studio=studio)
+            fake_anthropic.script.append(Reply.text([long_essay]))
+            async with running_ember(fake, fake_anthropic, settings) as ember:
+                draft = await ember.runtime.studio.draft_now("operator")
+                assert await ember.runtime.studio.post_previews() == 1
+                [header] = await previews(ember, 1)
+                [message] = fake.history(int(header["id"]))  # the thread under the preview
+    [attachment] = message["attachments"]
+    assert attachment["filename"] == f"draft-{draft.id}.txt"
+    assert fake.files[int(attachment["id"])][1] == long_essay.encode("utf-8")

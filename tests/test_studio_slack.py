@@ -23,7 +23,7 @@ from core.studio.wording import NOT_A_REVIEWER, VETO_NEEDS_REASON
 from tests.essay_support import rows
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.slack_server import FakeSlack, SlackChannel, SlackUser
-from tests.slack_support import Ember, action_ids, running_ember
+from tests.slack_support import Ember, action_ids, ember_settings, running_ember
 from tests.studio_support import ESSAY, essay_reply
 from tests.test_essays_cli import ember as ember_cli
 from tests.test_studio import free_port
@@ -210,3 +210,23 @@ async def test_drafts_are_reviewed_in_slack_published_and_announced_once_per_cha
         ("studio-approve", "slack"),
         ("studio-publish", "ember"),
     ]
+
+
+async def test_a_long_draft_reaches_its_thread_as_a_file(
+    tmp_path: Path, fake: FakeSlack, fake_anthropic: FakeAnthropic
+) -> None:
+    long_essay = "A Long Essay\n\n" + "\n\n".join(
+        f"Paragraph {n}: " + "words & <b> " * 1000 for n in range(10)
+    )
+    studio = {"enabled": True, "slack": {"review_channel": REVIEW, "reviewer_groups": [EDITORS]}}
+    settings = ember_settings(tmp_path, fake_anthropic, fake, studio=studio)
+    fake_anthropic.script.append(Reply.text([long_essay]))
+    async with running_ember(fake, fake_anthropic, settings) as ember:
+        draft = await ember.runtime.studio.draft_now("operator")
+        assert await ember.runtime.studio.post_previews() == 1
+    [header] = previews(fake)
+    [upload] = [m for m in fake.thread(REVIEW, str(header["ts"])) if m.get("files")]
+    assert upload["thread_ts"] == header["ts"]
+    [shared] = upload["files"]
+    assert shared["name"] == f"draft-{draft.id}.txt"
+    assert fake.file_bytes[shared["id"]] == long_essay.encode("utf-8")
