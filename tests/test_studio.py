@@ -21,7 +21,7 @@ from core.config import OPUS_3
 from core.events import User
 from core.ops.server import listening
 from core.store.studio_records import DraftState, Verdict
-from core.studio import StudioService
+from core.studio import DraftPreview, StudioService
 from core.studio.wording import STUDIO_SYSTEM
 from tests.essay_support import FAST, RecordingAnnouncer, rows
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
@@ -385,3 +385,48 @@ async def test_characters_xml_cannot_carry_leave_the_feed_valid(
         == "Control\ufffdcharacters\ufffd and \ufffd here.\n\nThe rest stays."
     )
     assert exact == odd.encode("utf-8")
+
+
+class FlakyDesk:
+    """Plays a platform adapter's review desk: refuses the first `failures` posts."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.posted: list[DraftPreview] = []
+
+    async def post_draft(self, preview: DraftPreview) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise LookupError("Missing Access")
+        self.posted.append(preview)
+
+
+async def test_a_preview_that_could_not_be_posted_is_tried_again_then_given_up(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    studio = {"discord": {"review_channel": "42", "reviewer_roles": ["111"]}}
+    settings = studio_settings(tmp_path, fake_anthropic, studio=studio)
+    fake_anthropic.script.extend([essay_reply(), essay_reply()])
+    now = [MONDAY_NINE]
+    async with studio_runtime(settings) as runtime:
+        service = StudioService(settings, runtime.store, runtime.router, clock=lambda: now[0])
+        desk = FlakyDesk(failures=1)
+        service.register_desk("discord", desk)
+        first = await service.draft_now("operator")
+        assert await service.post_previews() == 0  # refused: due again in five minutes
+        assert await service.post_previews() == 0
+        now[0] += timedelta(minutes=5)
+        assert await service.post_previews() == 1
+        assert [(p.draft_id, p.channel_id, p.text) for p in desk.posted] == [(first.id, "42", ESSAY)]
+        assert await service.post_previews() == 0  # posted once, never again
+
+        desk.failures = 99
+        second = await service.draft_now("operator")
+        for _ in range(10):
+            now[0] += timedelta(hours=1)
+            await service.post_previews()
+        [(state, attempts, error)] = await rows(
+            runtime.store,
+            f"SELECT state, attempts, last_error FROM studio_previews WHERE draft_id = {second.id}",
+        )
+    assert (state, attempts) == ("failed", 5) and "Missing Access" in error

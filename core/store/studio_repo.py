@@ -16,7 +16,7 @@ reads are core.store.studio_reads, reached as `StudioRepo.reads`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import CursorResult, update
 from sqlalchemy.exc import IntegrityError
@@ -44,6 +44,9 @@ from core.store.studio_tables import StudioDecision, StudioDraft, StudioPreview
 # and the usage rows' platform and workspace for what the studio spends.
 EMBER = "ember"
 STUDIO = "studio"
+# A preview that could not be posted is tried again after 5, 10, 15… minutes, this often in all.
+PREVIEW_TRIES = 5
+PREVIEW_PAUSE = timedelta(minutes=5)
 
 
 class StudioRepo:
@@ -190,7 +193,11 @@ class StudioRepo:
         conditional UPDATE: two hosts never post one preview twice)."""
         query = (
             select(col(StudioPreview.draft_id))
-            .where(col(StudioPreview.platform) == platform, col(StudioPreview.state) == "pending")
+            .where(
+                col(StudioPreview.platform) == platform,
+                col(StudioPreview.state) == "pending",
+                col(StudioPreview.updated_at) <= now,
+            )
             .limit(limit)
         )
         claimed: list[int] = []
@@ -210,13 +217,25 @@ class StudioRepo:
         views = [await self.get(draft_id) for draft_id in claimed]
         return [v for v in views if v is not None]
 
-    async def preview_failed(self, draft_id: int, platform: str, error: str, now: datetime) -> None:
+    async def preview_failed(self, draft_id: int, platform: str, error: str, now: datetime) -> bool:
+        """The post failed: due again after a pause that grows with each try, until
+        PREVIEW_TRIES are spent (then left failed). True while it will be tried again."""
+        where = (col(StudioPreview.draft_id) == draft_id, col(StudioPreview.platform) == platform)
         async with self._store.session() as session:
+            row = (await session.exec(select(StudioPreview).where(*where))).first()
+            tries = (row.attempts if row else 0) + 1
+            again = tries < PREVIEW_TRIES
             await session.exec(
                 update(StudioPreview)
-                .where(col(StudioPreview.draft_id) == draft_id, col(StudioPreview.platform) == platform)
-                .values(state="failed", last_error=error[:500], updated_at=now)
+                .where(*where)
+                .values(
+                    state="pending" if again else "failed",
+                    attempts=tries,
+                    last_error=error[:500],
+                    updated_at=now + PREVIEW_PAUSE * tries,
+                )
             )
+        return again
 
 
 def _usage(new: NewDraft, draft_id: int, now: datetime) -> Usage:

@@ -6,7 +6,9 @@
   many hosts try. state: pending → approved → published, or pending → vetoed. No statement
   anywhere changes `text`.
 - studio_decisions: each reviewer's approval or veto (with its reason); one per reviewer.
-- studio_previews: the draft owed to each platform's review channel (pending → posted).
+- studio_previews: the draft owed to each platform's review channel: pending (due at
+  `updated_at`) → posted; a post that failed is due again later, and after a few tries is
+  left failed (`last_error` says why).
 """
 
 from __future__ import annotations
@@ -79,5 +81,6 @@ class StudioPreview(SQLModel, table=True):
     )
     platform: str = Field(primary_key=True, max_length=16)
     state: str = Field(default="pending", max_length=16)  # pending|posted|failed
+    attempts: int = 0
     last_error: str = Field(default="", max_length=500)
     updated_at: datetime = Field(default_factory=db_now)

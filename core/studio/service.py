@@ -186,8 +186,13 @@ class StudioService:
                     await desk.post_draft(self.preview(draft, section.review_channel))
                     posted += 1
                 except Exception as error:  # the platform's to explain; the draft stays reviewable
-                    log.exception("studio: could not post draft #%d to %s", draft.id, platform)
-                    await self._repo.preview_failed(draft.id, platform, repr(error), self._clock())
+                    again = await self._repo.preview_failed(draft.id, platform, repr(error), self._clock())
+                    log.exception(
+                        "studio: could not post draft #%d to %s; %s",
+                        draft.id,
+                        platform,
+                        "trying again later" if again else "giving up (see `ember studio list`)",
+                    )
         return posted
 
     def preview(self, draft: DraftView, channel_id: str) -> DraftPreview:

@@ -73,6 +73,7 @@ def upgrade() -> None:
         sa.Column("draft_id", sa.Integer(), sa.ForeignKey("studio_drafts.id"), nullable=False),
         _text("platform", 16),
         _text("state", 16),
+        sa.Column("attempts", sa.Integer(), nullable=False),
         _text("last_error", 500),
         _when("updated_at"),
         sa.PrimaryKeyConstraint("draft_id", "platform"),
