@@ -287,6 +287,11 @@ class StudioSettings:
         """The alias that writes the essays."""
         return self.alias or settings.chat.default_model
 
+    def review_platforms(self) -> list[str]:
+        """The platforms whose review channel is set: drafts are posted there."""
+        sections: dict[str, StudioDiscord | StudioSlack] = {"discord": self.discord, "slack": self.slack}
+        return [name for name, section in sections.items() if section.review_channel]
+
     def reviewing(self, platform: str) -> StudioDiscord | StudioSlack | None:
         """The platform's review section (None: a platform without one, the terminal)."""
         section = getattr(self, platform, None)

@@ -78,10 +78,7 @@ class StudioService:
 
     def review_platforms(self) -> list[str]:
         """The platforms with a review channel configured (previews are owed there)."""
-        studio = self.settings.studio
-        return [
-            p for p in ("discord", "slack") if (section := studio.reviewing(p)) and section.review_channel
-        ]
+        return self.settings.studio.review_platforms()
 
     # ------------------------------------------------------------ drafting
 
