@@ -40,7 +40,7 @@ from tests.fakes.discord_server import (
     Recorded,
 )
 from tests.studio_support import ESSAY, essay_reply
-from tests.test_access_discord import EPHEMERAL, answer
+from tests.test_access_discord import EPHEMERAL, answer, command
 from tests.test_essays_cli import ember as ember_cli
 from tests.test_studio import free_port
 
@@ -180,6 +180,15 @@ async def test_drafts_are_reviewed_on_discord_published_and_announced_once_per_c
                 # Not a reviewer (a moderator is not one unless named): told privately, nothing changes.
                 assert await press_privately(ember, carol, int(commanded["id"]), approve_1) == NOT_A_REVIEWER
                 assert await answer(ember, carol, general, "studio pending") == NOT_A_REVIEWER
+                shown = await command(ember, alice, general, "studio show", id=1)
+                assert (
+                    shown["flags"] & EPHEMERAL
+                    and "sha256 " + hashlib.sha256(ESSAY.encode()).hexdigest() in shown["content"]
+                )
+                [attached] = shown["attachments"]
+                assert fake.files[int(attached["id"])][1] == ESSAY.encode(
+                    "utf-8"
+                )  # exactly what the model wrote
                 pending = await answer(ember, alice, general, "studio pending")
                 assert "#1 · On Keeping a Lamp Lit · pending (0 approval(s))" in pending and "#2" in pending
 
