@@ -290,6 +290,8 @@ async def test_published_essays_are_served_as_atom_and_pages_and_announced_once_
             exact = await response.read()
         async with http.get(f"{base}/essays/no-such-essay") as response:
             assert response.status == 404
+        async with http.get(f"{base}/essays/") as response:
+            index = await response.text()
 
     # Announced once in each subscribed channel, with its discussion thread, newest last.
     assert {
@@ -313,7 +315,9 @@ async def test_published_essays_are_served_as_atom_and_pages_and_announced_once_
     assert entry.link == f"http://127.0.0.1:{port}/essays/{slug}"
     assert entry.rights == "It speaks for itself <not for us> & no one else."
 
-    # The page escapes everything and carries the disclaimer; the text is byte for byte.
+    # The index lists both, newest first; the page escapes everything and carries the
+    # disclaimer; the text is byte for byte.
+    assert index.index(f'href="/essays/{slug}"') > index.index(">Later</a>")
     assert exact == ESSAY.encode("utf-8")
     assert "<script>" not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
     assert "It speaks for itself &lt;not for us&gt; &amp; no one else." in page
