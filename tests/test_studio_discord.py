@@ -27,6 +27,7 @@ from tests.discord_support import (
     posts_in,
     running_ember,
 )
+from tests.ember_process import base_env, ember_run_process
 from tests.essay_support import rows
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.discord_server import (
@@ -285,3 +286,28 @@ async def test_a_long_draft_reaches_its_thread_as_a_file(
     [attachment] = message["attachments"]
     assert attachment["filename"] == f"draft-{draft.id}.txt"
     assert fake.files[int(attachment["id"])][1] == long_essay.encode("utf-8")
+
+
+async def test_ember_run_drafts_the_slot_posts_it_for_review_and_serves_the_feed(
+    tmp_path: Path, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    port = free_port()
+    review = fake_discord.channel("general")
+    config = tmp_path / "ember.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "ember.db"}"\n'
+        f'[providers.anthropic]\nbase_url = "{fake_anthropic.url}"\n'
+        f'[discord]\napi_base_url = "{fake_discord.api_base_url}"\ngateway_url = "{fake_discord.gateway_url}"\n'
+        f"[server]\nhealth_port = {port}\n"
+        f'[studio]\nenabled = true\nschedule = "daily"\ntime = "{(utcnow() - timedelta(minutes=1)):%H:%M}"\n'
+        f'[studio.discord]\nreview_channel = "{review.id}"\n'
+    )
+    fake_anthropic.script.append(essay_reply())
+    async with ember_run_process(config, base_env(DISCORD_TOKEN=fake_discord.token), port) as ember:
+        await ember.ready()
+        [header] = await fake_discord.wait_for(posts_in(review.id), timeout=30)
+        status, feed_text = await ember.get("/essays/feed.xml")
+    assert header.body["content"].startswith("**New essay draft #1**: On Keeping a Lamp Lit")
+    assert any("starting essay studio: drafts by opus-3, schedule daily" in line for line in ember.stderr)
+    feed = feedparser.parse(feed_text)
+    assert status == 200 and not feed.bozo and feed.version == "atom10" and feed.entries == []
