@@ -285,8 +285,9 @@ class Ember:
         verdict = Verdict.APPROVE if action is Action.APPROVE else Verdict.VETO
         decided = await studio.decide(pressed.presser, draft_id, verdict, pressed.reason)
         draft = decided.result.draft if decided.result is not None else None
-        if draft is not None and draft.state is not DraftState.PENDING:
-            # Settled now, or earlier elsewhere (a command, another preview): this one says so.
+        if draft is not None and draft.state is not DraftState.PENDING and not decided.settled:
+            # Settled earlier (a command, another preview): this one says so. Settled now, every
+            # posted preview of the draft, this one too, was edited already.
             await pressed.retire_preview(studio_wording.settled_summary(draft))
         await pressed.tell_presser(decided.text)
 

@@ -269,10 +269,17 @@ class Announcer(Protocol):
 class ReviewDesk(Protocol):
     """What a platform adapter does for the essay studio. Register with `Ember.review_with`."""
 
-    async def post_draft(self, preview: DraftPreview) -> None:
+    async def post_draft(self, preview: DraftPreview) -> str:
         """Post the draft to `preview.channel_id` for its reviewers: the header with Approve
         and Veto buttons (`preview.approve_id`, `preview.veto_id`), the full text beneath it
-        (a thread, or a file when long). Model text must ping nobody. Raise on failure."""
+        (a thread, or a file when long). Model text must ping nobody. Return the header's
+        message id; raise on failure. When `preview.uncertain`, an earlier attempt may have
+        posted it: return that post's id rather than posting twice, where it can be found."""
+        ...
+
+    async def show_outcome(self, channel_id: str, message_id: str, summary: str) -> None:
+        """The draft is settled: its header (`message_id`) says how (`summary`, core-written
+        markup) and loses its buttons. Spends the platform's budget like any other edit."""
         ...
 
 

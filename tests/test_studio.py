@@ -21,7 +21,7 @@ from core.config import OPUS_3
 from core.events import User
 from core.ops.server import listening
 from core.store.studio_records import DraftState, Verdict
-from core.studio import DraftPreview, StudioService
+from core.studio import DraftPreview, StudioService, wording
 from core.studio.wording import STUDIO_SYSTEM
 from tests.essay_support import FAST, RecordingAnnouncer, rows
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
@@ -346,22 +346,59 @@ async def test_approvals_at_the_same_moment_publish_once(
     assert sum("already approved" in d.text for d in decided) == 5 - approvals[0][0]
 
 
-async def test_a_draft_whose_text_changed_is_not_published(
-    tmp_path: Path, fake_anthropic: FakeAnthropic
+async def test_a_draft_whose_text_changed_is_withheld_once_and_never_published(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, database: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = studio_settings(tmp_path, fake_anthropic, studio={"discord": REVIEWERS["discord"]})
-    fake_anthropic.script.append(essay_reply())
+    settings = studio_settings(
+        tmp_path, fake_anthropic, studio={"approvals": 2, "discord": REVIEWERS["discord"]}, database=database
+    )
+    fake_anthropic.script.extend([essay_reply(), essay_reply()])
     async with studio_runtime(settings) as runtime:
+        # A second host over the same database: both publish what waits approved, each pass.
+        other = StudioService(settings, runtime.store, runtime.router)
         draft = await runtime.studio.draft_now("operator")
+        stranded = await runtime.studio.draft_now("operator")
         # Nothing in ember edits a draft; someone with the database could. Publication notices.
         async with runtime.store.engine.begin() as conn:
             await conn.execute(sql("UPDATE studio_drafts SET text = text || ' (edited)'"))
-        decided = await runtime.studio.decide(ROLE_REVIEWER, draft.id, Verdict.APPROVE)
+        await runtime.studio.decide(ROLE_REVIEWER, draft.id, Verdict.APPROVE)
+        decided = await runtime.studio.decide(USER_REVIEWER, draft.id, Verdict.APPROVE)
+        # The other draft was approved by a host that stopped before publishing it: both hosts'
+        # loops find it, pass after pass.
+        async with runtime.store.engine.begin() as conn:
+            await conn.execute(sql(f"UPDATE studio_drafts SET state = 'approved' WHERE id = {stranded.id}"))
+        for _ in range(3):
+            await asyncio.gather(runtime.studio.run_once(), other.run_once())
+        later = await runtime.studio.decide(
+            User("777", "Late", "discord", "G1", role_ids=("111",)), draft.id, Verdict.APPROVE
+        )
         essays = await rows(runtime.store, "SELECT count(*) FROM essays")
+        audit = await rows(
+            runtime.store,
+            "SELECT target_id, detail FROM access_audit WHERE action = 'studio-withhold' ORDER BY id",
+        )
         state = await runtime.studio.draft(draft.id)
-    assert "NOT published" in decided.text
+        other_state = await runtime.studio.draft(stranded.id)
+        pending = await runtime.studio.pending()
+    assert "NOT published" in decided.text and "withheld" in decided.text
+    assert "withheld" in later.text and "no longer matches its hash" in later.text
     assert essays == [(0,)]
-    assert state is not None and state.state is DraftState.APPROVED
+    assert state is not None and state.state is DraftState.WITHHELD
+    assert state.withheld_reason.startswith(
+        f"its text no longer matches its hash (sha256 {draft.sha256}, now "
+    )
+    assert other_state is not None and other_state.state is DraftState.WITHHELD
+    # Reviewers see them beside the drafts they owe, newest first.
+    assert [d.id for d in pending] == [stranded.id, draft.id]
+    assert f"withheld, NOT published: {state.withheld_reason}" in wording.draft_line(state)
+    assert f"withheld, NOT published: {state.withheld_reason}" in wording.shown(state)
+    # Written once, audited once, logged once each: whichever host and however many passes.
+    assert audit == [
+        (f"draft:{draft.id}", state.withheld_reason),
+        (f"draft:{stranded.id}", other_state.withheld_reason),
+    ]
+    withheld_logs = [r for r in caplog.records if "withheld, NOT published" in r.getMessage()]
+    assert len(withheld_logs) == 2 and {r.levelname for r in withheld_logs} == {"ERROR"}
 
 
 async def test_characters_xml_cannot_carry_leave_the_feed_valid(
@@ -397,12 +434,17 @@ class FlakyDesk:
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.posted: list[DraftPreview] = []
+        self.outcomes: list[tuple[str, str, str]] = []
 
-    async def post_draft(self, preview: DraftPreview) -> None:
+    async def post_draft(self, preview: DraftPreview) -> str:
         if self.failures:
             self.failures -= 1
             raise LookupError("Missing Access")
         self.posted.append(preview)
+        return str(1000 + len(self.posted))
+
+    async def show_outcome(self, channel_id: str, message_id: str, summary: str) -> None:
+        self.outcomes.append((channel_id, message_id, summary))
 
 
 async def test_a_preview_that_could_not_be_posted_is_tried_again_then_given_up(

@@ -13,7 +13,7 @@ import functools
 import io
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Self
 
 import discord
@@ -31,6 +31,9 @@ THREAD_NAME = 100
 # Past this many messages the text goes in the thread as one file instead.
 MOST_PIECES = 6
 MODAL_TITLE = 45
+# Discord's limit for a nonce; and how far back a lapsed claim's post is looked for.
+NONCE = 25
+HISTORY_LOOKBACK = 50
 REASON_FIELD = "reason"
 
 
@@ -48,15 +51,22 @@ class DiscordReviewDesk:
         self._client = client
         self._budget = budget
 
-    async def post_draft(self, preview: DraftPreview) -> None:
+    async def post_draft(self, preview: DraftPreview) -> str:
         number = int(preview.channel_id)  # digits only: the configuration is validated
         channel = self._client.get_channel(number) or await self._client.fetch_channel(number)
         if not isinstance(channel, discord.TextChannel):
             raise LookupError(f"[studio.discord] review_channel {number} is not a text channel")
+        earlier = await self._earlier_post(channel, preview) if preview.uncertain else None
+        if earlier is not None:
+            return str(earlier)  # that host posted it; its thread is Discord's, not ours to redo
         header = await self._send(
             channel.id,
             lambda: channel.send(
-                rendered(preview.header), view=preview_view(preview), allowed_mentions=NO_PINGS
+                rendered(preview.header),
+                view=preview_view(preview),
+                allowed_mentions=NO_PINGS,
+                # A retry within Discord's nonce window returns the first post, not a second.
+                nonce=f"studio-{preview.draft_id}"[:NONCE],
             ),
         )
         thread = await self._send(
@@ -67,16 +77,52 @@ class DiscordReviewDesk:
             data = io.BytesIO(preview.text.encode("utf-8"))
             name = f"draft-{preview.draft_id}.txt"
             await self._send(thread.id, lambda: thread.send(file=discord.File(data, filename=name)))
-            return
+            return str(header.id)
         for piece in pieces:
             await self._send(
                 thread.id, functools.partial(thread.send, model_text(piece), allowed_mentions=NO_PINGS)
             )
+        return str(header.id)
+
+    async def show_outcome(self, channel_id: str, message_id: str, summary: str) -> None:
+        message = self._client.get_partial_messageable(int(channel_id)).get_partial_message(int(message_id))
+        await self._send(
+            int(channel_id),
+            lambda: message.edit(content=rendered(summary), view=None, allowed_mentions=NO_PINGS),
+        )
+
+    async def _earlier_post(self, channel: discord.TextChannel, preview: DraftPreview) -> int | None:
+        """ember's own message carrying this draft's Approve button, if an earlier claim posted
+        it (Discord's history shows no nonces; the button's id names the draft). A refusal to
+        read leaves it to the post's nonce."""
+        me = self._client.user
+        try:
+            recent = await self._send(channel.id, lambda: _listed(channel.history(limit=HISTORY_LOOKBACK)))
+        except discord.HTTPException as error:
+            log.warning("studio: could not read %s for draft #%d (%s)", channel.id, preview.draft_id, error)
+            return None
+        for message in recent:
+            if me is not None and message.author.id == me.id and _has_button(message, preview.approve_id):
+                log.info("studio: draft #%d was already posted in %s", preview.draft_id, channel.id)
+                return int(message.id)
+        return None
 
     async def _send(self, channel_id: int, call: Callable[[], Any]) -> Any:
         sent = await self._budget().send(Priority.ACCESS_NOTICE, call, keys=channel_keys(channel_id))
         assert sent is not None, "only merged edits and typing come back empty"
         return sent
+
+
+async def _listed(history: AsyncIterator[discord.Message]) -> list[discord.Message]:
+    return [message async for message in history]
+
+
+def _has_button(message: discord.Message, custom_id: str) -> bool:
+    return any(
+        getattr(child, "custom_id", None) == custom_id
+        for row in message.components
+        for child in getattr(row, "children", ())
+    )
 
 
 class StudioButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=TEMPLATE):

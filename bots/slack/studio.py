@@ -11,10 +11,12 @@ their user id. Everything decided is the core's (`Ember.studio_button_pressed`).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -25,7 +27,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bots.slack import render
 from bots.slack.bot import SlackBot
 from bots.slack.inbound import team_of
+from bots.slack.traits import PLATFORM, method_key
 from core import STUDIO_BUTTON_PREFIX, DraftPreview, PlatformTraits, User
+from core.budget import Priority, RequestScheduler
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,9 @@ REASON_BLOCK = REASON_ACTION = "reason"
 MOST_PIECES = 6
 VIEW_TEXT = 24  # Slack's limit for a modal's title and buttons
 LABEL_TEXT = 2000
+# How far back a lapsed claim's post is looked for.
+HISTORY_LOOKBACK = 50
+T = TypeVar("T")
 
 
 def preview_blocks(preview: DraftPreview) -> list[render.Block]:
@@ -67,19 +74,27 @@ def settled_blocks(summary: str) -> list[render.Block]:
 
 
 class SlackReviewDesk:
-    """`core.ports.ReviewDesk` over the Web API."""
+    """`core.ports.ReviewDesk` over the Web API; every call waits its turn in Slack's budget."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, budget: Callable[[], RequestScheduler]) -> None:
         self._client = client
+        self._budget = budget
 
-    async def post_draft(self, preview: DraftPreview) -> None:
+    async def post_draft(self, preview: DraftPreview) -> str:
         channel = preview.channel_id
-        posted = await self._client.chat_postMessage(
-            channel=channel,
-            text=render.trusted(preview.header),
-            blocks=preview_blocks(preview),
-            unfurl_links=False,
-            unfurl_media=False,
+        earlier = await self._earlier_post(preview) if preview.uncertain else None
+        if earlier is not None:
+            return earlier  # that host posted it (Slack has no nonce: its history is what tells)
+        posted = await self._spend(
+            "chat.postMessage",
+            channel,
+            lambda: self._client.chat_postMessage(
+                channel=channel,
+                text=render.trusted(preview.header),
+                blocks=preview_blocks(preview),
+                unfurl_links=False,
+                unfurl_media=False,
+            ),
         )
         thread = str(posted["ts"])
         pieces = render.fit(preview.text, render.MESSAGE_LIMIT)
@@ -90,17 +105,67 @@ class SlackReviewDesk:
                 content=preview.text,
                 filename=f"draft-{preview.draft_id}.txt",
             )
-            return
+            return thread
         for piece in pieces:
             shown = render.model_text(piece)
-            await self._client.chat_postMessage(
-                channel=channel,
-                thread_ts=thread,
-                text=shown,
-                blocks=[{"type": "markdown", "text": shown}],
-                unfurl_links=False,
-                unfurl_media=False,
+            await self._spend(
+                "chat.postMessage",
+                channel,
+                functools.partial(
+                    self._client.chat_postMessage,
+                    channel=channel,
+                    thread_ts=thread,
+                    text=shown,
+                    blocks=[{"type": "markdown", "text": shown}],
+                    unfurl_links=False,
+                    unfurl_media=False,
+                ),
             )
+        return thread
+
+    async def show_outcome(self, channel_id: str, message_id: str, summary: str) -> None:
+        await self._spend(
+            "chat.update",
+            channel_id,
+            lambda: self._client.chat_update(
+                channel=channel_id,
+                ts=message_id,
+                text=render.trusted(summary),
+                blocks=settled_blocks(summary),
+            ),
+        )
+
+    async def _earlier_post(self, preview: DraftPreview) -> str | None:
+        """The ts of a message carrying this draft's Approve button, if an earlier claim posted
+        it. A refusal to read is logged and the preview posted."""
+        try:
+            found = await self._spend(
+                "conversations.history",
+                preview.channel_id,
+                lambda: self._client.conversations_history(
+                    channel=preview.channel_id, limit=HISTORY_LOOKBACK
+                ),
+            )
+        except SlackApiError as error:
+            log.warning("studio: could not read the review channel: %s", error.response.get("error"))
+            return None
+        for message in found.get("messages") or []:
+            if any(
+                element.get("action_id") == preview.approve_id
+                for block in message.get("blocks") or []
+                for element in block.get("elements") or []
+            ):
+                log.info("studio: draft #%d was already posted in %s", preview.draft_id, preview.channel_id)
+                return str(message["ts"])
+        return None
+
+    async def _spend(self, method: str, channel_id: str, call: Callable[[], Awaitable[T]]) -> T:
+        # The desk serves one review channel of ember's one workspace, whose id it is not told:
+        # its per-workspace windows are keyed by the channel's method alone.
+        keys = (method_key(method, "", channel_id),)
+        sent = await self._budget().send(Priority.ACCESS_NOTICE, call, keys=keys)
+        assert sent is not None, "only merged edits and typing come back empty"
+        return sent
 
 
 def register(app: AsyncApp, bot: SlackBot, traits: PlatformTraits) -> None:
@@ -134,7 +199,7 @@ def register(app: AsyncApp, bot: SlackBot, traits: PlatformTraits) -> None:
         pressed = PressedSlackStudio(bot, str(view.get("callback_id") or ""), presser, where, reason=reason)
         await bot.run(bot.ember.studio_button_pressed(pressed))
 
-    bot.ember.review_with(traits, SlackReviewDesk(bot.client))
+    bot.ember.review_with(traits, SlackReviewDesk(bot.client, lambda: bot.ember.scheduler(PLATFORM)))
 
 
 class Where:

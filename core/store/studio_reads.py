@@ -107,6 +107,7 @@ async def draft_view(session: AsyncSession, row: StudioDraft) -> DraftView:
         slug=row.slug,
         essay_id=row.essay_id,
         published_at=row.published_at,
+        withheld_reason=row.withheld_reason,
         approvals=tuple(await approvers(session, row.id or 0)),
     )
 

@@ -12,6 +12,9 @@ class DraftState(StrEnum):
     APPROVED = "approved"
     VETOED = "vetoed"
     PUBLISHED = "published"
+    # Approved, but its text no longer matched the hash taken when the model wrote it: never
+    # published, and left for the operator (terminal: nothing in ember moves it on).
+    WITHHELD = "withheld"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class DraftView:
     slug: str | None
     essay_id: int | None
     published_at: datetime | None
+    withheld_reason: str = ""  # why a withheld draft was not published
     approvals: tuple[str, ...] = ()  # the names of those who approved, in order
 
 

@@ -9,14 +9,14 @@ reads are core.store.studio_reads, reached as `StudioRepo.reads`).
 - Publication turns an approved draft into an essay and owes it to every subscribed channel in
   the same transaction (core.store.outbox_repo), conditioned on the draft still being approved
   with the hash the caller checked: it happens once.
-- Every draft, approval, veto and publication is written to the audit log (access_audit) in the
+- Every draft, approval, veto, publication and withholding is written to the audit log (access_audit) in the
   transaction that makes it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import CursorResult, update
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +29,7 @@ from core.store.essay_records import NewEssay
 from core.store.essays_repo import essay_row
 from core.store.models import Usage
 from core.store.outbox_repo import owe_to_subscribers
+from core.store.studio_previews import StudioPreviews
 from core.store.studio_reads import StudioReads, approvers, draft_view
 from core.store.studio_records import (
     DecisionResult,
@@ -44,15 +45,13 @@ from core.store.studio_tables import StudioDecision, StudioDraft, StudioPreview
 # and the usage rows' platform and workspace for what the studio spends.
 EMBER = "ember"
 STUDIO = "studio"
-# A preview that could not be posted is tried again after 5, 10, 15… minutes, this often in all.
-PREVIEW_TRIES = 5
-PREVIEW_PAUSE = timedelta(minutes=5)
 
 
 class StudioRepo:
     def __init__(self, store: Store) -> None:
         self._store = store
         self.reads = StudioReads(store)
+        self.previews = StudioPreviews(store)
 
     # ------------------------------------------------------------ drafts
 
@@ -157,6 +156,21 @@ class StudioRepo:
         async with self._store.reading() as session:
             return [draft_id for draft_id in (await session.exec(query)).all() if draft_id is not None]
 
+    async def withhold(self, draft_id: int, sha256: str, found: str, now: datetime) -> bool:
+        """The approved draft's text no longer hashes to `sha256` (it hashes to `found`): it is
+        withheld for good, audited. True for the one call that withheld it."""
+        reason = f"its text no longer matches its hash (sha256 {sha256}, now {found})"
+        async with self._store.session() as session:
+            mark = (
+                update(StudioDraft)
+                .where(col(StudioDraft.id) == draft_id, col(StudioDraft.state) == DraftState.APPROVED.value)
+                .values(state=DraftState.WITHHELD.value, withheld_reason=reason[:500])
+            )
+            if _rows(await session.exec(mark)) != 1:
+                return False
+            add_audit(session, EMBER, "", EMBER, EMBER, _target(draft_id), "studio-withhold", reason, now)
+        return True
+
     async def publish(
         self, draft_id: int, sha256: str, slug: str, essay: NewEssay, now: datetime
     ) -> int | None:
@@ -185,57 +199,6 @@ class StudioRepo:
             detail = f"published as /essays/{slug}, sha256 {sha256}, owed to {queued} channel(s)"
             add_audit(session, EMBER, "", EMBER, EMBER, _target(draft_id), "studio-publish", detail, now)
             return queued
-
-    # ------------------------------------------------------------ previews
-
-    async def claim_previews(self, platform: str, limit: int, now: datetime) -> list[DraftView]:
-        """Drafts whose preview `platform` still owes, each claimed by this call alone (a
-        conditional UPDATE: two hosts never post one preview twice)."""
-        query = (
-            select(col(StudioPreview.draft_id))
-            .where(
-                col(StudioPreview.platform) == platform,
-                col(StudioPreview.state) == "pending",
-                col(StudioPreview.updated_at) <= now,
-            )
-            .limit(limit)
-        )
-        claimed: list[int] = []
-        async with self._store.session() as session:
-            for draft_id in (await session.exec(query)).all():
-                take = (
-                    update(StudioPreview)
-                    .where(
-                        col(StudioPreview.draft_id) == draft_id,
-                        col(StudioPreview.platform) == platform,
-                        col(StudioPreview.state) == "pending",
-                    )
-                    .values(state="posted", updated_at=now)
-                )
-                if _rows(await session.exec(take)) == 1:
-                    claimed.append(draft_id)
-        views = [await self.get(draft_id) for draft_id in claimed]
-        return [v for v in views if v is not None]
-
-    async def preview_failed(self, draft_id: int, platform: str, error: str, now: datetime) -> bool:
-        """The post failed: due again after a pause that grows with each try, until
-        PREVIEW_TRIES are spent (then left failed). True while it will be tried again."""
-        where = (col(StudioPreview.draft_id) == draft_id, col(StudioPreview.platform) == platform)
-        async with self._store.session() as session:
-            row = (await session.exec(select(StudioPreview).where(*where))).first()
-            tries = (row.attempts if row else 0) + 1
-            again = tries < PREVIEW_TRIES
-            await session.exec(
-                update(StudioPreview)
-                .where(*where)
-                .values(
-                    state="pending" if again else "failed",
-                    attempts=tries,
-                    last_error=error[:500],
-                    updated_at=now + PREVIEW_PAUSE * tries,
-                )
-            )
-        return again
 
 
 def _usage(new: NewDraft, draft_id: int, now: datetime) -> Usage:

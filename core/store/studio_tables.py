@@ -3,12 +3,14 @@
 - studio_drafts: one essay the model wrote: the whole request it was sent, which model and
   backend answered, the text exactly as it came, and the text's sha256 taken then. A draft
   written for a schedule slot carries the slot's key, unique, so a slot is drafted once however
-  many hosts try. state: pending → approved → published, or pending → vetoed. No statement
+  many hosts try. state: pending → approved → published, or pending → vetoed, or approved →
+  withheld (its text no longer matched its hash; `withheld_reason` says so). No statement
   anywhere changes `text`.
 - studio_decisions: each reviewer's approval or veto (with its reason); one per reviewer.
 - studio_previews: the draft owed to each platform's review channel: pending (due at
-  `updated_at`) → posted; a post that failed is due again later, and after a few tries is
-  left failed (`last_error` says why).
+  `updated_at`) → posting (claimed until `updated_at`) → posted (as `message_id` in
+  `channel_id`); a post that failed is due again later, and after a few tries is left failed
+  (`last_error` says why). See core.store.studio_previews.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class StudioDraft(SQLModel, table=True):
     sha256: str = Field(max_length=64)
     created_by: str = Field(max_length=200)
     created_at: datetime = Field(default_factory=db_now)
-    state: str = Field(default="pending", max_length=16)  # pending|approved|vetoed|published
+    state: str = Field(default="pending", max_length=16)  # pending|approved|vetoed|published|withheld
     decided_at: datetime | None = None
     decided_by: str = Field(default="", max_length=200)
     veto_reason: str = Field(default="", max_length=1000)
@@ -54,6 +56,7 @@ class StudioDraft(SQLModel, table=True):
         default=None, sa_column=Column(Integer, ForeignKey("essays.id"), nullable=True)
     )
     published_at: datetime | None = None
+    withheld_reason: str = Field(default="", max_length=500)
 
 
 class StudioDecision(SQLModel, table=True):
@@ -80,7 +83,9 @@ class StudioPreview(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("studio_drafts.id"), primary_key=True, nullable=False)
     )
     platform: str = Field(primary_key=True, max_length=16)
-    state: str = Field(default="pending", max_length=16)  # pending|posted|failed
+    state: str = Field(default="pending", max_length=16)  # pending|posting|posted|failed
     attempts: int = 0
     last_error: str = Field(default="", max_length=500)
+    channel_id: str = Field(default="", max_length=64)
+    message_id: str = Field(default="", max_length=64)
     updated_at: datetime = Field(default_factory=db_now)

@@ -47,6 +47,8 @@ class DraftPreview:
     text: str = field(repr=False)
     approve_label: str = "Approve"
     veto_label: str = "Veto"
+    # An earlier claim on this post lapsed: that host may have posted it before it stopped.
+    uncertain: bool = False
 
     @property
     def approve_id(self) -> str:

@@ -3,7 +3,8 @@ and is owed to every subscribed channel through the essays' outbox, once.
 
 Before anything is published the draft's text is hashed again and compared with the hash taken
 when the model answered: what is published is byte for byte what the model wrote, or nothing
-is (DraftTampered, logged for the operator). The essay row carries the feed entry's id as its
+is: the draft is withheld (a terminal state, audited and logged once; `ember studio list`
+shows it with why) and DraftTampered is raised. The essay row carries the feed entry's id as its
 guid and its page's path as its post path, so a community that also lists ember's own feed in
 `[essays] feeds` knows the item already and does not announce it twice.
 """
@@ -76,10 +77,16 @@ class Publisher:
         draft = await self._repo.get(draft_id)
         if draft is None or draft.state is not DraftState.APPROVED:
             return False
-        if text_hash(draft.text) != draft.sha256:
-            log.error(
-                "studio: draft #%d does not match its hash %s; NOT publishing it", draft.id, draft.sha256
-            )
+        found = text_hash(draft.text)
+        if found != draft.sha256:
+            # Withheld for good, once: this host (or another) logs it once, never each pass.
+            if await self._repo.withhold(draft.id, draft.sha256, found, self._clock()):
+                log.error(
+                    "studio: draft #%d does not match its hash %s (now %s); withheld, NOT published",
+                    draft.id,
+                    draft.sha256,
+                    found,
+                )
             raise DraftTampered(f"draft #{draft.id} changed since the model wrote it")
         slug = slug_for(draft)
         queued = await self._repo.publish(
@@ -93,15 +100,17 @@ class Publisher:
         self._delivered()
         return True
 
-    async def publish_approved(self) -> int:
-        """Publish every approved draft still waiting (a host that stopped between the two)."""
-        published = 0
+    async def publish_approved(self) -> list[int]:
+        """Publish every approved draft still waiting (a host that stopped between the two).
+        Returns the drafts this call settled: published, or withheld."""
+        settled: list[int] = []
         for draft_id in await self._repo.approved_unpublished():
             try:
-                published += await self.publish(draft_id)
+                if await self.publish(draft_id):
+                    settled.append(draft_id)
             except DraftTampered:
-                continue  # logged; the operator decides
-        return published
+                settled.append(draft_id)  # withheld and logged; the operator decides
+        return settled
 
     def _essay(self, draft: DraftView, slug: str) -> NewEssay:
         link = base_url(self._settings) + essay_path(slug)

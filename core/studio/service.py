@@ -26,12 +26,14 @@ from core.events import User, utcnow
 from core.ports import ReviewDesk
 from core.store import Store
 from core.store.leases_repo import LeasesRepo
+from core.store.studio_previews import PreviewView
 from core.store.studio_records import DecisionResult, DraftState, DraftView, PublishedEssay, Verdict
 from core.store.studio_repo import StudioRepo
 from core.studio import review, wording
 from core.studio.drafting import Drafter
 from core.studio.news import recent_news
 from core.studio.preview import DraftPreview
+from core.studio.previews import Previews
 from core.studio.prompts import Context, Strategy, build_request
 from core.studio.publication import DraftTampered, Publisher
 from core.studio.schedule import due, next_slot_at
@@ -59,7 +61,7 @@ class StudioService:
         self._clock = clock
         self._drafter = Drafter(router, self._repo, clock)
         self.publisher = Publisher(settings, self._repo, clock, delivered)
-        self._desks: dict[str, ReviewDesk] = {}
+        self._previews = Previews(settings, self._repo, clock)
         self._wake = asyncio.Event()
         self._holder = secrets.token_hex(8)
 
@@ -73,7 +75,7 @@ class StudioService:
 
     def register_desk(self, platform: str, desk: ReviewDesk) -> None:
         """An adapter is ready to show drafts to its reviewers."""
-        self._desks[platform] = desk
+        self._previews.register(platform, desk)
         self._wake.set()
 
     def review_platforms(self) -> list[str]:
@@ -151,20 +153,28 @@ class StudioService:
         result = await self._repo.decide(
             draft_id, review.reviewer_of(user), verdict, reason.strip(), self.quorum, self._clock()
         )
-        if result.settled and verdict is Verdict.APPROVE:
+        if not result.settled:
+            return review.answer(result, self.quorum)
+        withheld = False
+        if verdict is Verdict.APPROVE:
             try:
                 await self.publisher.publish(draft_id)
             except DraftTampered:
-                return review.Decided(wording.tampered(draft_id), settled=True, result=result)
-            # Tell of the draft as it is now: published (or published by another host meanwhile).
-            result = dataclasses.replace(result, draft=await self._repo.get(draft_id))
+                withheld = True
+        # Tell of the draft as it is now (published, maybe by another host meanwhile, or
+        # withheld), here and on every preview of it.
+        result = dataclasses.replace(result, draft=await self._repo.get(draft_id))
+        await self._previews.show_outcome(result.draft)
+        if withheld:
+            return review.Decided(wording.tampered(draft_id), settled=True, result=result)
         return review.answer(result, self.quorum)
 
     async def draft(self, draft_id: int) -> DraftView | None:
         return await self._repo.get(draft_id)
 
     async def pending(self) -> list[DraftView]:
-        return await self._repo.reads.in_states([DraftState.PENDING])
+        """Drafts waiting for review, and those withheld (approved, never to be published)."""
+        return await self._repo.reads.in_states([DraftState.PENDING, DraftState.WITHHELD])
 
     async def by_state(self) -> dict[DraftState, list[DraftView]]:
         """Every draft (the latest 50 of each state), by state."""
@@ -173,35 +183,20 @@ class StudioService:
     # ------------------------------------------------------------ previews
 
     async def post_previews(self) -> int:
-        posted = 0
-        for platform, desk in list(self._desks.items()):
-            section = self.settings.studio.reviewing(platform)
-            if section is None or not section.review_channel:
-                continue
-            for draft in await self._repo.claim_previews(platform, 10, self._clock()):
-                try:
-                    await desk.post_draft(self.preview(draft, section.review_channel))
-                    posted += 1
-                except Exception as error:  # the platform's to explain; the draft stays reviewable
-                    again = await self._repo.preview_failed(draft.id, platform, repr(error), self._clock())
-                    log.exception(
-                        "studio: could not post draft #%d to %s; %s",
-                        draft.id,
-                        platform,
-                        "trying again later" if again else "giving up (see `ember studio list`)",
-                    )
-        return posted
+        return await self._previews.post_owed()
 
     def preview(self, draft: DraftView, channel_id: str) -> DraftPreview:
-        return DraftPreview(
-            draft_id=draft.id,
-            channel_id=channel_id,
-            header=wording.preview_header(draft, self.quorum),
-            title=wording.title_of(draft.text),
-            text=draft.text,
-            approve_label=wording.APPROVE_BUTTON,
-            veto_label=wording.VETO_BUTTON,
-        )
+        return self._previews.preview(draft, channel_id)
+
+    async def not_posted(self) -> list[PreviewView]:
+        """Previews left failed: drafts no reviewer on that platform has seen."""
+        return await self._repo.previews.not_posted()
+
+    async def repost(self, draft_id: int, by: str) -> list[str]:
+        """Owe a draft's failed previews again (`ember studio repost`); the platforms."""
+        platforms = await self._repo.previews.repost(draft_id, by, self._clock())
+        self._wake.set()
+        return platforms
 
     # ------------------------------------------------------------ published essays
 
@@ -217,7 +212,8 @@ class StudioService:
         if self.enabled:
             await self.draft_due_slot()
         await self.post_previews()
-        await self.publisher.publish_approved()
+        for draft_id in await self.publisher.publish_approved():
+            await self._previews.show_outcome(await self._repo.get(draft_id))
 
     async def run(self) -> None:
         """Draft each slot, post previews, publish what waits, until cancelled."""

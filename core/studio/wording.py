@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from core.essays.wording import defuse
 
 if TYPE_CHECKING:
+    from core.store.studio_previews import PreviewView
     from core.store.studio_records import DraftView
     from core.studio.prompts import NewsItem
 
@@ -68,6 +69,8 @@ def draft_line(draft: DraftView) -> str:
     state = draft.state.value
     if draft.state.value == "pending":
         state = f"pending ({len(draft.approvals)} approval(s))"
+    elif draft.state.value == "withheld":
+        state = f"withheld, NOT published: {draft.withheld_reason}"
     return f"#{draft.id} · {_title(draft)} · {state} · {draft.created_at:%Y-%m-%d %H:%M} UTC"
 
 
@@ -94,6 +97,8 @@ def shown(draft: DraftView) -> str:
         lines.append(f"vetoed by {defuse(draft.decided_by)}: {defuse(draft.veto_reason)}")
     if draft.slug:
         lines.append(f"published at /essays/{draft.slug}")
+    if draft.withheld_reason:
+        lines.append(f"withheld, NOT published: {draft.withheld_reason}")
     return "\n".join(lines)
 
 
@@ -101,6 +106,8 @@ def decided(draft: DraftView, settled: bool, quorum: int) -> str:
     """What the reviewer hears after their decision was recorded."""
     if draft.state.value == "vetoed":
         return f"Draft #{draft.id} is vetoed and will not be published."
+    if draft.state.value == "withheld":
+        return tampered(draft.id)
     if settled or draft.state.value in ("approved", "published"):
         return f"Draft #{draft.id} is approved and published."
     return f"Your approval of draft #{draft.id} is recorded ({len(draft.approvals)} of {quorum})."
@@ -113,6 +120,8 @@ def already_settled(draft: DraftView) -> str:
             f"Draft #{draft.id} was already vetoed by {defuse(draft.decided_by)}: {defuse(draft.veto_reason)}"
         )
     who = _approvers(draft) or defuse(draft.decided_by)
+    if draft.state.value == "withheld":
+        return f"Draft #{draft.id} was approved (by {who}) but withheld: {draft.withheld_reason}."
     return f"Draft #{draft.id} was already approved (by {who}); nothing changed."
 
 
@@ -127,14 +136,33 @@ def settled_summary(draft: DraftView) -> str:
     approvers = _approvers(draft)
     if draft.state.value == "published":
         return f"**Draft #{draft.id}** was approved by {approvers} and published."
+    if draft.state.value == "withheld":
+        return (
+            f"**Draft #{draft.id}** was approved by {approvers} but NOT published: {draft.withheld_reason}."
+        )
     return f"**Draft #{draft.id}** was approved by {approvers}; it is not published yet (see the log)."
 
 
 def tampered(draft_id: int) -> str:
     return (
         f"Draft #{draft_id} is approved, but its text no longer matches what the model wrote, "
-        "so it was NOT published; the operator has been told (see the log)."
+        "so it was NOT published and is withheld for good; the operator has been told (see the "
+        "log and `ember studio list`)."
     )
+
+
+def not_posted_line(preview: PreviewView) -> str:
+    return (
+        f"#{preview.draft_id} · {preview.platform} · failed after {preview.attempts} tries: "
+        f"{preview.last_error} · `ember studio repost {preview.draft_id}` tries again"
+    )
+
+
+def reposted(draft_id: int, platforms: Sequence[str]) -> str:
+    if not platforms:
+        return f"No preview of draft #{draft_id} had failed; nothing to post again."
+    where = ", ".join(platforms)
+    return f"Draft #{draft_id}'s preview is owed again to {where}; a running ember posts it within a minute."
 
 
 def drafted(draft: DraftView) -> str:
