@@ -476,3 +476,95 @@ async def test_a_preview_that_could_not_be_posted_is_tried_again_then_given_up(
             f"SELECT state, attempts, last_error FROM studio_previews WHERE draft_id = {second.id}",
         )
     assert (state, attempts) == ("failed", 5) and "Missing Access" in error
+
+
+async def test_a_preview_left_failed_is_listed_and_reposted_by_the_operator(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    studio = {"discord": {"review_channel": "42", "reviewer_roles": ["111"]}}
+    settings = studio_settings(tmp_path, fake_anthropic, studio=studio)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "ember.db"}"\n'
+        '[studio]\nenabled = true\n[studio.discord]\nreview_channel = "42"\nreviewer_roles = ["111"]\n'
+        '[logging]\nlevel = "ERROR"\n'
+    )
+    fake_anthropic.script.append(essay_reply())
+    # From the real moment: `ember studio repost` (another process) owes it again from its now.
+    now = [datetime.now(UTC)]
+    async with studio_runtime(settings) as runtime:
+        service = StudioService(settings, runtime.store, runtime.router, clock=lambda: now[0])
+        desk = FlakyDesk(failures=5)
+        service.register_desk("discord", desk)
+        draft = await service.draft_now("operator")
+        for _ in range(10):
+            await service.post_previews()
+            now[0] += timedelta(hours=1)
+        code, listed, err = await ember(config, "studio", "list")
+        assert (code, err) == (0, ""), err
+        assert "previews not posted (1)" in listed
+        assert f"#{draft.id} · discord · failed after 5 tries: LookupError('Missing Access')" in listed
+        code, told, err = await ember(config, "studio", "repost", str(draft.id))
+        assert (code, err) == (0, ""), err
+        assert "owed again to discord" in told
+        assert await service.post_previews() == 1
+        code, told, _ = await ember(config, "studio", "repost", str(draft.id))
+        assert code == 1 and "nothing to post again" in told
+        code, listed, _ = await ember(config, "studio", "list")
+        audit = await rows(runtime.store, "SELECT action FROM access_audit WHERE action = 'studio-repost'")
+    assert [p.draft_id for p in desk.posted] == [draft.id]
+    assert "previews not posted (0)" in listed
+    assert audit == [("studio-repost",)]
+
+
+class StoppingDesk(FlakyDesk):
+    """A host that stops mid-post: the first post never returns (the task is cancelled)."""
+
+    def __init__(self) -> None:
+        super().__init__(failures=0)
+        self.stop_first = True
+
+    async def post_draft(self, preview: DraftPreview) -> str:
+        if self.stop_first:
+            self.stop_first = False
+            raise asyncio.CancelledError
+        return await super().post_draft(preview)
+
+
+async def test_a_preview_claimed_by_a_host_that_stopped_is_posted_once_the_claim_lapses(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, database: dict[str, str]
+) -> None:
+    studio = {"discord": {"review_channel": "42", "reviewer_roles": ["111"]}}
+    settings = studio_settings(tmp_path, fake_anthropic, studio=studio, database=database)
+    fake_anthropic.script.append(essay_reply())
+    now = [MONDAY_NINE]
+    async with studio_runtime(settings) as runtime:
+        stopped = StudioService(settings, runtime.store, runtime.router, clock=lambda: now[0])
+        stopped.register_desk("discord", StoppingDesk())
+        hosts = [
+            StudioService(settings, runtime.store, runtime.router, clock=lambda: now[0]) for _ in range(2)
+        ]
+        desks = [FlakyDesk(failures=0) for _ in hosts]
+        for host, desk in zip(hosts, desks, strict=True):
+            host.register_desk("discord", desk)
+        draft = await stopped.draft_now("operator")
+        with pytest.raises(asyncio.CancelledError):
+            await stopped.post_previews()
+        # Claimed: nobody posts it while the claim holds…
+        assert await asyncio.gather(*(h.post_previews() for h in hosts)) == [0, 0]
+        now[0] += timedelta(minutes=5)
+        # …and once it lapses, one host posts it, told an earlier claim may have posted it.
+        assert sorted(await asyncio.gather(*(h.post_previews() for h in hosts))) == [0, 1]
+        [posted] = [p for desk in desks for p in desk.posted]
+        now[0] += timedelta(hours=1)
+        assert await asyncio.gather(*(h.post_previews() for h in hosts)) == [0, 0]
+        # Settled by a command: the preview, as posted, is edited to say so.
+        reviewer = User("5", "Rhea", "discord", "G1", role_ids=("111",))
+        await hosts[0].decide(reviewer, draft.id, Verdict.APPROVE)
+        [(state, channel, message)] = await rows(
+            runtime.store, "SELECT state, channel_id, message_id FROM studio_previews"
+        )
+    assert (posted.draft_id, posted.uncertain) == (draft.id, True)
+    assert (state, channel, message) == ("posted", "42", "1001")
+    [outcome] = [o for desk in desks for o in desk.outcomes]
+    assert outcome == ("42", "1001", f"**Draft #{draft.id}** was approved by Rhea and published.")
