@@ -274,7 +274,8 @@ class ReviewDesk(Protocol):
         and Veto buttons (`preview.approve_id`, `preview.veto_id`), the full text beneath it
         (a thread, or a file when long). Model text must ping nobody. Return the header's
         message id; raise on failure. When `preview.uncertain`, an earlier attempt may have
-        posted it: return that post's id rather than posting twice, where it can be found."""
+        posted it, in part: finish that post (its text, if missing) and return its id rather
+        than posting twice, where it can be found."""
         ...
 
     async def show_outcome(self, channel_id: str, message_id: str, summary: str) -> None:

@@ -7,11 +7,12 @@ approved essay is served and announced once in each subscribed channel."""
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import feedparser
+from sqlalchemy import text as sql
 
 from core import markup
 from core.config import load_settings
@@ -311,3 +312,39 @@ async def test_ember_run_drafts_the_slot_posts_it_for_review_and_serves_the_feed
     assert any("starting essay studio: drafts by opus-3, schedule daily" in line for line in ember.stderr)
     feed = feedparser.parse(feed_text)
     assert status == 200 and not feed.bozo and feed.version == "atom10" and feed.entries == []
+
+
+async def test_a_preview_cut_short_or_left_by_a_stopped_host_is_finished_not_posted_twice(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = world()
+    overdue = sql("UPDATE studio_previews SET updated_at = :t").bindparams(t=datetime(2000, 1, 1, tzinfo=UTC))
+    async with fake:
+        with fake.pointed():
+            review = fake.channel("review")
+            studio = {"enabled": True, "discord": {"review_channel": str(review.id), "reviewer_roles": ["1"]}}
+            settings = ember_settings(tmp_path, fake_anthropic, studio=studio)
+            fake_anthropic.script.append(essay_reply())
+            async with running_ember(fake, fake_anthropic, settings) as ember:
+                store = ember.runtime.store
+                await ember.runtime.studio.draft_now("operator")
+                # The header is posted, then Discord refuses its thread: the post failed part-way.
+                fake.fail_next("POST", "/channels/*/messages/*/threads", status=403, code=50013)
+                assert await ember.runtime.studio.post_previews() == 0
+                async with store.engine.begin() as conn:
+                    await conn.execute(overdue)  # due again (five minutes on)
+                assert await ember.runtime.studio.post_previews() == 1
+                [header] = await previews(ember, 1)
+                thread_text = [m["content"] for m in fake.history(int(header["id"]))]
+                # A host that stopped after posting it whole, before saying so: its claim lapses.
+                async with store.engine.begin() as conn:
+                    await conn.execute(sql("UPDATE studio_previews SET state = 'posting', message_id = ''"))
+                    await conn.execute(overdue)
+                assert await ember.runtime.studio.post_previews() == 1
+                kept = await rows(store, "SELECT state, channel_id, message_id FROM studio_previews")
+                headers = [r for r in fake.requests if posts_in(review.id)(r)]
+                threads = [r for r in fake.requests if r.route == THREAD and r.status == 200]
+                after = [m["content"] for m in fake.history(int(header["id"]))]
+    assert len(headers) == 1 and len(threads) == 1
+    assert thread_text == after and "".join(after).count("On Keeping a Lamp Lit") == 1
+    assert kept == [("posted", str(review.id), str(header["id"]))]

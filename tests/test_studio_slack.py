@@ -7,13 +7,14 @@ the approved essay is served and announced once in each subscribed channel."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import feedparser
 import pytest
+from sqlalchemy import text as sql
 
 from bots.slack import render
 from core.config import load_settings
@@ -172,6 +173,10 @@ async def test_drafts_are_reviewed_in_slack_published_and_announced_once_per_cha
             == "Your approval of draft #1 is recorded (1 of 2)."
         )
         assert await answer(ember, "U2", "studio approve 1") == "Draft #1 is approved and published."
+        # The command settled it: the preview (its ts kept when it was posted) says so at once.
+        settled = fake.stored(REVIEW, str(commanded["ts"]))
+        assert action_ids(settled["blocks"]) == []
+        assert "approved by Alice, Bob and published" in settled["text"]
         late = await press(ember, "U1", commanded, "ember:studio:veto:1")
         assert late.startswith("Draft #1 was already approved (by ")
         assert action_ids(fake.stored(REVIEW, str(commanded["ts"]))["blocks"]) == []
@@ -230,3 +235,30 @@ async def test_a_long_draft_reaches_its_thread_as_a_file(
     [shared] = upload["files"]
     assert shared["name"] == f"draft-{draft.id}.txt"
     assert fake.file_bytes[shared["id"]] == long_essay.encode("utf-8")
+
+
+async def test_a_preview_refused_or_left_by_a_stopped_host_is_posted_once(
+    tmp_path: Path, fake: FakeSlack, fake_anthropic: FakeAnthropic
+) -> None:
+    studio = {"enabled": True, "slack": {"review_channel": REVIEW, "reviewer_groups": [EDITORS]}}
+    settings = ember_settings(tmp_path, fake_anthropic, fake, studio=studio)
+    overdue = sql("UPDATE studio_previews SET updated_at = :t").bindparams(t=datetime(2000, 1, 1, tzinfo=UTC))
+    fake_anthropic.script.append(essay_reply())
+    async with running_ember(fake, fake_anthropic, settings) as ember:
+        store = ember.runtime.store
+        await ember.runtime.studio.draft_now("operator")
+        fake.fail_next("chat.postMessage", "channel_not_found", times=1)
+        assert await ember.runtime.studio.post_previews() == 0  # refused: due again later
+        async with store.engine.begin() as conn:
+            await conn.execute(overdue)
+        assert await ember.runtime.studio.post_previews() == 1
+        [header] = previews(fake)
+        # A host that stopped after posting it whole, before saying so: its claim lapses.
+        async with store.engine.begin() as conn:
+            await conn.execute(sql("UPDATE studio_previews SET state = 'posting', message_id = ''"))
+            await conn.execute(overdue)
+        assert await ember.runtime.studio.post_previews() == 1
+        kept = await rows(store, "SELECT state, channel_id, message_id FROM studio_previews")
+    assert len(previews(fake)) == 1
+    assert [m["text"] for m in fake.thread(REVIEW, str(header["ts"]))][1:] == [render.model_text(ESSAY)]
+    assert kept == [("posted", REVIEW, str(header["ts"]))]

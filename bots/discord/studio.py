@@ -56,33 +56,37 @@ class DiscordReviewDesk:
         channel = self._client.get_channel(number) or await self._client.fetch_channel(number)
         if not isinstance(channel, discord.TextChannel):
             raise LookupError(f"[studio.discord] review_channel {number} is not a text channel")
-        earlier = await self._earlier_post(channel, preview) if preview.uncertain else None
-        if earlier is not None:
-            return str(earlier)  # that host posted it; its thread is Discord's, not ours to redo
-        header = await self._send(
-            channel.id,
-            lambda: channel.send(
-                rendered(preview.header),
-                view=preview_view(preview),
-                allowed_mentions=NO_PINGS,
-                # A retry within Discord's nonce window returns the first post, not a second.
-                nonce=f"studio-{preview.draft_id}"[:NONCE],
-            ),
-        )
-        thread = await self._send(
+        header = await self._earlier_post(channel, preview) if preview.uncertain else None
+        if header is None:
+            header = await self._send(
+                channel.id,
+                lambda: channel.send(
+                    rendered(preview.header),
+                    view=preview_view(preview),
+                    allowed_mentions=NO_PINGS,
+                    # A retry within Discord's nonce window returns the first post, not a second.
+                    nonce=f"studio-{preview.draft_id}"[:NONCE],
+                ),
+            )
+        elif header.thread is not None and await self._has_messages(header.thread):
+            return str(header.id)  # posted whole by an earlier attempt
+        thread = header.thread or await self._send(
             channel.id, lambda: header.create_thread(name=preview.title[:THREAD_NAME] or "Draft")
         )
+        await self._post_text(thread, preview)
+        return str(header.id)
+
+    async def _post_text(self, thread: discord.Thread, preview: DraftPreview) -> None:
         pieces = split_all(preview.text, MAX_MESSAGE_CHARS - LINK_ROOM)
         if len(pieces) > MOST_PIECES:
             data = io.BytesIO(preview.text.encode("utf-8"))
             name = f"draft-{preview.draft_id}.txt"
             await self._send(thread.id, lambda: thread.send(file=discord.File(data, filename=name)))
-            return str(header.id)
+            return
         for piece in pieces:
             await self._send(
                 thread.id, functools.partial(thread.send, model_text(piece), allowed_mentions=NO_PINGS)
             )
-        return str(header.id)
 
     async def show_outcome(self, channel_id: str, message_id: str, summary: str) -> None:
         message = self._client.get_partial_messageable(int(channel_id)).get_partial_message(int(message_id))
@@ -91,21 +95,28 @@ class DiscordReviewDesk:
             lambda: message.edit(content=rendered(summary), view=None, allowed_mentions=NO_PINGS),
         )
 
-    async def _earlier_post(self, channel: discord.TextChannel, preview: DraftPreview) -> int | None:
-        """ember's own message carrying this draft's Approve button, if an earlier claim posted
-        it (Discord's history shows no nonces; the button's id names the draft). A refusal to
-        read leaves it to the post's nonce."""
+    async def _earlier_post(
+        self, channel: discord.TextChannel, preview: DraftPreview
+    ) -> discord.Message | None:
+        """ember's own message carrying this draft's Approve button, if an earlier attempt
+        posted it (Discord's history shows no nonces; the button's id names the draft). A
+        refusal to read leaves it to the post's nonce."""
         me = self._client.user
         try:
-            recent = await self._send(channel.id, lambda: _listed(channel.history(limit=HISTORY_LOOKBACK)))
+            recent: list[discord.Message] = await self._send(
+                channel.id, lambda: _listed(channel.history(limit=HISTORY_LOOKBACK))
+            )
         except discord.HTTPException as error:
             log.warning("studio: could not read %s for draft #%d (%s)", channel.id, preview.draft_id, error)
             return None
         for message in recent:
             if me is not None and message.author.id == me.id and _has_button(message, preview.approve_id):
                 log.info("studio: draft #%d was already posted in %s", preview.draft_id, channel.id)
-                return int(message.id)
+                return message
         return None
+
+    async def _has_messages(self, thread: discord.Thread) -> bool:
+        return bool(await self._send(thread.id, lambda: _listed(thread.history(limit=1))))
 
     async def _send(self, channel_id: int, call: Callable[[], Any]) -> Any:
         sent = await self._budget().send(Priority.ACCESS_NOTICE, call, keys=channel_keys(channel_id))

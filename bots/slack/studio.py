@@ -83,20 +83,27 @@ class SlackReviewDesk:
     async def post_draft(self, preview: DraftPreview) -> str:
         channel = preview.channel_id
         earlier = await self._earlier_post(preview) if preview.uncertain else None
-        if earlier is not None:
-            return earlier  # that host posted it (Slack has no nonce: its history is what tells)
-        posted = await self._spend(
-            "chat.postMessage",
-            channel,
-            lambda: self._client.chat_postMessage(
-                channel=channel,
-                text=render.trusted(preview.header),
-                blocks=preview_blocks(preview),
-                unfurl_links=False,
-                unfurl_media=False,
-            ),
-        )
-        thread = str(posted["ts"])
+        if earlier is not None and int(earlier.get("reply_count") or 0) > 0:
+            return str(earlier["ts"])  # posted whole by an earlier attempt
+        if earlier is None:
+            posted = await self._spend(
+                "chat.postMessage",
+                channel,
+                lambda: self._client.chat_postMessage(
+                    channel=channel,
+                    text=render.trusted(preview.header),
+                    blocks=preview_blocks(preview),
+                    unfurl_links=False,
+                    unfurl_media=False,
+                ),
+            )
+            earlier = {"ts": posted["ts"]}
+        thread = str(earlier["ts"])
+        await self._post_text(preview, thread)
+        return thread
+
+    async def _post_text(self, preview: DraftPreview, thread: str) -> None:
+        channel = preview.channel_id
         pieces = render.fit(preview.text, render.MESSAGE_LIMIT)
         if len(pieces) > MOST_PIECES:
             await self._client.files_upload_v2(
@@ -105,7 +112,7 @@ class SlackReviewDesk:
                 content=preview.text,
                 filename=f"draft-{preview.draft_id}.txt",
             )
-            return thread
+            return
         for piece in pieces:
             shown = render.model_text(piece)
             await self._spend(
@@ -121,7 +128,6 @@ class SlackReviewDesk:
                     unfurl_media=False,
                 ),
             )
-        return thread
 
     async def show_outcome(self, channel_id: str, message_id: str, summary: str) -> None:
         await self._spend(
@@ -135,9 +141,10 @@ class SlackReviewDesk:
             ),
         )
 
-    async def _earlier_post(self, preview: DraftPreview) -> str | None:
-        """The ts of a message carrying this draft's Approve button, if an earlier claim posted
-        it. A refusal to read is logged and the preview posted."""
+    async def _earlier_post(self, preview: DraftPreview) -> Payload | None:
+        """The message carrying this draft's Approve button, if an earlier attempt posted it
+        (Slack has no nonce: the channel's history is what tells). A refusal to read is logged
+        and the preview posted."""
         try:
             found = await self._spend(
                 "conversations.history",
@@ -156,7 +163,7 @@ class SlackReviewDesk:
                 for element in block.get("elements") or []
             ):
                 log.info("studio: draft #%d was already posted in %s", preview.draft_id, preview.channel_id)
-                return str(message["ts"])
+                return dict(message)
         return None
 
     async def _spend(self, method: str, channel_id: str, call: Callable[[], Awaitable[T]]) -> T:

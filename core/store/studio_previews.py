@@ -7,7 +7,8 @@ again (`ember studio repost`). Posting is a lease, as the essays outbox's claime
 are: `claim` moves a row to `posting` with `updated_at` set to when the claim lapses, by a
 conditional UPDATE (two hosts never hold one claim). A host that stops mid-post leaves the row
 posting; once the lease lapses another host (or the restarted one) claims it again, told the
-post is uncertain so the adapter can look for the earlier post instead of posting twice.
+post is uncertain (as it is after a failed attempt, which may have posted the header before
+failing) so the adapter looks for the earlier post instead of posting twice.
 A posted row keeps the channel and message it was posted as, so the preview can be edited to
 show the draft's outcome however the draft was settled.
 """
@@ -43,7 +44,8 @@ class PreviewState:
 class PreviewClaim:
     draft_id: int
     platform: str
-    # A claim that lapsed held it before: that host may have posted it, in part or whole.
+    # A claim that lapsed held it before, or an earlier attempt failed: either may have posted
+    # it, in part or whole.
     uncertain: bool
 
 
@@ -70,7 +72,7 @@ class StudioPreviews:
             col(StudioPreview.state) == PreviewState.POSTING,
         )
         query = (
-            select(col(StudioPreview.draft_id), col(StudioPreview.state))
+            select(col(StudioPreview.draft_id), col(StudioPreview.state), col(StudioPreview.attempts))
             .join(StudioDraft, col(StudioDraft.id) == col(StudioPreview.draft_id))
             .where(
                 col(StudioPreview.platform) == platform,
@@ -83,7 +85,7 @@ class StudioPreviews:
         )
         claimed: list[PreviewClaim] = []
         async with self._store.session() as session:
-            for draft_id, state in (await session.exec(query)).all():
+            for draft_id, state, attempts in (await session.exec(query)).all():
                 take = (
                     update(StudioPreview)
                     .where(
@@ -94,7 +96,8 @@ class StudioPreviews:
                     .values(state=PreviewState.POSTING, updated_at=now + PREVIEW_LEASE)
                 )
                 if _rows(await session.exec(take)) == 1:
-                    claimed.append(PreviewClaim(draft_id, platform, state == PreviewState.POSTING))
+                    uncertain = state == PreviewState.POSTING or attempts > 0
+                    claimed.append(PreviewClaim(draft_id, platform, uncertain))
         return claimed
 
     async def posted(

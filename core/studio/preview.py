@@ -47,7 +47,8 @@ class DraftPreview:
     text: str = field(repr=False)
     approve_label: str = "Approve"
     veto_label: str = "Veto"
-    # An earlier claim on this post lapsed: that host may have posted it before it stopped.
+    # An earlier attempt may have posted it, in part: a claim that lapsed (its host stopped), or
+    # a post that failed part-way.
     uncertain: bool = False
 
     @property
