@@ -348,3 +348,46 @@ async def test_a_preview_cut_short_or_left_by_a_stopped_host_is_finished_not_pos
     assert len(headers) == 1 and len(threads) == 1
     assert thread_text == after and "".join(after).count("On Keeping a Lamp Lit") == 1
     assert kept == [("posted", str(review.id), str(header["id"]))]
+
+
+async def test_a_withheld_draft_is_shown_with_why_on_its_preview_in_commands_and_the_list(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = world()
+    config = tmp_path / "config.toml"
+    async with fake:
+        with fake.pointed():
+            review = fake.channel("review")
+            editors = str(fake.role("editors").id)
+            studio = {
+                "enabled": True,
+                "discord": {"review_channel": str(review.id), "reviewer_roles": [editors]},
+            }
+            settings = ember_settings(tmp_path, fake_anthropic, studio=studio)
+            config.write_text(f'[database]\nurl = "{settings.database.url}"\n[logging]\nlevel = "ERROR"\n')
+            alice, general = fake.user("alice"), fake.channel("general")
+            fake_anthropic.script.append(essay_reply())
+            async with running_ember(fake, fake_anthropic, settings) as ember:
+                draft = await ember.runtime.studio.draft_now("operator")
+                assert await ember.runtime.studio.post_previews() == 1
+                [header] = await previews(ember, 1)
+                # Nothing in ember edits a draft; someone with the database could.
+                async with ember.runtime.store.engine.begin() as conn:
+                    await conn.execute(sql("UPDATE studio_drafts SET text = text || ' (edited)'"))
+                told = await answer(ember, alice, general, "studio approve", id=draft.id)
+                pending = await answer(ember, alice, general, "studio pending")
+                shown = await command(ember, alice, general, "studio show", id=draft.id)
+                withheld = await ember.runtime.studio.draft(draft.id)
+                code, listed, err = await ember_cli(config, "studio", "list")
+                essays = await rows(ember.runtime.store, "SELECT count(*) FROM essays")
+    assert withheld is not None and withheld.withheld_reason
+    assert "NOT published" in told and essays == [(0,)]
+    assert (
+        f"#{draft.id}" in pending
+        and "withheld, NOT published: its text no longer matches its hash" in pending
+    )
+    assert "withheld, NOT published: its text no longer matches its hash" in shown["content"]
+    preview = fake.messages[int(header["id"])]
+    assert preview["components"] == [] and "NOT published" in preview["content"]
+    assert (code, err) == (0, ""), err
+    assert "withheld (1)" in listed and f"withheld, NOT published: {withheld.withheld_reason}" in listed
