@@ -435,6 +435,7 @@ class FlakyDesk:
         self.failures = failures
         self.posted: list[DraftPreview] = []
         self.outcomes: list[tuple[str, str, str]] = []
+        self.outcome_failures = 0
 
     async def post_draft(self, preview: DraftPreview) -> str:
         if self.failures:
@@ -444,6 +445,9 @@ class FlakyDesk:
         return str(1000 + len(self.posted))
 
     async def show_outcome(self, channel_id: str, message_id: str, summary: str) -> None:
+        if self.outcome_failures:
+            self.outcome_failures -= 1
+            raise LookupError("Unknown Message")
         self.outcomes.append((channel_id, message_id, summary))
 
 
@@ -565,6 +569,41 @@ async def test_a_preview_claimed_by_a_host_that_stopped_is_posted_once_the_claim
             runtime.store, "SELECT state, channel_id, message_id FROM studio_previews"
         )
     assert (posted.draft_id, posted.uncertain) == (draft.id, True)
-    assert (state, channel, message) == ("posted", "42", "1001")
+    assert (state, channel, message) == ("shown", "42", "1001")
     [outcome] = [o for desk in desks for o in desk.outcomes]
     assert outcome == ("42", "1001", f"**Draft #{draft.id}** was approved by Rhea and published.")
+
+
+async def test_a_settled_drafts_preview_shows_its_outcome_whichever_host_settled_it(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, database: dict[str, str]
+) -> None:
+    studio = {"schedule": "off", "discord": {"review_channel": "42", "reviewer_roles": ["111"]}}
+    settings = studio_settings(tmp_path, fake_anthropic, studio=studio, database=database)
+    fake_anthropic.script.append(essay_reply())
+    now = [MONDAY_NINE]
+    async with studio_runtime(settings) as runtime:
+        # Two hosts with Discord's desk, and one without (its Discord adapter is elsewhere).
+        hosts = [
+            StudioService(settings, runtime.store, runtime.router, clock=lambda: now[0]) for _ in range(2)
+        ]
+        desks = [FlakyDesk(failures=0) for _ in hosts]
+        for host, desk in zip(hosts, desks, strict=True):
+            host.register_desk("discord", desk)
+        settler = StudioService(settings, runtime.store, runtime.router, clock=lambda: now[0])
+        draft = await settler.draft_now("operator")
+        assert sum(await asyncio.gather(*(h.post_previews() for h in hosts))) == 1
+        [poster] = [desk for desk in desks if desk.posted]
+        poster.outcome_failures = 1  # Discord refuses the first edit
+        vetoed = await settler.decide(ROLE_REVIEWER, draft.id, Verdict.VETO, "Not this one.")
+        assert vetoed.settled and [d.outcomes for d in desks] == [[], []]
+        await asyncio.gather(*(h.run_once() for h in hosts))  # claimed by the poster's host: refused
+        await asyncio.gather(*(h.run_once() for h in hosts))
+        assert [d.outcomes for d in desks] == [[], []]  # not due again yet
+        now[0] += timedelta(minutes=5)
+        for _ in range(3):
+            await asyncio.gather(*(h.run_once() for h in hosts))
+            now[0] += timedelta(hours=1)
+        [(state, tries)] = await rows(runtime.store, "SELECT state, outcome_tries FROM studio_previews")
+    summary = f"**Draft #{draft.id}** was vetoed by Rhea: Not this one."
+    assert [o for desk in desks for o in desk.outcomes] == [("42", "1001", summary)]
+    assert (state, tries) == ("shown", 1)

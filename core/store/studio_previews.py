@@ -10,7 +10,9 @@ posting; once the lease lapses another host (or the restarted one) claims it aga
 post is uncertain (as it is after a failed attempt, which may have posted the header before
 failing) so the adapter looks for the earlier post instead of posting twice.
 A posted row keeps the channel and message it was posted as, so the preview can be edited to
-show the draft's outcome however the draft was settled.
+show the draft's outcome however the draft was settled: posted → showing (claimed the same way)
+→ shown; an edit that failed is due again later, and after PREVIEW_TRIES is given up
+(outcome-failed, `last_error` says why).
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ class PreviewState:
     POSTING = "posting"
     POSTED = "posted"
     FAILED = "failed"
+    # Once the draft is settled: its outcome being shown (claimed), shown, or given up on.
+    SHOWING = "showing"
+    SHOWN = "shown"
+    OUTCOME_FAILED = "outcome-failed"
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,73 @@ class StudioPreviews:
                     uncertain = state == PreviewState.POSTING or attempts > 0
                     claimed.append(PreviewClaim(draft_id, platform, uncertain))
         return claimed
+
+    async def claim_outcomes(
+        self, platform: str, limit: int, now: datetime, draft_id: int | None = None
+    ) -> list[PreviewView]:
+        """Posted previews of settled drafts (of `draft_id`'s alone, when given) whose outcome
+        `platform` has not shown yet, due or whose claim lapsed, each claimed by this call alone
+        until PREVIEW_LEASE from `now`."""
+        owed = or_(
+            col(StudioPreview.state) == PreviewState.POSTED,
+            col(StudioPreview.state) == PreviewState.SHOWING,
+        )
+        query = (
+            select(StudioPreview)
+            .join(StudioDraft, col(StudioDraft.id) == col(StudioPreview.draft_id))
+            .where(
+                col(StudioPreview.platform) == platform,
+                owed,
+                col(StudioPreview.updated_at) <= now,
+                col(StudioDraft.state) != DraftState.PENDING.value,
+            )
+            .order_by(col(StudioPreview.draft_id))
+            .limit(limit)
+        )
+        if draft_id is not None:
+            query = query.where(col(StudioPreview.draft_id) == draft_id)
+        claimed: list[PreviewView] = []
+        async with self._store.session() as session:
+            for row in (await session.exec(query)).all():
+                take = (
+                    update(StudioPreview)
+                    .where(
+                        *_row(row.draft_id, platform),
+                        col(StudioPreview.state) == row.state,
+                        col(StudioPreview.updated_at) <= now,
+                    )
+                    .values(state=PreviewState.SHOWING, updated_at=now + PREVIEW_LEASE)
+                )
+                if _rows(await session.exec(take)) == 1:
+                    claimed.append(_view(row))
+        return claimed
+
+    async def outcome_shown(self, draft_id: int, platform: str, now: datetime) -> None:
+        async with self._store.session() as session:
+            await session.exec(
+                update(StudioPreview)
+                .where(*_row(draft_id, platform))
+                .values(state=PreviewState.SHOWN, updated_at=now)
+            )
+
+    async def outcome_failed(self, draft_id: int, platform: str, error: str, now: datetime) -> bool:
+        """The edit failed: due again after a growing pause, until PREVIEW_TRIES are spent
+        (then given up). True while it will be tried again."""
+        async with self._store.session() as session:
+            row = (await session.exec(select(StudioPreview).where(*_row(draft_id, platform)))).first()
+            tries = (row.outcome_tries if row else 0) + 1
+            again = tries < PREVIEW_TRIES
+            await session.exec(
+                update(StudioPreview)
+                .where(*_row(draft_id, platform))
+                .values(
+                    state=PreviewState.POSTED if again else PreviewState.OUTCOME_FAILED,
+                    outcome_tries=tries,
+                    last_error=error[:500],
+                    updated_at=now + PREVIEW_PAUSE * tries,
+                )
+            )
+        return again
 
     async def posted(
         self, draft_id: int, platform: str, channel_id: str, message_id: str, now: datetime

@@ -10,7 +10,8 @@
 - studio_previews: the draft owed to each platform's review channel: pending (due at
   `updated_at`) → posting (claimed until `updated_at`) → posted (as `message_id` in
   `channel_id`); a post that failed is due again later, and after a few tries is left failed
-  (`last_error` says why). See core.store.studio_previews.
+  (`last_error` says why); once the draft is settled the posted message is edited to its
+  outcome (→ shown). See core.store.studio_previews.
 """
 
 from __future__ import annotations
@@ -83,9 +84,11 @@ class StudioPreview(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("studio_drafts.id"), primary_key=True, nullable=False)
     )
     platform: str = Field(primary_key=True, max_length=16)
-    state: str = Field(default="pending", max_length=16)  # pending|posting|posted|failed
+    # pending|posting|posted|failed, then showing|shown|outcome-failed (core.store.studio_previews)
+    state: str = Field(default="pending", max_length=16)
     attempts: int = 0
     last_error: str = Field(default="", max_length=500)
     channel_id: str = Field(default="", max_length=64)
     message_id: str = Field(default="", max_length=64)
+    outcome_tries: int = 0
     updated_at: datetime = Field(default_factory=db_now)

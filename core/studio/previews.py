@@ -1,6 +1,7 @@
 """Previews on the review channels: posting the previews drafts owe, and editing them to show a
 draft's outcome once it is settled, however it was settled (a button, `/opus studio approve|veto`
-on any platform, the loop publishing what an earlier host approved).
+on any platform, the loop publishing what an earlier host approved): at once by the host that
+settled it, else (no desk for that platform there, a refused edit, a restart) by the loop.
 
 Posting is claimed as a lease (core.store.studio_previews): a host that stops mid-post loses no
 preview, since another host, or the same one restarted, claims it again once the lease lapses,
@@ -15,8 +16,8 @@ from datetime import datetime
 
 from core.config import Settings
 from core.ports import ReviewDesk
-from core.store.studio_previews import PreviewClaim, PreviewState
-from core.store.studio_records import DraftState, DraftView
+from core.store.studio_previews import PreviewClaim, PreviewView
+from core.store.studio_records import DraftView
 from core.store.studio_repo import StudioRepo
 from core.studio import wording
 from core.studio.preview import DraftPreview
@@ -77,17 +78,35 @@ class Previews:
             uncertain=uncertain,
         )
 
-    async def show_outcome(self, draft: DraftView | None) -> None:
-        """Every posted preview of a settled draft says how it was settled and loses its
-        buttons. What a platform refuses is logged: the decision stands either way."""
-        if draft is None or draft.state is DraftState.PENDING:
-            return
-        summary = wording.settled_summary(draft)
-        for shown in await self._repo.previews.of_draft(draft.id):
-            desk = self._desks.get(shown.platform)
-            if desk is None or shown.state != PreviewState.POSTED or not shown.message_id:
-                continue
-            try:
-                await desk.show_outcome(shown.channel_id, shown.message_id, summary)
-            except Exception:
-                log.exception("studio: could not show draft #%d's outcome on %s", draft.id, shown.platform)
+    async def show_outcomes(self, draft_id: int | None = None) -> int:
+        """Edit every posted preview of a settled draft (of `draft_id` alone, when given) to say
+        how it was settled, without its buttons, on the platforms this host has a desk for;
+        the number edited. An edit the platform refuses is tried again later (the decision
+        stands either way)."""
+        shown = 0
+        for platform, desk in list(self._desks.items()):
+            for preview in await self._repo.previews.claim_outcomes(
+                platform, CLAIMS_PER_PASS, self._clock(), draft_id
+            ):
+                shown += await self._show(desk, preview)
+        return shown
+
+    async def _show(self, desk: ReviewDesk, preview: PreviewView) -> int:
+        draft = await self._repo.get(preview.draft_id)
+        if draft is None:
+            return 0
+        try:
+            await desk.show_outcome(preview.channel_id, preview.message_id, wording.settled_summary(draft))
+        except Exception as error:  # the platform's to explain
+            again = await self._repo.previews.outcome_failed(
+                draft.id, preview.platform, repr(error), self._clock()
+            )
+            log.exception(
+                "studio: could not show draft #%d's outcome on %s; %s",
+                draft.id,
+                preview.platform,
+                "trying again later" if again else "giving up",
+            )
+            return 0
+        await self._repo.previews.outcome_shown(draft.id, preview.platform, self._clock())
+        return 1

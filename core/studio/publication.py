@@ -100,17 +100,15 @@ class Publisher:
         self._delivered()
         return True
 
-    async def publish_approved(self) -> list[int]:
-        """Publish every approved draft still waiting (a host that stopped between the two).
-        Returns the drafts this call settled: published, or withheld."""
-        settled: list[int] = []
+    async def publish_approved(self) -> int:
+        """Publish every approved draft still waiting (a host that stopped between the two)."""
+        published = 0
         for draft_id in await self._repo.approved_unpublished():
             try:
-                if await self.publish(draft_id):
-                    settled.append(draft_id)
+                published += await self.publish(draft_id)
             except DraftTampered:
-                settled.append(draft_id)  # withheld and logged; the operator decides
-        return settled
+                continue  # withheld and logged; the operator decides
+        return published
 
     def _essay(self, draft: DraftView, slug: str) -> NewEssay:
         link = base_url(self._settings) + essay_path(slug)

@@ -164,7 +164,7 @@ class StudioService:
         # Tell of the draft as it is now (published, maybe by another host meanwhile, or
         # withheld), here and on every preview of it.
         result = dataclasses.replace(result, draft=await self._repo.get(draft_id))
-        await self._previews.show_outcome(result.draft)
+        await self._previews.show_outcomes(draft_id)
         if withheld:
             return review.Decided(wording.tampered(draft_id), settled=True, result=result)
         return review.answer(result, self.quorum)
@@ -212,8 +212,8 @@ class StudioService:
         if self.enabled:
             await self.draft_due_slot()
         await self.post_previews()
-        for draft_id in await self.publisher.publish_approved():
-            await self._previews.show_outcome(await self._repo.get(draft_id))
+        await self.publisher.publish_approved()
+        await self._previews.show_outcomes()
 
     async def run(self) -> None:
         """Draft each slot, post previews, publish what waits, until cancelled."""

@@ -78,6 +78,7 @@ def upgrade() -> None:
         _text("last_error", 500),
         _text("channel_id", 64),
         _text("message_id", 64),
+        sa.Column("outcome_tries", sa.Integer(), nullable=False),
         _when("updated_at"),
         sa.PrimaryKeyConstraint("draft_id", "platform"),
         if_not_exists=True,
