@@ -582,28 +582,28 @@ async def test_a_settled_drafts_preview_shows_its_outcome_whichever_host_settled
     fake_anthropic.script.append(essay_reply())
     now = [MONDAY_NINE]
     async with studio_runtime(settings) as runtime:
-        # Two hosts with Discord's desk, and one without (its Discord adapter is elsewhere).
+        # Two hosts running Discord (one Discord: one desk seen from both), and one host
+        # without it (its Discord adapter is elsewhere).
+        discord = FlakyDesk(failures=0)
         hosts = [
             StudioService(settings, runtime.store, runtime.router, clock=lambda: now[0]) for _ in range(2)
         ]
-        desks = [FlakyDesk(failures=0) for _ in hosts]
-        for host, desk in zip(hosts, desks, strict=True):
-            host.register_desk("discord", desk)
+        for host in hosts:
+            host.register_desk("discord", discord)
         settler = StudioService(settings, runtime.store, runtime.router, clock=lambda: now[0])
         draft = await settler.draft_now("operator")
-        assert sum(await asyncio.gather(*(h.post_previews() for h in hosts))) == 1
-        [poster] = [desk for desk in desks if desk.posted]
-        poster.outcome_failures = 1  # Discord refuses the first edit
+        assert sorted(await asyncio.gather(*(h.post_previews() for h in hosts))) == [0, 1]
+        discord.outcome_failures = 1  # Discord refuses the first edit
         vetoed = await settler.decide(ROLE_REVIEWER, draft.id, Verdict.VETO, "Not this one.")
-        assert vetoed.settled and [d.outcomes for d in desks] == [[], []]
-        await asyncio.gather(*(h.run_once() for h in hosts))  # claimed by the poster's host: refused
+        assert vetoed.settled and discord.outcomes == []
+        await asyncio.gather(*(h.run_once() for h in hosts))  # one host claims it: refused
         await asyncio.gather(*(h.run_once() for h in hosts))
-        assert [d.outcomes for d in desks] == [[], []]  # not due again yet
+        assert discord.outcome_failures == 0 and discord.outcomes == []  # not due again yet
         now[0] += timedelta(minutes=5)
         for _ in range(3):
             await asyncio.gather(*(h.run_once() for h in hosts))
             now[0] += timedelta(hours=1)
         [(state, tries)] = await rows(runtime.store, "SELECT state, outcome_tries FROM studio_previews")
     summary = f"**Draft #{draft.id}** was vetoed by Rhea: Not this one."
-    assert [o for desk in desks for o in desk.outcomes] == [("42", "1001", summary)]
+    assert discord.outcomes == [("42", "1001", summary)]
     assert (state, tries) == ("shown", 1)
