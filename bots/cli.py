@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TextIO, cast
 
 from bots.run import cmd_run, cmd_status
+from bots.studio_cli import add_studio_parser
 from bots.usage_cli import add_usage_parser
 from core.access import OPERATOR, grant_line
 from core.config import (
@@ -235,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_access_parser(sub, common)
     _add_essays_parser(sub, common)
     _add_slack_parser(sub, common)
+    add_studio_parser(sub, common)
     add_usage_parser(sub, common)
     return parser
 

@@ -27,6 +27,7 @@ from core.config_rules import (
     DiscordChannel,
     DiscordId,
     DiscordRole,
+    DiscordUser,
     DollarsOrZero,
     EnvName,
     HttpUrl,
@@ -41,8 +42,10 @@ from core.config_rules import (
     ShardId,
     SlackChannel,
     SlackId,
+    SlackUser,
     SlackUserGroup,
     Temperature,
+    clock_time,
     discord_command,
     slack_command,
 )
@@ -222,6 +225,79 @@ class EssaysSettings:
     max_age_days: PositiveInt = 7
 
 
+DEFAULT_DISCLAIMER = (
+    "Written by the model itself and published as written: it speaks for itself, "
+    "not for this community or its moderators."
+)
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+@dataclass(frozen=True)
+class StudioDiscord:
+    """Where drafts are reviewed on Discord, and who may decide them."""
+
+    review_channel: Annotated[str, DiscordId("channel", optional=True)] = ""
+    reviewer_roles: list[DiscordRole] = field(default_factory=list)
+    reviewer_users: list[DiscordUser] = field(default_factory=list)
+
+    @property
+    def reviewer_group_ids(self) -> tuple[str, ...]:
+        return tuple(self.reviewer_roles)
+
+
+@dataclass(frozen=True)
+class StudioSlack:
+    """Where drafts are reviewed on Slack, and who may decide them."""
+
+    review_channel: Annotated[str, SlackId("channel", "CG", optional=True)] = ""
+    reviewer_groups: list[SlackUserGroup] = field(default_factory=list)
+    reviewer_users: list[SlackUser] = field(default_factory=list)
+
+    @property
+    def reviewer_group_ids(self) -> tuple[str, ...]:
+        return tuple(self.reviewer_groups)
+
+
+@dataclass(frozen=True)
+class StudioSettings:
+    """The model's own essays: drafted on a schedule, reviewed by people, published unedited."""
+
+    enabled: bool = False
+    # "" writes with [chat] default_model.
+    alias: str = ""
+    schedule: Literal["off", "daily", "weekly"] = "weekly"
+    day: Weekday = "monday"  # for "weekly"
+    time: Annotated[str, clock_time] = "09:00"  # UTC
+    strategy: Literal["minimal", "past_entries", "with_news"] = "minimal"
+    past_entries: PositiveInt = 3
+    news_feeds: list[HttpUrl] = field(default_factory=list)
+    news_items: PositiveInt = 5
+    max_tokens: PositiveInt = 4096
+    approvals: PositiveInt = 1
+    disclaimer: Annotated[str, NonEmpty("write one line shown with every published essay")] = (
+        DEFAULT_DISCLAIMER
+    )
+    title: Annotated[str, NonEmpty('name the feed, e.g. "Essays from Claude Opus 3"')] = "The model's essays"
+    # Where the [server] endpoints are reached from outside ("" : http://host:health_port).
+    public_url: OptionalHttpUrl = ""
+    discord: StudioDiscord = field(default_factory=StudioDiscord)
+    slack: StudioSlack = field(default_factory=StudioSlack)
+
+    def writer(self, settings: Settings) -> str:
+        """The alias that writes the essays."""
+        return self.alias or settings.chat.default_model
+
+    def review_platforms(self) -> list[str]:
+        """The platforms whose review channel is set: drafts are posted there."""
+        sections: dict[str, StudioDiscord | StudioSlack] = {"discord": self.discord, "slack": self.slack}
+        return [name for name, section in sections.items() if section.review_channel]
+
+    def reviewing(self, platform: str) -> StudioDiscord | StudioSlack | None:
+        """The platform's review section (None: a platform without one, the terminal)."""
+        section = getattr(self, platform, None)
+        return section if isinstance(section, (StudioDiscord, StudioSlack)) else None
+
+
 @dataclass(frozen=True)
 class LoggingSettings:
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -251,6 +327,7 @@ class Settings:
     slack: SlackSettings = field(default_factory=SlackSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
     essays: EssaysSettings = field(default_factory=EssaysSettings)
+    studio: StudioSettings = field(default_factory=StudioSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     source: str = "(built-in defaults)"
@@ -337,7 +414,22 @@ def validate(settings: Settings) -> Settings:
     for alias, model in settings.models.items():
         _check_model(settings, alias, model)
     _check_shards(settings)
+    _check_studio(settings)
     return settings
+
+
+def _check_studio(settings: Settings) -> None:
+    studio, file = settings.studio, settings.source
+    if studio.alias and studio.alias not in settings.models:
+        raise ConfigError(
+            file,
+            "studio.alias",
+            f"alias {studio.alias!r} does not exist",
+            suggest(studio.alias, settings.models),
+        )
+    if studio.strategy == "with_news" and not studio.news_feeds:
+        fix = 'add news_feeds = ["https://…/feed"], or choose strategy = "minimal"'
+        raise ConfigError(file, "studio.news_feeds", 'is empty, but strategy is "with_news"', fix)
 
 
 def _check_shards(settings: Settings) -> None:

@@ -211,6 +211,7 @@ class SlackId:
 _SLACK_ID_BODY = re.compile(r"[A-Z0-9]+")
 _SLACK_WHERE = {
     "channel": "open the channel's details; the id is at the bottom",
+    "user": "open the member's profile, ⋮ More → Copy member ID",
     "user group": "open the group under People → User groups; the id is in its link",
 }
 
@@ -226,6 +227,19 @@ def slack_command(value: str) -> str:
             'use "/" and a lowercase word of at most 31 letters, digits, - or _, e.g. "/opus"',
         )
     return "/" + name
+
+
+# ---------------------------------------------------------------- times of day
+
+
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
+
+
+def clock_time(value: str) -> str:
+    """A time of day in UTC as HH:MM, 24-hour ("09:00")."""
+    if not _CLOCK.fullmatch(value.strip()):
+        raise Invalid(f"{value!r} is not a time of day", 'write HH:MM in UTC, 24-hour, e.g. "09:00"')
+    return value.strip()
 
 
 # ---------------------------------------------------------------- the shapes the schema uses
@@ -246,3 +260,5 @@ DiscordChannel = Annotated[str, DiscordId("channel")]
 DiscordRole = Annotated[str, DiscordId("role")]
 SlackChannel = Annotated[str, SlackId("channel", "CG")]
 SlackUserGroup = Annotated[str, SlackId("user group", "S")]
+SlackUser = Annotated[str, SlackId("user", "UW")]
+DiscordUser = Annotated[str, DiscordId("user")]

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from core.chat.triggers import Trigger
     from core.essays.delivery import Delivery
     from core.ratelimit import RateLimit
+    from core.studio.preview import DraftPreview
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,50 @@ class Announcer(Protocol):
 
     async def notify_moderators(self, workspace_id: str, text: str) -> None:
         """Post `text` (core-written; `<#channel>` mentions only) to the moderators' channel."""
+        ...
+
+
+class ReviewDesk(Protocol):
+    """What a platform adapter does for the essay studio. Register with `Ember.review_with`."""
+
+    async def post_draft(self, preview: DraftPreview) -> str:
+        """Post the draft to `preview.channel_id` for its reviewers: the header with Approve
+        and Veto buttons (`preview.approve_id`, `preview.veto_id`), the full text beneath it
+        (a thread, or a file when long). Model text must ping nobody. Return the header's
+        message id; raise on failure. When `preview.uncertain`, an earlier attempt may have
+        posted it, in part: finish that post (its text, if missing) and return its id rather
+        than posting twice, where it can be found."""
+        ...
+
+    async def show_outcome(self, channel_id: str, message_id: str, summary: str) -> None:
+        """The draft is settled: its header (`message_id`) says how (`summary`, core-written
+        markup) and loses its buttons. Spends the platform's budget like any other edit."""
+        ...
+
+
+class PressedStudioButton(Protocol):
+    """Someone pressed Approve or Veto under a draft, or gave a veto's reason."""
+
+    @property
+    def button_id(self) -> str: ...
+
+    @property
+    def presser(self) -> User: ...
+
+    @property
+    def reason(self) -> str:
+        """The reason typed into the veto form ("" for a button press)."""
+        ...
+
+    async def ask_reason(self, form_id: str, title: str, label: str) -> None:
+        """Open the platform's form (`title`, one text field labelled `label`) asking for the
+        veto's reason; its submission comes back as a press of `form_id` with the reason."""
+        ...
+
+    async def tell_presser(self, text: str) -> None: ...
+
+    async def retire_preview(self, summary: str) -> None:
+        """The draft is settled: the pressed preview says how (`summary`) and loses its buttons."""
         ...
 
 

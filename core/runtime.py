@@ -22,6 +22,7 @@ from core.ops.metrics import Metrics, StoreFacts
 from core.ops.readiness import Readiness
 from core.platforms import Platforms
 from core.store import Store, ops_repo
+from core.studio import StudioService
 
 
 @dataclass
@@ -33,6 +34,8 @@ class Runtime:
     access: AccessService
     # Feeds and announcements; its poll loop (`essays.run()`) is started by `ember run`.
     essays: EssayService
+    # The model's own essays: drafts, review, publication (`studio.run()` in `ember run`).
+    studio: StudioService
     # This process's metrics, and what `/readyz` asks (platforms register themselves here).
     metrics: Metrics
     readiness: Readiness
@@ -90,6 +93,7 @@ async def open_runtime(
             engine,
             service,
             essays,
+            StudioService(settings, store, router, delivered=essays.wake),
             metrics,
             readiness,
             gate,

@@ -42,6 +42,10 @@ NUMBERS = [
     ("access", "monthly_spend_usd", 0),
     ("essays", "poll_seconds", 0.0),
     ("essays", "max_age_days", 1),
+    ("studio", "past_entries", 1),
+    ("studio", "news_items", 1),
+    ("studio", "max_tokens", 1),
+    ("studio", "approvals", 1),
 ]
 
 
@@ -176,6 +180,53 @@ ROWS: list[tuple[str, str, str, str]] = [
         "https://",
     ),
     ("gateway-http", "[discord]\ngateway_url = 'http://proxy:8081'\n", "discord.gateway_url", "ws://"),
+    # the essay studio
+    ("studio-time", "[studio]\ntime = '9am'\n", "studio.time", "HH:MM"),
+    ("studio-time-25", "[studio]\ntime = '25:00'\n", "studio.time", "HH:MM"),
+    ("studio-day", "[studio]\nday = 'funday'\n", "studio.day", "'monday'"),
+    ("studio-schedule", "[studio]\nschedule = 'hourly'\n", "studio.schedule", "'weekly'"),
+    ("studio-strategy", "[studio]\nstrategy = 'news'\n", "studio.strategy", "'with_news'"),
+    ("studio-alias", "[studio]\nalias = 'opus-4'\n", "studio.alias", "did you mean 'opus-3'"),
+    ("studio-news-none", "[studio]\nstrategy = 'with_news'\n", "studio.news_feeds", "news_feeds = ["),
+    ("studio-news-file", "[studio]\nnews_feeds = ['file:///x']\n", "studio.news_feeds[0]", "https://"),
+    ("studio-disclaimer", "[studio]\ndisclaimer = ' '\n", "studio.disclaimer", "one line"),
+    ("studio-public-url", "[studio]\npublic_url = 'ember.example'\n", "studio.public_url", "https://"),
+    (
+        "studio-discord-channel",
+        "[studio.discord]\nreview_channel = '#review'\n",
+        "studio.discord.review_channel",
+        "Copy Channel ID",
+    ),
+    (
+        "studio-discord-role",
+        "[studio.discord]\nreviewer_roles = ['@editors']\n",
+        "studio.discord.reviewer_roles[0]",
+        "Copy Role ID",
+    ),
+    (
+        "studio-discord-user",
+        "[studio.discord]\nreviewer_users = ['alice']\n",
+        "studio.discord.reviewer_users[0]",
+        "Copy User ID",
+    ),
+    (
+        "studio-slack-channel",
+        "[studio.slack]\nreview_channel = '#review'\n",
+        "studio.slack.review_channel",
+        "start with C or G",
+    ),
+    (
+        "studio-slack-group",
+        "[studio.slack]\nreviewer_groups = ['C123']\n",
+        "studio.slack.reviewer_groups[0]",
+        "start with S",
+    ),
+    (
+        "studio-slack-user",
+        "[studio.slack]\nreviewer_users = ['alice']\n",
+        "studio.slack.reviewer_users[0]",
+        "start with U or W",
+    ),
     # shapes
     ("table-as-array", "chat = [1]\n", "chat", "[chat]"),
     ("array-of-tables", "[[chat]]\nallow_bots = true\n", "chat", "[chat]"),

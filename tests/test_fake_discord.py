@@ -496,6 +496,50 @@ async def test_a_button_press_reaches_its_view(fake_discord: FakeDiscord, client
     assert fake_discord.messages[message.id]["components"] == []
 
 
+async def test_a_modal_is_checked_opened_and_its_submission_reaches_it(
+    fake_discord: FakeDiscord, client: Recorder
+) -> None:
+    submitted: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    refusals: asyncio.Queue[discord.HTTPException] = asyncio.Queue()
+    # Discord allows a modal title of at most 45 characters: the first press asks with a longer one.
+    titles = ["A title much longer than Discord lets a modal have", "Why?"]
+
+    class Reason(discord.ui.Modal):
+        def __init__(self, title: str) -> None:
+            super().__init__(title=title, custom_id="reason-form", timeout=None)
+            self.reason: discord.ui.TextInput[Reason] = discord.ui.TextInput(label="Why?", custom_id="why")
+            self.add_item(self.reason)
+
+        async def on_submit(self, interaction: discord.Interaction) -> None:
+            await interaction.response.defer()
+            submitted.set_result(self.reason.value)
+
+    class Ask(discord.ui.View):
+        def __init__(self) -> None:
+            super().__init__(timeout=None)
+
+        @discord.ui.button(label="Ask", custom_id="ask")
+        async def ask(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+            try:
+                await interaction.response.send_modal(Reason(titles.pop(0)))
+            except discord.HTTPException as error:
+                await refusals.put(error)
+
+    message = await text_channel(client, fake_discord).send("a question", view=Ask())
+    bob = fake_discord.user("bob")
+    await fake_discord.dispatch("INTERACTION_CREATE", fake_discord.button_press(bob, message.id, "ask"))
+    assert (await asyncio.wait_for(refusals.get(), SAFETY)).status == 400
+    await fake_discord.dispatch("INTERACTION_CREATE", fake_discord.button_press(bob, message.id, "ask"))
+    [opened] = await fake_discord.wait_for(
+        lambda r: r.route == "POST /interactions/{interaction_id}/{token}/callback" and r.status == 200
+    )
+    assert opened.body["type"] == 9 and opened.body["data"]["custom_id"] == "reason-form"
+    await fake_discord.dispatch(
+        "INTERACTION_CREATE", fake_discord.modal_submit(bob, message.id, "reason-form", {"why": "because"})
+    )
+    assert await asyncio.wait_for(submitted, SAFETY) == "because"
+
+
 async def test_an_interaction_is_acknowledged_only_once(fake_discord: FakeDiscord, client: Recorder) -> None:
     failures: asyncio.Queue[discord.HTTPException] = asyncio.Queue()
     tree = app_commands.CommandTree(client)

@@ -187,3 +187,37 @@ async def test_limits_hold_each_method_to_its_tier_and_posts_to_one_a_second_per
             await client.chat_update(channel="C1", ts=posted["ts"], text="c")
         assert int(caught.value.response.headers["Retry-After"]) in range(59, 61)
         assert [method for _, method in fake.rate_limited] == ["chat.postMessage", "chat.update"]
+
+
+async def test_views_open_takes_a_fresh_trigger_once_and_checks_the_modal(fake_slack: FakeSlack) -> None:
+    client = fake_slack.client()
+    stored = await client.chat_postMessage(channel="C1", text="a card")
+    press = fake_slack.button_press("U1", "C1", str(stored["ts"]), "some-button")
+    modal = {
+        "type": "modal",
+        "callback_id": "form",
+        "title": {"type": "plain_text", "text": "A short title"},
+        "submit": {"type": "plain_text", "text": "Send"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "why",
+                "label": {"type": "plain_text", "text": "Why?"},
+                "element": {"type": "plain_text_input", "action_id": "reason"},
+            }
+        ],
+    }
+    too_long = {**modal, "title": {"type": "plain_text", "text": "A title far longer than Slack allows"}}
+    with pytest.raises(SlackApiError) as refused:
+        await client.views_open(trigger_id=press["trigger_id"], view=too_long)
+    assert refused.value.response["error"] == "invalid_arguments"
+    fresh = fake_slack.button_press("U1", "C1", str(stored["ts"]), "some-button")
+    opened = await client.views_open(trigger_id=fresh["trigger_id"], view=modal)
+    with pytest.raises(SlackApiError) as again:
+        await client.views_open(trigger_id=fresh["trigger_id"], view=modal)
+    assert again.value.response["error"] == "invalid_trigger_id"
+    submitted = fake_slack.view_submission("U1", str(opened["view"]["id"]), {"reason": "because"})
+    assert submitted["view"]["callback_id"] == "form"
+    assert submitted["view"]["state"]["values"] == {
+        "why": {"reason": {"type": "plain_text_input", "value": "because"}}
+    }

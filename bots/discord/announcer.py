@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 THREAD_NAME = "Discuss with the model"
 THREAD_ARCHIVE_MINUTES: Literal[10080] = 10080  # a week: people read an essay over days
 FOOTER = "Reply in the thread below to discuss it with the model."
+FOOTER_LIMIT = 2048
 ALREADY_CROSSPOSTED = 40033
 THREAD_EXISTS = 160004
 # How far back an uncertain delivery looks for its earlier post: one page of history.
@@ -84,7 +85,8 @@ def announcement_embed(essay: Announcement) -> discord.Embed:
         embed.set_author(name=fitted(essay.author, AUTHOR_LIMIT))
     if essay.image_url:
         embed.set_image(url=essay.image_url)
-    embed.set_footer(text=FOOTER)
+    # The studio's disclaimer, when the model wrote it here; the footer is plain text.
+    embed.set_footer(text=f"{essay.note}\n{FOOTER}"[:FOOTER_LIMIT] if essay.note else FOOTER)
     return embed
 
 

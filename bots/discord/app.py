@@ -11,6 +11,7 @@ from bots.discord.buttons import ReplyButton
 from bots.discord.client import EmberClient
 from bots.discord.menus import show_prompt_menu
 from bots.discord.notifier import AccessButton, DiscordNotifier
+from bots.discord.studio import StudioButton
 from bots.discord.traits import PLATFORM
 from core import Ember, Runtime
 from core.budget.outside import count_outside_calls
@@ -33,7 +34,7 @@ def register(client: EmberClient, ember: Ember) -> None:
     say everything); the core reads Discord conversations through the client's history and
     posts access requests and DMs through it; `/opus` joins the command tree (synced once
     logged in), and so does the "Show the prompt" message menu command."""
-    client.add_dynamic_items(ReplyButton, AccessButton)
+    client.add_dynamic_items(ReplyButton, AccessButton, StudioButton)
     notifier = DiscordNotifier(
         client, ember.settings.discord.mod_channel, budget=lambda: ember.scheduler(client.traits.platform)
     )

@@ -17,6 +17,7 @@ from bots.discord.commands import SlashCommands
 from bots.discord.history import DiscordHistory
 from bots.discord.inbound import DiscordInbound
 from bots.discord.render import NO_PINGS
+from bots.discord.studio import DiscordReviewDesk
 from bots.discord.traits import discord_traits
 from core import Ember
 
@@ -111,6 +112,9 @@ class EmberClient(discord.AutoShardedClient):
             self, self.ember.settings.discord, self.ember.scheduler(self.traits.platform)
         )
         self.ember.announce_with(self.traits, announcer)
+        # So are essay drafts for the studio's reviewers.
+        platform = self.traits.platform
+        self.ember.review_with(self.traits, DiscordReviewDesk(self, lambda: self.ember.scheduler(platform)))
 
     async def on_message(self, message: discord.Message) -> None:
         await self.inbound.message_arrived(message)

@@ -115,7 +115,10 @@ def announcement_blocks(essay: Announcement, role_id: str = "") -> list[Block]:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": summary}})
     context = [render.escape(byline(essay))] if byline(essay) else []
     context.append("Reply in this thread to discuss it with the model.")
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
+    elements = [{"type": "mrkdwn", "text": " · ".join(context)}]
+    if essay.note:  # the studio's disclaimer, when the model wrote it here
+        elements.append({"type": "mrkdwn", "text": render.escape(essay.note)})
+    blocks.append({"type": "context", "elements": elements})
     if essay.link:
         button = {
             "type": "button",

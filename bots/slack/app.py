@@ -13,7 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import announcer as essay_announcer
 from bots.slack import commands as slash_commands
-from bots.slack import inbound, notifier, shortcuts
+from bots.slack import inbound, notifier, shortcuts, studio
 from bots.slack.bot import SlackBot
 from bots.slack.files import FileFetcher
 from bots.slack.notifier import SlackNotifier
@@ -56,7 +56,8 @@ def register(
     people = People(
         client,
         moderator_groups=settings.slack.moderator_roles,
-        member_groups=settings.access.member_roles,
+        # Reviewers of the studio's drafts are proven by their user groups too.
+        member_groups=[*settings.access.member_roles, *settings.studio.slack.reviewer_groups],
         budget=budget,
     )
     commands = ember.commands(settings.slack.command)
@@ -71,4 +72,5 @@ def register(
     shortcuts.register(app, bot)
     notifier.register(app, bot)
     essay_announcer.register(app, bot, traits)  # essay announcements flow through this client
+    studio.register(app, bot, traits)  # and the studio's drafts, for review
     return bot

@@ -11,6 +11,7 @@ from core.commands import CommandContext, CommandResult, Commands, CommandSpec, 
 from core.errors import NotModerator, UsageError
 from core.essays.commands import ESSAY_COMMANDS
 from core.events import Place
+from core.studio.commands import STUDIO_COMMANDS
 
 # Past this, `/opus prompt` answers with a file rather than a wall of text.
 INLINE_PROMPT_CHARS = 1800
@@ -82,7 +83,7 @@ CHAT_COMMANDS: tuple[CommandSpec, ...] = (
 
 def build_commands(root: str) -> Commands:
     """Every command ember offers, for one bot whose top-level command is `root`."""
-    specs = [*CHAT_COMMANDS, *ACCESS_COMMANDS, *ESSAY_COMMANDS]
+    specs = [*CHAT_COMMANDS, *ACCESS_COMMANDS, *ESSAY_COMMANDS, *STUDIO_COMMANDS]
 
     async def help_(ctx: CommandContext, args: dict[str, Any]) -> CommandResult:
         return CommandResult(commands.help_text())

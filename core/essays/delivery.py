@@ -40,6 +40,9 @@ class Announcement:
     image_url: str  # the cover image: an absolute http(s) URL, or ""
     # The whole essay as plain text, kept for discussion threads; not meant to be posted.
     full_text: str = field(repr=False)
+    # A line to show with it, plain text ("" for none): the studio's disclaimer on essays the
+    # model wrote in ember (`[studio] disclaimer`).
+    note: str = ""
 
 
 class Turns(Protocol):
@@ -111,7 +114,7 @@ def delivery_key(delivery_id: int) -> str:
     return f"{KEY_PREFIX}{delivery_id}"
 
 
-def announcement_of(essay: EssayRecord) -> Announcement:
+def announcement_of(essay: EssayRecord, note: str = "") -> Announcement:
     return Announcement(
         essay_id=essay.id,
         title=essay.title,
@@ -121,4 +124,5 @@ def announcement_of(essay: EssayRecord) -> Announcement:
         published_at=essay.published_at,
         image_url=essay.image_url,
         full_text=essay.full_text,
+        note=note,
     )

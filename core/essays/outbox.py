@@ -237,7 +237,8 @@ class Outbox:
             essay = await self._essays.get(essay_id)
             if essay is None:
                 raise LookupError("a delivery names a missing essay", essay_id)
-            cached = self._announcements[essay_id] = announcement_of(essay)
+            note = self.settings.studio.disclaimer if essay.from_studio else ""
+            cached = self._announcements[essay_id] = announcement_of(essay, note)
         return cached
 
     async def _attempt(self, claim: _Claim, report: DeliveryReport) -> None:

@@ -120,6 +120,10 @@ class EssayService:
         self.outbox.register(platform, announcer, limit, scheduler=scheduler)
         self._wake.set()
 
+    def wake(self) -> None:
+        """Something is owed now (an essay the studio published): deliver without waiting."""
+        self._wake.set()
+
     async def close(self) -> None:
         await self.outbox.close()
         await self.poller.close()

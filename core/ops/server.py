@@ -1,5 +1,6 @@
 """The operator's HTTP endpoints: `/healthz` (the event loop turns), `/readyz` (store and
-platforms) and `/metrics` (Prometheus text). Serves until cancelled."""
+platforms) and `/metrics` (Prometheus text); with the studio, its published essays too
+(`/essays/feed.xml`, `/essays/<slug>`: core.studio.web). Serves until cancelled."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from core.ops.metrics import Metrics
 from core.ops.readiness import Readiness
+from core.studio import StudioService
+from core.studio.web import add_routes
 
 log = logging.getLogger(__name__)
 METRICS = web.AppKey("metrics", Metrics)
@@ -42,8 +45,12 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def build_app(metrics_: Metrics, readiness: Readiness) -> web.Application:
+def build_app(
+    metrics_: Metrics, readiness: Readiness, studio: StudioService | None = None
+) -> web.Application:
     app = web.Application()
+    if studio is not None:
+        add_routes(app, studio)
     app[METRICS] = metrics_
     app[READINESS] = readiness
     app.router.add_get("/healthz", healthz)
@@ -53,9 +60,11 @@ def build_app(metrics_: Metrics, readiness: Readiness) -> web.Application:
 
 
 @asynccontextmanager
-async def listening(metrics_: Metrics, readiness: Readiness, host: str, port: int) -> AsyncIterator[str]:
+async def listening(
+    metrics_: Metrics, readiness: Readiness, host: str, port: int, studio: StudioService | None = None
+) -> AsyncIterator[str]:
     """The endpoints on `host:port` (0: any free port); yields the base URL."""
-    runner = web.AppRunner(build_app(metrics_, readiness), handle_signals=False, access_log=None)
+    runner = web.AppRunner(build_app(metrics_, readiness, studio), handle_signals=False, access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -66,7 +75,11 @@ async def listening(metrics_: Metrics, readiness: Readiness, host: str, port: in
         await runner.cleanup()
 
 
-async def serve(metrics_: Metrics, readiness: Readiness, host: str, port: int) -> None:
-    async with listening(metrics_, readiness, host, port) as url:
+async def serve(
+    metrics_: Metrics, readiness: Readiness, host: str, port: int, studio: StudioService | None = None
+) -> None:
+    async with listening(metrics_, readiness, host, port, studio) as url:
         log.info("health: /healthz, /readyz and /metrics at %s", url)
+        if studio is not None:
+            log.info("essays: the feed at %s/essays/feed.xml", url)
         await asyncio.Event().wait()

@@ -62,6 +62,7 @@ def background_parts(runtime: Runtime) -> list[Part]:
         Part("access expiry sweep", "every minute", runtime.access.sweep_forever),
         Part("essay poller and outbox", f"{len(settings.essays.feeds)} feed(s)", runtime.essays.run),
         Part("event-loop lag sampler", "every 0.5 s", LoopLagSampler(runtime.metrics).run),
+        Part("essay studio", _studio_where(runtime), runtime.studio.run),
     ]
     if runtime.liveness is not None and runtime.takeovers is not None:
         lease = f"every {runtime.liveness.lease_seconds / 3:g} s"
@@ -73,11 +74,19 @@ def background_parts(runtime: Runtime) -> list[Part]:
     return parts
 
 
+def _studio_where(runtime: Runtime) -> str:
+    studio = runtime.settings.studio
+    if not studio.enabled:
+        return "off (previews and publication of drafts made by `ember studio draft` only)"
+    when = "off" if studio.schedule == "off" else f"{studio.schedule} at {studio.time} UTC"
+    return f"drafts by {studio.writer(runtime.settings)}, schedule {when}"
+
+
 async def _health_server(runtime: Runtime) -> None:
     settings = runtime.settings
     host, port = settings.server.host, settings.server.health_port
     try:
-        await serve_health(runtime.metrics, runtime.readiness, host, port)
+        await serve_health(runtime.metrics, runtime.readiness, host, port, runtime.studio)
     except OSError as error:
         raise ConfigError(
             settings.source,

@@ -6,6 +6,7 @@ from core.store.essay_tables import Essay, EssayDelivery, EssayFeed, EssaySubscr
 from core.store.host_tables import Lease, ReplyInHand, ReplyStop
 from core.store.models import ChannelSetting, Person, Reply, Turn, Usage, db_now
 from core.store.replay_tables import SeenRequest
+from core.store.studio_tables import StudioDecision, StudioDraft, StudioPreview
 
 __all__ = [
     "AccessAudit",
@@ -24,6 +25,9 @@ __all__ = [
     "ReplyStop",
     "SeenRequest",
     "Store",
+    "StudioDecision",
+    "StudioDraft",
+    "StudioPreview",
     "Turn",
     "Usage",
     "db_now",

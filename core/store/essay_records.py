@@ -56,6 +56,8 @@ class EssayRecord:
     published_at: datetime | None
     image_url: str
     full_text: str = field(repr=False)
+    # Written by the model in ember's own studio (core.studio), not read from a newsletter.
+    from_studio: bool = False
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ transaction (core.store.outbox_repo)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -17,6 +18,7 @@ from core.store.engine import Store
 from core.store.essay_records import EssayRecord, NewEssay
 from core.store.essay_tables import Essay, EssayThread
 from core.store.outbox_repo import owe_to_subscribers
+from core.store.studio_tables import StudioDraft
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ class EssaysRepo:
                 if known:
                     _follow_moved(known, new)
                     return None
-                essay = _essay_row(new, now)
+                essay = essay_row(new, now)
                 session.add(essay)
                 await session.flush()
                 return await owe_to_subscribers(session, essay.id or 0, now) if new.announced else 0
@@ -61,9 +63,18 @@ class EssaysRepo:
             return None  # another host recorded it first, with its deliveries
 
     async def get(self, essay_id: int) -> EssayRecord | None:
+        """The essay, and whether the studio wrote it (its announcements carry the disclaimer)."""
+        query = (
+            select(Essay, StudioDraft.id)
+            .outerjoin(StudioDraft, col(StudioDraft.essay_id) == col(Essay.id))
+            .where(col(Essay.id) == essay_id)
+        )
         async with self._store.session() as session:
-            essay = await session.get(Essay, essay_id)
-        return essay_record(essay) if essay else None
+            found = (await session.exec(query)).first()
+        if found is None:
+            return None
+        essay, draft_id = found
+        return dataclasses.replace(essay_record(essay), from_studio=draft_id is not None)
 
     async def latest(self) -> EssayRecord | None:
         """The most recent essay (announced or not), by publication date."""
@@ -138,7 +149,7 @@ def _follow_moved(known: list[Essay], new: NewEssay) -> None:
         essay.link = new.link or essay.link
 
 
-def _essay_row(new: NewEssay, now: datetime) -> Essay:
+def essay_row(new: NewEssay, now: datetime) -> Essay:
     return Essay(
         feed_url=new.feed_url,
         family=new.family,

@@ -41,14 +41,15 @@ say(...)` (= message + dispatch MESSAGE_CREATE), `message_update(id, content=...
 `message_delete(id)`, `dm_channel(user)`, `new_thread(parent, name, ...)` + `thread_create(t)`,
 `attachment(filename, data)`, `slash_command(user, channel, "opus access grant", {"user": bob})`,
 `message_command(user, "Show the prompt", message_id)` (a message menu command),
-`button_press(user, message_id, custom_id)`. Mentions in `content` (`<@id>`, `<@&id>`) are parsed.
+`button_press(user, message_id, custom_id)`, `modal_submit(user, message_id, custom_id, values)` (a
+modal opened from that message's button, submitted). Mentions in `content` (`<@id>`, `<@&id>`) are parsed.
 
 REST (what the bot's own actions do): messages create/edit/delete/get/history/crosspost/react,
 threads (a thread started from a message has the message's id; a thread without one also
 posts a THREAD_CREATED system message in the parent, as Discord does), typing, DMs, channel,
 guild, members, roles, users, application commands (global and guild, stored and validated
-roughly like Discord), interaction callbacks (types 4, 5, 6, 7, 8, 9; a second callback is
-40060), follow-ups and `@original` edits under `/webhooks/{application_id}/{token}` (the first
+roughly like Discord), interaction callbacks (types 4, 5, 6, 7, 8, 9 — a modal's title, rows
+and text inputs checked as Discord does; a second callback is 40060), follow-ups and `@original` edits under `/webhooks/{application_id}/{token}` (the first
 follow-up after a thinking defer fills the loading message, as Discord does). The bot's own
 creates/edits/deletes are dispatched back over the gateway, as Discord does. Message creates
 validate like Discord: empty (50006), content over 2000 (50035 BASE_TYPE_MAX_LENGTH), reply to an
@@ -612,6 +613,27 @@ class DiscordError(Exception):
         return json_response(body, status=self.status)
 
 
+TEXT_INPUT, LABEL = 4, 18
+
+
+def _validate_modal(data: Json) -> None:
+    """A modal as Discord checks it: a custom id, a title of 1 to 45 characters, 1 to 5 rows,
+    each a text input (in an action row or a label) with its own custom id and a label."""
+    title = str(data.get("title") or "")
+    if not data.get("custom_id") or not 1 <= len(title) <= 45:
+        raise form_error(["data", "title"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 45 in length.")
+    rows = data.get("components") or []
+    if not 1 <= len(rows) <= 5:
+        raise form_error(["data", "components"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length.")
+    for index, row in enumerate(rows):
+        inner = row.get("components") if row.get("type") == 1 else [row.get("component")]
+        labelled = row.get("type") == LABEL and bool(row.get("label"))
+        for item in inner or []:
+            fine = isinstance(item, dict) and item.get("type") == TEXT_INPUT and item.get("custom_id")
+            if not fine or not (labelled or item.get("label")):
+                raise form_error(["data", "components", index], "COMPONENT_INVALID", "Invalid text input")
+
+
 def form_error(path: Sequence[str | int], code: str, message: str) -> DiscordError:
     """400 Invalid Form Body with Discord's nested `errors` (`{"content": {"_errors": [...]}}`)."""
     errors: Json = {"_errors": [{"code": code, "message": message}]}
@@ -1086,6 +1108,23 @@ class FakeDiscord:
             data["values"] = list(values)
         return self._interaction(
             MESSAGE_COMPONENT, user, channel, data, message=message, permissions=permissions, locale="en-US"
+        )
+
+    def modal_submit(
+        self, user: FakeUser, message_id: int, custom_id: str, values: Mapping[str, str]
+    ) -> Json:
+        """INTERACTION_CREATE for a modal (opened from a button on a stored message) submitted
+        with `values` (text input custom id → what was typed), each input in its action row as
+        Discord sends it; the message carrying the button comes along, as on Discord."""
+        message = self.messages[message_id]
+        channel = self.channels[int(message["channel_id"])]
+        rows = [
+            {"type": 1, "components": [{"type": TEXT_INPUT, "custom_id": key, "value": value}]}
+            for key, value in values.items()
+        ]
+        data: Json = {"custom_id": custom_id, "components": rows}
+        return self._interaction(
+            MODAL_SUBMIT, user, channel, data, message=message, permissions=None, locale="en-US"
         )
 
     def _interaction(
@@ -1961,6 +2000,9 @@ class FakeDiscord:
             raise form_error(
                 ["type"], "INTERACTION_CALLBACK_TYPE_INVALID", "Invalid interaction callback type"
             )
+        if kind == MODAL:
+            _validate_modal(data)
+            return None
         if kind in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE):
             message = self._interaction_message(state, data, files, loading=kind == DEFERRED_CHANNEL_MESSAGE)
             state.original_id, state.loading = int(message["id"]), kind == DEFERRED_CHANNEL_MESSAGE

@@ -71,7 +71,9 @@ Builders store the message in the fake (so conversations.replies sees it) and re
 as Slack would deliver it: `app_mention`, `message` (channel, thread or DM — channel_type comes
 from the channel), `bot_message`, `file_share` (with `image_file(...)`, served at url_private),
 `message_changed`, `message_deleted`, `event_for` (any stored message, e.g. the bot's own),
-`button_press` (a block_actions payload for a button on a stored message) and
+`button_press` (a block_actions payload for a button on a stored message),
+`view_submission` (a modal opened with views.open — trigger id used once, within three
+seconds, and the view checked as Slack checks it — submitted with values) and
 `message_shortcut` (a message_action payload: a message shortcut chosen on a stored message).
 """
 
@@ -111,7 +113,9 @@ SCOPES = (
 )
 STREAM_METHODS = frozenset({"chat.startStream", "chat.appendStream", "chat.stopStream"})
 APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
-JSON_ARGS = ("blocks", "attachments", "metadata", "chunks", "files", "unfurls")
+JSON_ARGS = ("blocks", "attachments", "metadata", "chunks", "files", "unfurls", "view")
+# A trigger id is good for one views.open within three seconds of the interaction.
+TRIGGER_SECONDS = 3.0
 TEXT_LIMIT = 40_000
 MARKDOWN_LIMIT = 12_000
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
@@ -336,6 +340,8 @@ class FakeSlack:
         self._sockets: list[web.WebSocketResponse] = []
         self._tickets: set[str] = set()
         self._response_urls: dict[str, Json] = {}
+        self._triggers: dict[str, float] = {}  # trigger id → monotonic time it was issued
+        self.views: dict[str, Json] = {}  # view id → the view as opened (views.open)
         self._uploads: dict[str, bytes] = {}
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -360,6 +366,7 @@ class FakeSlack:
             "usergroups.users.list": self._usergroup_users,
             "files.getUploadURLExternal": self._upload_url,
             "files.completeUploadExternal": self._complete_upload,
+            "views.open": self._open_view,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -858,7 +865,36 @@ class FakeSlack:
         return self._store(channel, message)
 
     def _trigger_id(self) -> str:
-        return f"{self._next_serial()}.{int(time.time())}.{uuid.uuid4().hex[:16]}"
+        trigger = f"{self._next_serial()}.{int(time.time())}.{uuid.uuid4().hex[:16]}"
+        self._triggers[trigger] = time.monotonic()
+        return trigger
+
+    def view_submission(self, user: str, view_id: str, values: Mapping[str, str]) -> Json:
+        """A `view_submission` payload: `user` submits the modal `view_id` (opened with
+        views.open) with `values` (an input's action_id → what was typed), under each input's
+        block id in `view.state.values`, as Slack sends it."""
+        view = self.views[view_id]
+        person = self.users.get(user) or SlackUser(user, user)
+        state: Json = {}
+        for block in view.get("blocks") or []:
+            element = block.get("element") or {}
+            if block.get("type") == "input" and element.get("action_id") in values:
+                action_id = element["action_id"]
+                state[block["block_id"]] = {
+                    action_id: {"type": element.get("type"), "value": values[action_id]}
+                }
+        return {
+            "type": "view_submission",
+            "team": {"id": self.team_id, "domain": self.team_domain},
+            "user": {"id": person.id, "username": person.name, "name": person.name, "team_id": self.team_id},
+            "api_app_id": self.app_id,
+            "token": VERIFICATION_TOKEN,
+            "trigger_id": self._trigger_id(),
+            "view": {**view, "state": {"values": state}},
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
 
     def _response_url(self, kind: str, **context: str) -> str:
         serial, key = self._next_serial(), uuid.uuid4().hex[:24]
@@ -1164,6 +1200,25 @@ class FakeSlack:
         if not self._is_member(found, self.bot_user_id):
             raise SlackError("not_in_channel")
         return found
+
+    def _open_view(self, args: _Args) -> Json:
+        """views.open: a fresh trigger id (once, within three seconds) and a modal Slack accepts."""
+        issued = self._triggers.pop(args.need("trigger_id"), None)
+        if issued is None:
+            raise SlackError("invalid_trigger_id")
+        if time.monotonic() - issued > TRIGGER_SECONDS:
+            raise SlackError("expired_trigger_id")
+        view = args.raw.get("view")
+        if not isinstance(view, dict):
+            raise SlackError("invalid_arguments")
+        _check_view(view)
+        view_id = f"V{self._next_serial():08d}"
+        blocks = [
+            {**b, "block_id": b.get("block_id") or f"b{n}"} for n, b in enumerate(view.get("blocks") or [])
+        ]
+        opened = {**view, "id": view_id, "team_id": self.team_id, "app_id": self.app_id, "blocks": blocks}
+        self.views[view_id] = opened
+        return {"view": opened}
 
     def _post_message(self, args: _Args) -> Json:
         channel = self._target(args)
@@ -1594,6 +1649,47 @@ def _streamed_text(args: _Args) -> str:
 def _check_text(text: str) -> None:
     if len(text) > TEXT_LIMIT:
         raise SlackError("msg_too_long")
+
+
+def _check_view(view: Json) -> None:
+    """A modal as views.open checks it: plain-text title, submit and close of at most 24
+    characters (a submit whenever there is an input), 1 to 100 blocks, each input with a label
+    and an element carrying an action_id; callback_id and private_metadata within bounds."""
+    problems = []
+
+    def plain(key: str) -> str | None:
+        value = view.get(key)
+        if value is None:
+            return None
+        if (
+            not isinstance(value, dict)
+            or value.get("type") != "plain_text"
+            or len(str(value.get("text"))) > 24
+        ):
+            problems.append(f"[ERROR] must be plain_text of at most 24 characters [json-pointer:/view/{key}]")
+        return str(value.get("text") if isinstance(value, dict) else "")
+
+    if view.get("type") != "modal":
+        problems.append("[ERROR] must be modal [json-pointer:/view/type]")
+    if not plain("title"):
+        problems.append("[ERROR] title is required [json-pointer:/view/title]")
+    plain("close")
+    blocks = view.get("blocks") or []
+    if not 1 <= len(blocks) <= 100:
+        problems.append("[ERROR] must have 1 to 100 blocks [json-pointer:/view/blocks]")
+    inputs = [b for b in blocks if isinstance(b, dict) and b.get("type") == "input"]
+    if inputs and not plain("submit"):
+        problems.append("[ERROR] submit is required with input blocks [json-pointer:/view/submit]")
+    for index, block in enumerate(inputs):
+        label, element = block.get("label") or {}, block.get("element") or {}
+        if not label.get("text") or not element.get("action_id"):
+            problems.append(
+                f"[ERROR] input needs a label and an element with action_id [json-pointer:/view/blocks/{index}]"
+            )
+    if len(str(view.get("callback_id") or "")) > 255 or len(str(view.get("private_metadata") or "")) > 3000:
+        problems.append("[ERROR] callback_id or private_metadata too long [json-pointer:/view]")
+    if problems:
+        raise SlackError("invalid_arguments", response_metadata={"messages": problems})
 
 
 def _check_blocks(blocks: Sequence[Json]) -> None:
