@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from core.chat.wording import SHOW_PROMPT as SHOW_PROMPT_LABEL
     from core.chat.wording import STOP_REPLY as STOP_REPLY_LABEL
     from core.commands import CommandResult, Commands, CommandSpec, Param, ParamKind
-    from core.config import ChatSettings, DiscordSettings, Settings, SlackSettings, secret
+    from core.config import ChatSettings, Settings, secret
+    from core.config_platforms import DiscordSettings, SlackSettings
     from core.ember import Ember
     from core.errors import (
         ChannelGone,
@@ -153,7 +154,7 @@ _HOMES: dict[str, tuple[str, str]] = {
     "DeliveryRejected": ("core.errors", "DeliveryRejected"),
     "Directory": ("core.ports", "Directory"),
     "DraftPreview": ("core.studio", "DraftPreview"),
-    "DiscordSettings": ("core.config", "DiscordSettings"),
+    "DiscordSettings": ("core.config_platforms", "DiscordSettings"),
     "Ember": ("core.ember", "Ember"),
     "HistoryReader": ("core.ports", "HistoryReader"),
     "IMAGE_TYPES": ("core.chat.payload", "IMAGE_TYPES"),
@@ -184,7 +185,7 @@ _HOMES: dict[str, tuple[str, str]] = {
     "Runtime": ("core.runtime", "Runtime"),
     "Said": ("core.ports", "Said"),
     "Settings": ("core.config", "Settings"),
-    "SlackSettings": ("core.config", "SlackSettings"),
+    "SlackSettings": ("core.config_platforms", "SlackSettings"),
     "Trigger": ("core.chat.triggers", "Trigger"),
     "User": ("core.events", "User"),
     "access_button_id": ("core.access", "button_id"),

@@ -22,33 +22,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from core.config_database import DatabaseUrl
+from core.config_platforms import DEFAULT_COMMAND, DiscordSettings, SlackSettings, check_shards
 from core.config_rules import (
     CountOrZero,
-    DiscordChannel,
-    DiscordId,
-    DiscordRole,
-    DiscordUser,
     DollarsOrZero,
     EnvName,
     HttpUrl,
     Invalid,
     NonEmpty,
     OptionalHttpUrl,
-    OptionalWsUrl,
-    Port,
     PositiveInt,
     Range,
     Seconds,
-    ShardId,
-    SlackChannel,
-    SlackId,
-    SlackUser,
-    SlackUserGroup,
     Temperature,
-    clock_time,
-    discord_command,
-    slack_command,
 )
+from core.config_studio import StudioSettings, check_studio
 from core.config_walk import build, suggest
 from core.errors import ConfigError
 
@@ -58,7 +46,6 @@ DEFAULT_SYSTEM_PROMPT = (
     "Several people may speak; each user message is prefixed with the speaker's name. "
     "Answer the latest message, addressing people by name when it helps."
 )
-DEFAULT_COMMAND = "opus"
 Provider = Literal["anthropic", "bedrock", "vertex"]
 
 
@@ -157,51 +144,6 @@ class RoutingSettings:
 
 
 @dataclass(frozen=True)
-class DiscordSettings:
-    token_env: Annotated[str, EnvName("DISCORD_TOKEN")] = "DISCORD_TOKEN"
-    # Kept without the slash, as Discord registers it ("opus"; "/opus" in the file is read so).
-    command: Annotated[str, discord_command] = DEFAULT_COMMAND
-    mod_channel: Annotated[str, DiscordId("channel", optional=True)] = ""
-    threads: bool = True
-    allow_dms: bool = True
-    room_channels: list[DiscordChannel] = field(default_factory=list)
-    moderator_roles: list[DiscordRole] = field(default_factory=list)
-    api_base_url: OptionalHttpUrl = ""
-    gateway_url: OptionalWsUrl = ""
-    # Discord's global limit for the bot token (50; higher only where Discord granted it).
-    requests_per_second: PositiveInt = 50
-    # Several hosts split one bot's gateway into shards: 0 takes Discord's recommendation.
-    shard_count: CountOrZero = 0
-    shard_ids: list[ShardId] = field(default_factory=list)  # the shards this host runs; [] = all
-
-    @property
-    def slash_command(self) -> str:
-        """The command as members type it ("/opus")."""
-        return "/" + self.command
-
-
-@dataclass(frozen=True)
-class SlackSettings:
-    mode: Literal["socket", "http"] = "socket"
-    bot_token_env: Annotated[str, EnvName("SLACK_BOT_TOKEN")] = "SLACK_BOT_TOKEN"
-    app_token_env: Annotated[str, EnvName("SLACK_APP_TOKEN")] = "SLACK_APP_TOKEN"
-    signing_secret_env: Annotated[str, EnvName("SLACK_SIGNING_SECRET")] = "SLACK_SIGNING_SECRET"
-    http_port: Port = 3000
-    # Kept with the slash, as Slack sends it ("/opus"; "opus" in the file is read so).
-    command: Annotated[str, slack_command] = "/" + DEFAULT_COMMAND
-    mod_channel: Annotated[str, SlackId("channel", "CG", optional=True)] = ""
-    allow_dms: bool = True
-    room_channels: list[SlackChannel] = field(default_factory=list)
-    moderator_roles: list[SlackUserGroup] = field(default_factory=list)
-    api_base_url: OptionalHttpUrl = ""
-
-    @property
-    def slash_command(self) -> str:
-        """The command as members type it ("/opus")."""
-        return self.command
-
-
-@dataclass(frozen=True)
 class AccessSettings:
     mode: Literal["open", "request", "closed"] = "request"
     # Discord role ids and Slack user group ids alike: the access rules are the platforms'.
@@ -223,79 +165,6 @@ class EssaysSettings:
     poll_seconds: Seconds = 900.0
     announce_existing: bool = False
     max_age_days: PositiveInt = 7
-
-
-DEFAULT_DISCLAIMER = (
-    "Written by the model itself and published as written: it speaks for itself, "
-    "not for this community or its moderators."
-)
-Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-
-
-@dataclass(frozen=True)
-class StudioDiscord:
-    """Where drafts are reviewed on Discord, and who may decide them."""
-
-    review_channel: Annotated[str, DiscordId("channel", optional=True)] = ""
-    reviewer_roles: list[DiscordRole] = field(default_factory=list)
-    reviewer_users: list[DiscordUser] = field(default_factory=list)
-
-    @property
-    def reviewer_group_ids(self) -> tuple[str, ...]:
-        return tuple(self.reviewer_roles)
-
-
-@dataclass(frozen=True)
-class StudioSlack:
-    """Where drafts are reviewed on Slack, and who may decide them."""
-
-    review_channel: Annotated[str, SlackId("channel", "CG", optional=True)] = ""
-    reviewer_groups: list[SlackUserGroup] = field(default_factory=list)
-    reviewer_users: list[SlackUser] = field(default_factory=list)
-
-    @property
-    def reviewer_group_ids(self) -> tuple[str, ...]:
-        return tuple(self.reviewer_groups)
-
-
-@dataclass(frozen=True)
-class StudioSettings:
-    """The model's own essays: drafted on a schedule, reviewed by people, published unedited."""
-
-    enabled: bool = False
-    # "" writes with [chat] default_model.
-    alias: str = ""
-    schedule: Literal["off", "daily", "weekly"] = "weekly"
-    day: Weekday = "monday"  # for "weekly"
-    time: Annotated[str, clock_time] = "09:00"  # UTC
-    strategy: Literal["minimal", "past_entries", "with_news"] = "minimal"
-    past_entries: PositiveInt = 3
-    news_feeds: list[HttpUrl] = field(default_factory=list)
-    news_items: PositiveInt = 5
-    max_tokens: PositiveInt = 4096
-    approvals: PositiveInt = 1
-    disclaimer: Annotated[str, NonEmpty("write one line shown with every published essay")] = (
-        DEFAULT_DISCLAIMER
-    )
-    title: Annotated[str, NonEmpty('name the feed, e.g. "Essays from Claude Opus 3"')] = "The model's essays"
-    # Where the [server] endpoints are reached from outside ("" : http://host:health_port).
-    public_url: OptionalHttpUrl = ""
-    discord: StudioDiscord = field(default_factory=StudioDiscord)
-    slack: StudioSlack = field(default_factory=StudioSlack)
-
-    def writer(self, settings: Settings) -> str:
-        """The alias that writes the essays."""
-        return self.alias or settings.chat.default_model
-
-    def review_platforms(self) -> list[str]:
-        """The platforms whose review channel is set: drafts are posted there."""
-        sections: dict[str, StudioDiscord | StudioSlack] = {"discord": self.discord, "slack": self.slack}
-        return [name for name, section in sections.items() if section.review_channel]
-
-    def reviewing(self, platform: str) -> StudioDiscord | StudioSlack | None:
-        """The platform's review section (None: a platform without one, the terminal)."""
-        section = getattr(self, platform, None)
-        return section if isinstance(section, (StudioDiscord, StudioSlack)) else None
 
 
 @dataclass(frozen=True)
@@ -413,39 +282,9 @@ def validate(settings: Settings) -> Settings:
         )
     for alias, model in settings.models.items():
         _check_model(settings, alias, model)
-    _check_shards(settings)
-    _check_studio(settings)
+    check_shards(settings.discord, settings.source)
+    check_studio(settings)
     return settings
-
-
-def _check_studio(settings: Settings) -> None:
-    studio, file = settings.studio, settings.source
-    if studio.alias and studio.alias not in settings.models:
-        raise ConfigError(
-            file,
-            "studio.alias",
-            f"alias {studio.alias!r} does not exist",
-            suggest(studio.alias, settings.models),
-        )
-    if studio.strategy == "with_news" and not studio.news_feeds:
-        fix = 'add news_feeds = ["https://…/feed"], or choose strategy = "minimal"'
-        raise ConfigError(file, "studio.news_feeds", 'is empty, but strategy is "with_news"', fix)
-
-
-def _check_shards(settings: Settings) -> None:
-    discord = settings.discord
-    if not discord.shard_ids:
-        return
-    if not discord.shard_count:
-        fix = "set [discord] shard_count to the total over every host, e.g. shard_count = 2"
-        raise ConfigError(settings.source, "discord.shard_ids", "needs shard_count", fix)
-    for index, shard_id in enumerate(discord.shard_ids):
-        if shard_id >= discord.shard_count:
-            problem = f"shard {shard_id} does not exist with shard_count = {discord.shard_count}"
-            fix = f"use ids from 0 to {discord.shard_count - 1}"
-            raise ConfigError(settings.source, f"discord.shard_ids[{index}]", problem, fix)
-    if len(set(discord.shard_ids)) != len(discord.shard_ids):
-        raise ConfigError(settings.source, "discord.shard_ids", "names a shard twice", "list each id once")
 
 
 def _check_model(settings: Settings, alias: str, model: ModelSettings) -> None:

@@ -13,7 +13,7 @@ from bots.discord.traits import discord_traits
 from bots.slack.traits import slack_traits
 from core.chat.commands import build_commands
 from core.commands import CommandContext, Commands
-from core.config import DiscordSettings, SlackSettings
+from core.config_platforms import DiscordSettings, SlackSettings
 from core.essays import EssayService
 from core.events import Place, User
 from core.platforms import Platforms

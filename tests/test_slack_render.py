@@ -10,7 +10,7 @@ from bots.slack import convert, render
 from bots.slack.manifest import manifest
 from bots.slack.recent import RecentKeys
 from core.chat.controls import Control, control_id
-from core.config import SlackSettings
+from core.config_platforms import SlackSettings
 
 SPECIAL = [
     "<!channel>",

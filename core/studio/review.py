@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.config import StudioSettings
+from core.config_studio import StudioSettings
 from core.events import User
 from core.store.studio_records import DecisionResult, Reviewer, Verdict
 from core.studio import wording
