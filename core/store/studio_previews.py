@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import ColumnElement, CursorResult, or_, update
 from sqlmodel import col, select
@@ -157,21 +158,9 @@ class StudioPreviews:
     async def outcome_failed(self, draft_id: int, platform: str, error: str, now: datetime) -> bool:
         """The edit failed: due again after a growing pause, until PREVIEW_TRIES are spent
         (then given up). True while it will be tried again."""
-        async with self._store.session() as session:
-            row = (await session.exec(select(StudioPreview).where(*_row(draft_id, platform)))).first()
-            tries = (row.outcome_tries if row else 0) + 1
-            again = tries < PREVIEW_TRIES
-            await session.exec(
-                update(StudioPreview)
-                .where(*_row(draft_id, platform))
-                .values(
-                    state=PreviewState.POSTED if again else PreviewState.OUTCOME_FAILED,
-                    outcome_tries=tries,
-                    last_error=error[:500],
-                    updated_at=now + PREVIEW_PAUSE * tries,
-                )
-            )
-        return again
+        return await self._failed_try(
+            draft_id, platform, error, now, "outcome_tries", PreviewState.POSTED, PreviewState.OUTCOME_FAILED
+        )
 
     async def posted(
         self, draft_id: int, platform: str, channel_id: str, message_id: str, now: datetime
@@ -192,18 +181,36 @@ class StudioPreviews:
     async def failed(self, draft_id: int, platform: str, error: str, now: datetime) -> bool:
         """The post failed: due again after a pause that grows with each try, until
         PREVIEW_TRIES are spent (then left failed). True while it will be tried again."""
+        return await self._failed_try(
+            draft_id, platform, error, now, "attempts", PreviewState.PENDING, PreviewState.FAILED
+        )
+
+    async def _failed_try(
+        self,
+        draft_id: int,
+        platform: str,
+        error: str,
+        now: datetime,
+        tries_column: Literal["attempts", "outcome_tries"],
+        again_state: str,
+        given_up_state: str,
+    ) -> bool:
+        """Count a failed try in `tries_column`: due again (`again_state`) after a pause that
+        grows with each try, or `given_up_state` once PREVIEW_TRIES are spent."""
         async with self._store.session() as session:
             row = (await session.exec(select(StudioPreview).where(*_row(draft_id, platform)))).first()
-            tries = (row.attempts if row else 0) + 1
+            tries: int = (getattr(row, tries_column) if row else 0) + 1
             again = tries < PREVIEW_TRIES
             await session.exec(
                 update(StudioPreview)
                 .where(*_row(draft_id, platform))
                 .values(
-                    state=PreviewState.PENDING if again else PreviewState.FAILED,
-                    attempts=tries,
-                    last_error=error[:500],
-                    updated_at=now + PREVIEW_PAUSE * tries,
+                    {
+                        "state": again_state if again else given_up_state,
+                        tries_column: tries,
+                        "last_error": error[:500],
+                        "updated_at": now + PREVIEW_PAUSE * tries,
+                    }
                 )
             )
         return again
