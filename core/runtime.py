@@ -109,6 +109,7 @@ async def open_runtime(
             takeovers,
         )
     finally:
+        gc.unfreeze()  # what this runtime built may be collected once it is closed
         await essays.close()
         await runtime_budgets.aclose()
         await router.close()
