@@ -258,8 +258,7 @@ class Announcer(Protocol):
 
     async def announce(self, delivery: Delivery) -> str:
         """Post the announcement in `delivery.channel_id`; return the platform's message id.
-        Make each platform request through `delivery.send(call)` (or await `delivery.pace()`
-        right before it). Raise RateLimited, ChannelGone (403/404) or DeliveryRejected (400) when the platform
+        Make each platform request through `delivery.send(call)`. Raise RateLimited, ChannelGone (403/404) or DeliveryRejected (400) when the platform
         says so; DeliveryError for any other certain non-post. Any other exception means
         "may have been posted" and the retry comes with `uncertain=True`."""
         ...

@@ -84,7 +84,9 @@ class RecordingAnnouncer:
 
     async def announce(self, delivery: Delivery) -> str:
         self.calls.append(delivery)
-        await delivery.pace()  # one request: the post
+        return await delivery.send(lambda: self._post(delivery))  # one request: the post
+
+    async def _post(self, delivery: Delivery) -> str:
         if self.errors[delivery.channel_id]:
             raise self.errors[delivery.channel_id].pop(0)
         if delivery.idempotency_key in self.by_key:
@@ -101,7 +103,9 @@ class RecordingAnnouncer:
     async def open_discussion(self, delivery: Delivery, message_id: str) -> str | None:
         if not self.threads:
             return None  # no request made, so no pace
-        await delivery.pace()
+        return await delivery.send(lambda: self._open(delivery, message_id))
+
+    async def _open(self, delivery: Delivery, message_id: str) -> str:
         if self.thread_errors:
             raise self.thread_errors.pop(0)
         thread_id = f"t-{message_id}"

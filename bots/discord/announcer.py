@@ -193,13 +193,19 @@ class DiscordAnnouncer:
     async def _earlier_post(self, delivery: Delivery) -> int | None:
         """The id of this delivery's post if an earlier attempt made it: ember's own message
         with this essay's embed (a delivery is one essay in one channel; Discord's history does
-        not show nonces). Reading history paces like any other request; a refusal here leaves
+        not show nonces). Reading history spends the budget like any other request; a refusal here leaves
         the decision to the post's nonce, as before."""
         wanted = announcement_embed(delivery.announcement)
         me = self._client.user
+        channel = self._messageable(delivery)
+
+        async def recent() -> list[discord.Message]:
+            # One request (Discord returns up to 100 messages a page), made in its turn inside
+            # the budget, so it is counted once.
+            return [message async for message in channel.history(limit=HISTORY_LOOKBACK)]
+
         try:
-            await delivery.pace()
-            async for message in self._messageable(delivery).history(limit=HISTORY_LOOKBACK):
+            for message in await delivery.send(recent):
                 if me is None or message.author.id != me.id:
                     continue
                 if any((embed.title, embed.url) == (wanted.title, wanted.url) for embed in message.embeds):

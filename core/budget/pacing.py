@@ -12,11 +12,6 @@ from core.budget.scheduler import GLOBAL, Priority, RequestScheduler
 T = TypeVar("T")
 
 
-async def _spent() -> bool:
-    """The slot is the point: the adapter makes the request itself right after."""
-    return True
-
-
 class BudgetPacer:
     """What the essay outbox asks before each platform request of a delivery."""
 
@@ -25,12 +20,8 @@ class BudgetPacer:
         # Deliveries sent at once: enough to hide each request's latency; the budget sets the pace.
         self.concurrency = concurrency
 
-    async def acquire(self, channel_id: str) -> None:
-        await self._scheduler.send(Priority.ESSAY_POST, _spent, keys=self._keys(channel_id))
-
     async def send(self, channel_id: str, call: Callable[[], Awaitable[T]]) -> T:
-        """The request made in its turn, inside the scheduler: counted once, from its answer
-        (a slot taken with `acquire` is counted again by the HTTP tracer when the request goes)."""
+        """The request made in its turn, inside the scheduler: counted once, from its answer."""
         result = await self._scheduler.send(Priority.ESSAY_POST, call, keys=self._keys(channel_id))
         return cast(T, result)  # None only for typing and merged edits, never an essay post
 

@@ -48,16 +48,11 @@ class Announcement:
 class Turns(Protocol):
     """A platform's pace for deliveries (core.essays.outbox's pacers)."""
 
-    async def acquire(self, channel_id: str) -> None: ...
-
     async def send(self, channel_id: str, call: Callable[[], Awaitable[T]]) -> T: ...
 
 
 class Unpaced:
     """Where nothing paces: every request goes at once."""
-
-    async def acquire(self, channel_id: str) -> None:
-        return None
 
     async def send(self, channel_id: str, call: Callable[[], Awaitable[T]]) -> T:
         return await call()
@@ -87,11 +82,6 @@ class Delivery:
         """Make one platform request for this delivery when its turn comes. With a request
         scheduler, the request is made inside it: the budget counts it once, from its answer."""
         return await self.turns.send(self.channel_id, call)
-
-    async def pace(self) -> None:
-        """Wait for the turn of a request the adapter makes right after (one `send` cannot
-        wrap, such as a paged history read)."""
-        await self.turns.acquire(self.channel_id)
 
 
 @dataclass

@@ -25,8 +25,7 @@ Pacing: each platform has one pacer: its request scheduler's (core.budget.Budget
 fan-out spends the budget chat shares, below chat in priority; or, registered without one, a
 Pacer of its own (core.ratelimit). The adapter makes every platform request of a delivery (the
 post, a publish, opening a thread) through `delivery.send(call)`, made in its turn (inside the
-scheduler, which then counts it once), or awaits `delivery.pace()` right before one it cannot
-wrap; so a token is spent exactly when a request is made: a thread the adapter does not open,
+scheduler, which then counts it once); so a token is spent exactly when a request is made: a thread the adapter does not open,
 or a retry found already posted, costs nothing.
 """
 
