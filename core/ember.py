@@ -211,13 +211,24 @@ class Ember:
         alias: str | None = None,
         reply_id: str = "",
     ) -> Outcome:
-        """Stream the model's answer to `message`, then give the reply its final buttons."""
+        """Stream the model's answer to `message`; the reply gets its final buttons as soon as
+        its end is shown (`ended`), while its records are written."""
         reply_id = reply_id or new_reply_id()
         surface = open_reply(reply_id)
+
+        async def ended(outcome: Outcome) -> None:
+            await surface.finish(outcome, ())
+
         try:
             with self._replying(reply_id, message.place.platform, message.place.key):
                 outcome = await self._runtime.engine.respond(
-                    message, surface, history=context, alias=alias, reply_id=reply_id, recorded=recorded
+                    message,
+                    surface,
+                    history=context,
+                    alias=alias,
+                    reply_id=reply_id,
+                    recorded=recorded,
+                    ended=ended,
                 )
         except Exception as error:
             # Unexpected (the store failing, say). The text shown stays, but no Stop button may
@@ -229,7 +240,6 @@ class Ember:
             raise
         finally:
             surface.stop_typing()
-        await surface.finish(outcome, ())
         return outcome
 
     @contextlib.contextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +26,10 @@ from core.ops.readiness import Readiness
 from core.platforms import Platforms
 from core.store import Store, ops_repo
 from core.studio import StudioService
+
+# How long closing waits for the replies' records still being written (milliseconds, normally;
+# a store that hangs longer should not hold the shutdown for ever).
+RECORDS_GRACE_SECONDS = 10.0
 
 
 @dataclass
@@ -78,6 +84,7 @@ async def open_runtime(
         return await store_facts(store, utcnow())
 
     metrics.read_at_scrape(facts, lambda: breaker_states(router, settings))
+    engine: ChatEngine | None = None
     try:
         if migrate:
             await store.upgrade()
@@ -110,6 +117,10 @@ async def open_runtime(
         )
     finally:
         gc.unfreeze()  # what this runtime built may be collected once it is closed
+        if engine is not None:
+            # A reply whose buttons are on may still be writing its end: let it, within reason.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(engine.records_written(), RECORDS_GRACE_SECONDS)
         await essays.close()
         await runtime_budgets.aclose()
         await router.close()

@@ -3,6 +3,8 @@ presses that arrive after a restart (a fresh client over the same database)."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from pathlib import Path
 
 from tests.discord_support import (
@@ -106,6 +108,46 @@ async def test_regenerate_replaces_the_answer_in_place_for_the_asker_or_a_modera
         assert {tuple(turns(r)) for r in fake_anthropic.requests} == {
             (("user", "Bob: @Ember a haiku, please"),)
         }
+
+
+async def test_the_buttons_do_not_wait_for_the_store_and_a_press_waits_for_the_records(
+    tmp_path: Path, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    """A reply's final buttons go on while its end is written: with the database locked by
+    another writer, they still appear. A Regenerate pressed then waits for the reply's records,
+    so it rewrites the reply's own message in place, as it does when the store is quick."""
+    first = Reply.held(["First", " try."], after=1)
+    fake_anthropic.script.extend([first, Reply.text(["Second try."])])
+    async with running_ember(fake_discord, fake_anthropic, ember_settings(tmp_path, fake_anthropic)) as ember:
+        ember.client.inbound.edit_interval = 0.05
+        bob, general = fake_discord.user("bob"), fake_discord.channel("general")
+        await fake_discord.say(bob, general, f"{fake_discord.bot.mention} try twice")
+        await ember.wait(posts_in(general.id))
+        await asyncio.sleep(0.2)  # the reply's row and the question, written as it streams
+        other_writer = sqlite3.connect(tmp_path / "ember.db", isolation_level=None)
+        other_writer.execute("BEGIN IMMEDIATE")  # the store's writer waits (busy timeout: 5 s)
+        try:
+            first.release.set()
+            await ember.wait(finished)
+            [answer] = bot_messages(fake_discord, general)
+            assert answer["content"] == "First try."
+            interaction = await press(ember, bob, answer, "regen")
+            await ember.wait(lambda r: r.route == CALLBACK and interaction["id"] in r.path)
+            await asyncio.sleep(0.2)  # the press is being handled, the records not yet written
+        finally:
+            other_writer.execute("COMMIT")
+            other_writer.close()
+        await ember.wait(finished, count=2)
+        assert fake_discord.messages[int(answer["id"])]["content"] == "Second try."
+        assert [m["id"] for m in bot_messages(fake_discord, general)] == [answer["id"]]
+        assert len([r for r in fake_discord.requests if r.route == POST]) == 1
+    stored = sqlite3.connect(tmp_path / "ember.db")
+    try:
+        usage = stored.execute("SELECT count(*) FROM usage").fetchone()
+        replies = stored.execute("SELECT status, text FROM replies").fetchall()
+    finally:
+        stored.close()
+    assert usage == (2,) and replies == [("done", "Second try.")]
 
 
 async def test_continue_carries_on_an_answer_cut_at_max_tokens(

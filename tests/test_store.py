@@ -14,6 +14,7 @@ from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 from core.chat import transcript
+from core.errors import StoreError
 from core.events import Message, Place, User
 from core.store import Store, Usage
 from core.store.chat_repo import ChatRepo, UsageEntry, UsageTotals
@@ -79,6 +80,17 @@ ALICE = User("U1", "Alice", "slack", "T1")
 
 def message(n: int, text: str, author: User = ALICE) -> Message:
     return Message(id=f"{n}.0", place=PLACE, author=author, text=text)
+
+
+async def test_a_write_after_the_store_closed_is_a_clear_error(tmp_path: Path) -> None:
+    """A late write (a bug of its caller) is refused plainly: on a SQLite file a second worker
+    thread on the store's connection would crash the whole process instead."""
+    store = Store.open(f"sqlite+aiosqlite:///{tmp_path / 'ember.db'}")
+    await store.upgrade()
+    await transcript.record_message(store, message(1, "before"))
+    await store.close()
+    with pytest.raises(StoreError, match="closed"):
+        await transcript.record_message(store, message(2, "after"))
 
 
 async def test_transcript_records_once_and_reads_back_in_order(store: Store) -> None:

@@ -161,7 +161,7 @@ class ReplyControls:
         """Whether `user` may press a reply's buttons (the rule is `may_press`)."""
         if user.is_moderator:
             return True  # moderators may press any reply's: no need to look it up
-        await self._running.row_written(reply_id)  # pressed before its row was written
+        await self._running.records_written(reply_id)  # pressed before its row was written
         # Pressed on another host than the one writing the row: it is visible here shortly.
         reply = await visible_soon(lambda: self._records.reply(reply_id))
         return may_press(user, reply.requester_id if reply else None)
@@ -172,20 +172,36 @@ class ReplyControls:
 
     async def reply_place(self, reply_id: str) -> Place | None:
         """The conversation a stored reply answers in (a regenerate or continue writes there)."""
-        reply = await self._records.reply(reply_id)
+        reply = await self._ended_reply(reply_id)
         return reply.place if reply else None
 
     async def reply_handles(self, reply_id: str) -> list[str]:
         """The platform messages a reply was shown in (for a regenerate that rewrites them)."""
-        reply = await self._records.reply(reply_id)
+        reply = await self._ended_reply(reply_id)
         return list(reply.handles) if reply else []
+
+    async def _ended_reply(self, reply_id: str, *, in_writers_turn: bool = False) -> StoredReply | None:
+        """The stored reply, read once its end is recorded. A reply's final buttons show while
+        its end is written (`ChatEngine.write_reply`): a press here waits for that write; a press
+        on another host than the writer's reads the row until it no longer says "streaming", for
+        up to `stop_flags.ROW_PATIENCE` (a reply still running, pressed twice, is read as is)."""
+        await self._running.records_written(reply_id)
+        reply = await self._records.reply(reply_id, in_writers_turn=in_writers_turn)
+        if reply is None or reply.status != "streaming" or reply_id in self._running.ids():
+            return reply
+
+        async def ended() -> StoredReply | None:
+            again = await self._records.reply(reply_id, in_writers_turn=in_writers_turn)
+            return None if again is not None and again.status == "streaming" else again
+
+        return await visible_soon(ended) or reply
 
     def _display_name(self, alias: str) -> str:
         model = self._settings.models.get(alias)
         return (model.display_name if model else "") or alias
 
     async def _reply_and_prompt(self, reply_id: str) -> tuple[StoredReply, Message]:
-        reply = await self._records.reply(reply_id, in_writers_turn=True)
+        reply = await self._ended_reply(reply_id, in_writers_turn=True)
         if reply is None:
             raise LookupError(f"no reply {reply_id}")
         return reply, await self._context.prompt_of(reply)

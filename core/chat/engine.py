@@ -26,7 +26,7 @@ from core.chat.endings import log_refused, record_end, show_end
 from core.chat.failover import Attempt, Failover
 from core.chat.gate import AccessGate, OpenGate
 from core.chat.inflight import InFlight
-from core.chat.outcome import Outcome, new_reply_id
+from core.chat.outcome import Ended, Outcome, new_reply_id
 from core.chat.progress import saving_progress
 from core.chat.routing import Router
 from core.chat.stop_flags import RemoteStops
@@ -101,10 +101,12 @@ class ChatEngine:
         alias: str | None = None,
         reply_id: str | None = None,
         recorded: bool = False,
+        ended: Ended | None = None,
     ) -> Outcome:
         """Answer `message`. `history` is platform-read context (oldest first, without
         `message`); when None, context comes from ember's own store of this place.
-        `reply_id` (from `new_reply_id`) lets the adapter label buttons before the reply starts."""
+        `reply_id` (from `new_reply_id`) lets the adapter label buttons before the reply starts;
+        `ended` is called once with the outcome when the reply's end is shown (its buttons)."""
         # The message is written while the context is read and the model is asked: the model
         # needs only what is in memory, and under load the writer's turn on SQLite can take
         # seconds. The write is awaited before the reply is finished (and its error surfaces).
@@ -126,6 +128,7 @@ class ChatEngine:
                 reply_id=reply_id,
                 recording=recording,
                 resumable=recorded,
+                ended=ended,
             )
         finally:
             if recording is not None and not recording.done():
@@ -142,6 +145,11 @@ class ChatEngine:
 
     def interrupt(self, reply_id: str) -> bool:
         return self._running.interrupt(reply_id)
+
+    async def records_written(self) -> None:
+        """Until the records of every reply being written here are written: the store may
+        close then (a reply's end is recorded while its buttons go on)."""
+        await self._running.all_written()
 
     def in_flight(self) -> list[str]:
         return self._running.ids()
@@ -193,14 +201,17 @@ class ChatEngine:
         recording: asyncio.Task[bool] | None = None,
         shown: Shown | None = None,
         resumable: bool = False,
+        ended: Ended | None = None,
     ) -> Outcome:
         """Answer `prompt` (the last of `history`) into `sink` with the model of `alias`, carrying
         on from `prefill` (a continuation's earlier text). `recording` is the prompt's own write,
         awaited before the reply is finished; `shown` is what a reply taken over from a host that
-        died had shown; `resumable`: another host would finish this one should this host die."""
+        died had shown; `resumable`: another host would finish this one should this host die;
+        `ended`, when given, is called once with the outcome as soon as the reply's end is shown
+        (or it was refused), while its records are written."""
         trace_id = new_trace_id()
         outcome = Outcome(reply_id=reply_id or new_reply_id(), trace_id=trace_id, status="done", alias=alias)
-        request = _Request(outcome, prompt, history, sink, prefill, shown, resumable)
+        request = _Request(outcome, prompt, history, sink, prefill, shown, resumable, ended)
         # Every line logged about this reply, here or deeper, names it and its trace.
         with log_context(trace_id=trace_id, reply_id=outcome.reply_id, platform=prompt.place.platform):
             await self._admitted_run(request, recording)
@@ -225,7 +236,7 @@ class ChatEngine:
                 saving = asyncio.create_task(
                     self._records.start_reply(outcome.reply_id, prompt, outcome.alias, status="streaming")
                 )
-                with self._running.writing_row(outcome.reply_id, saving):
+                with self._running.writing(outcome.reply_id, saving):
                     try:
                         await self._generate(request, recording, saving)
                     finally:
@@ -236,12 +247,13 @@ class ChatEngine:
             if denied.user_message:
                 log.info("refused: %s", denied.user_message)
                 await request.sink.notice(denied.user_message)
+            if request.ended is not None:
+                await request.ended(outcome)
 
     async def _generate(
         self, request: _Request, recording: asyncio.Task[bool] | None, saving: asyncio.Task[None]
     ) -> None:
-        """Stream the reply, show its end, and record it once its row (`saving`) and its prompt
-        (`recording`, None when the prompt was written before) are written."""
+        """Stream the reply, show its end (`request.ended` with it), and record it."""
         outcome, prompt = request.outcome, request.prompt
         extra_system = await self._context.extra_system(prompt.place)
         reply = StreamingReply(request.sink)
@@ -251,14 +263,37 @@ class ChatEngine:
         started = self._clock()
         await self._stream(request, attempt, reply, saving)
         await show_end(prompt, outcome, attempt, reply)
-        # The reply's row must exist before it is finished. A failed early write still lets the
-        # reply finish and its usage be metered; its error is raised afterwards.
-        writes = [write for write in (recording, saving) if write is not None]
+        latency = self._clock() - started
+        # The records are written while the adapter puts on the final buttons: under a burst the
+        # store's writer takes its turns, and the final text (which the buttons carry when the
+        # budget is tight) should not wait for them. A press of those buttons waits for the
+        # records (`InFlight.records_written`).
+        records = asyncio.create_task(self._record(request, attempt, (recording, saving), latency))
+        with self._running.writing(outcome.reply_id, records):
+            try:
+                if request.ended is not None:
+                    await request.ended(outcome)
+            finally:
+                await asyncio.wait({records})  # never leave the write behind
+        records.result()
+
+    async def _record(
+        self,
+        request: _Request,
+        attempt: Attempt,
+        early_writes: tuple[asyncio.Task[bool] | None, asyncio.Task[None]],
+        latency: float,
+    ) -> None:
+        """Record the reply's end once its row and its prompt (`early_writes`; the prompt's is
+        None when it was written before) are written. A failed early write still lets the reply
+        be recorded and its usage metered; its error is raised afterwards."""
+        writes = [write for write in early_writes if write is not None]
         failed_writes = [
             e for e in await asyncio.gather(*writes, return_exceptions=True) if isinstance(e, BaseException)
         ]
-        latency = self._clock() - started
-        await record_end(self._records, self.access, outcome, prompt, attempt, latency=latency)
+        await record_end(
+            self._records, self.access, request.outcome, request.prompt, attempt, latency=latency
+        )
         if failed_writes:
             raise failed_writes[0]
 
@@ -303,3 +338,4 @@ class _Request:
     prefill: str
     shown: Shown | None
     resumable: bool
+    ended: Ended | None

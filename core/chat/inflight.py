@@ -1,8 +1,8 @@
-"""The replies being written on this host: each one's task, its row being written, and why it
-was cancelled (a Stop keeps the text so far; a shutdown adds a note to ask again).
+"""The replies being written on this host: each one's task, its records being written, and why
+it was cancelled (a Stop keeps the text so far; a shutdown adds a note to ask again).
 
-The engine registers a reply here while it streams; Stop, shutdown and a button pressed before
-the reply's row exists look it up here. Nothing here outlives the process: another host knows a
+The engine registers a reply here while it streams and while its records are written; Stop,
+shutdown and a button pressed before the reply's records are written look it up here. Nothing here outlives the process: another host knows a
 reply only by its stored row (`core.chat.stop_flags` for a Stop pressed there).
 """
 
@@ -20,7 +20,7 @@ class InFlight:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopped: set[str] = set()
         self._interrupted: set[str] = set()
-        self._row_writes: dict[str, asyncio.Task[None]] = {}
+        self._writes: dict[str, list[asyncio.Task[None]]] = {}
 
     def ids(self) -> list[str]:
         """The ids of the replies being generated here now."""
@@ -62,17 +62,27 @@ class InFlight:
             self._interrupted.discard(reply_id)
 
     @contextlib.contextmanager
-    def writing_row(self, reply_id: str, write: asyncio.Task[None]) -> Iterator[None]:
-        """While the block runs, `write` is creating the reply's row (see `row_written`)."""
-        self._row_writes[reply_id] = write
+    def writing(self, reply_id: str, write: asyncio.Task[None]) -> Iterator[None]:
+        """While the block runs, `write` is writing the reply's records: its row as it starts,
+        its end as it finishes (see `records_written`)."""
+        self._writes.setdefault(reply_id, []).append(write)
         try:
             yield
         finally:
-            self._row_writes.pop(reply_id, None)
+            writes = self._writes[reply_id]
+            writes.remove(write)
+            if not writes:
+                del self._writes[reply_id]
 
-    async def row_written(self, reply_id: str) -> None:
-        """Wait for the reply's row to be written, when a write of it is in progress here (a
-        button pressed just as the reply began)."""
-        pending = self._row_writes.get(reply_id)
-        if pending is not None:
-            await asyncio.wait({pending})
+    async def records_written(self, reply_id: str) -> None:
+        """Wait for the reply's records being written here, if any: a button pressed as the
+        reply began (its row), or as its buttons appeared (its end, written meanwhile)."""
+        pending = self._writes.get(reply_id)
+        if pending:
+            await asyncio.wait(list(pending))
+
+    async def all_written(self) -> None:
+        """Until every record being written here now is written (before the store closes)."""
+        pending = [write for writes in self._writes.values() for write in writes]
+        if pending:
+            await asyncio.wait(pending)

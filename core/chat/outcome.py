@@ -4,7 +4,7 @@ the engine's call that writes one reply, for the parts that start a reply throug
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -37,6 +37,11 @@ class Outcome:
     @property
     def can_continue(self) -> bool:
         return self.status == "done" and self.stop_reason == "max_tokens"
+
+
+# Called once a reply's end is shown, before its records are written: the adapter's final buttons
+# (`ReplySurface.finish`), which so need not wait for the store's writer under load.
+Ended = Callable[[Outcome], Awaitable[None]]
 
 
 class WriteReply(Protocol):

@@ -17,6 +17,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.pool import StaticPool
 
+from core.errors import StoreError
+
 T = TypeVar("T")
 Pragmas = Callable[[Any, Any], None]
 
@@ -48,8 +50,15 @@ class SqliteThread:
         self._name = name
         self._executor: ThreadPoolExecutor | None = None
         self._engine: Engine | None = None
+        self._closed = False
 
     async def run(self, work: Callable[[Connection], T], *, transaction: bool) -> T:
+        if self._closed:
+            # A second worker thread on the same connection would crash the process; a unit of
+            # work that comes this late is a bug of its caller, told plainly.
+            raise StoreError(
+                f"the store's {self._name} thread is closed: nothing more can be written or read"
+            )
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, work, transaction)
@@ -65,6 +74,7 @@ class SqliteThread:
             return work(conn)
 
     async def close(self) -> None:
+        self._closed = True
         executor, self._executor = self._executor, None
         if executor is None:
             return
