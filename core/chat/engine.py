@@ -221,6 +221,9 @@ class ChatEngine:
 
     async def _admitted_run(self, request: _Request, recording: asyncio.Task[bool] | None) -> None:
         outcome, prompt = request.outcome, request.prompt
+        # A member's daily limits count their replies' usage: a message sent as the last reply's
+        # buttons appear waits the moment its records take.
+        await self._running.records_written_by(_member(prompt.author))
         try:
             gate = self.access
             admitting = (
@@ -238,7 +241,7 @@ class ChatEngine:
                 )
                 with self._running.writing(outcome.reply_id, saving):
                     try:
-                        await self._generate(request, recording, saving)
+                        attempt, latency = await self._generate(request, saving)
                     finally:
                         if not saving.done():
                             await asyncio.wait({saving})  # never leave the write behind
@@ -249,11 +252,12 @@ class ChatEngine:
                 await request.sink.notice(denied.user_message)
             if request.ended is not None:
                 await request.ended(outcome)
+            return
+        # The model's part is done, and the member's reply slot free again.
+        await self._end(request, attempt, latency, (recording, saving))
 
-    async def _generate(
-        self, request: _Request, recording: asyncio.Task[bool] | None, saving: asyncio.Task[None]
-    ) -> None:
-        """Stream the reply, show its end (`request.ended` with it), and record it."""
+    async def _generate(self, request: _Request, saving: asyncio.Task[None]) -> tuple[Attempt, float]:
+        """Stream the reply and show its end: what was asked of the model, and how long it took."""
         outcome, prompt = request.outcome, request.prompt
         extra_system = await self._context.extra_system(prompt.place)
         reply = StreamingReply(request.sink)
@@ -263,13 +267,22 @@ class ChatEngine:
         started = self._clock()
         await self._stream(request, attempt, reply, saving)
         await show_end(prompt, outcome, attempt, reply)
-        latency = self._clock() - started
-        # The records are written while the adapter puts on the final buttons: under a burst the
-        # store's writer takes its turns, and the final text (which the buttons carry when the
-        # budget is tight) should not wait for them. A press of those buttons waits for the
-        # records (`InFlight.records_written`).
-        records = asyncio.create_task(self._record(request, attempt, (recording, saving), latency))
-        with self._running.writing(outcome.reply_id, records):
+        return attempt, self._clock() - started
+
+    async def _end(
+        self,
+        request: _Request,
+        attempt: Attempt,
+        latency: float,
+        early_writes: tuple[asyncio.Task[bool] | None, asyncio.Task[None]],
+    ) -> None:
+        """Record the reply while the adapter puts on its final buttons (`request.ended`): under
+        a burst the store's writer takes its turns, and the final text (which the buttons carry
+        when the budget is tight) should not wait for them. A press of those buttons, and the
+        member's next message, wait for the records (`InFlight`)."""
+        outcome = request.outcome
+        records = asyncio.create_task(self._record(request, attempt, early_writes, latency))
+        with self._running.writing(outcome.reply_id, records, by=_member(request.prompt.author)):
             try:
                 if request.ended is not None:
                     await request.ended(outcome)
@@ -339,3 +352,8 @@ class _Request:
     shown: Shown | None
     resumable: bool
     ended: Ended | None
+
+
+def _member(user: User) -> str:
+    """Whose replies these are, for `InFlight.records_written_by`."""
+    return f"{user.platform}:{user.id}"

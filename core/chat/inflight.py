@@ -20,7 +20,9 @@ class InFlight:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopped: set[str] = set()
         self._interrupted: set[str] = set()
+        # The records being written, by reply; the ends being written, by member.
         self._writes: dict[str, list[asyncio.Task[None]]] = {}
+        self._ends_by: dict[str, list[asyncio.Task[None]]] = {}
 
     def ids(self) -> list[str]:
         """The ids of the replies being generated here now."""
@@ -62,27 +64,34 @@ class InFlight:
             self._interrupted.discard(reply_id)
 
     @contextlib.contextmanager
-    def writing(self, reply_id: str, write: asyncio.Task[None]) -> Iterator[None]:
+    def writing(self, reply_id: str, write: asyncio.Task[None], *, by: str = "") -> Iterator[None]:
         """While the block runs, `write` is writing the reply's records: its row as it starts,
-        its end as it finishes (see `records_written`)."""
-        self._writes.setdefault(reply_id, []).append(write)
+        its end (`by` the member whose reply it is) as it finishes (see `records_written`)."""
+        logs = [(self._writes, reply_id), (self._ends_by, by)] if by else [(self._writes, reply_id)]
+        for log, key in logs:
+            log.setdefault(key, []).append(write)
         try:
             yield
         finally:
-            writes = self._writes[reply_id]
-            writes.remove(write)
-            if not writes:
-                del self._writes[reply_id]
+            for log, key in logs:
+                log[key].remove(write)
+                if not log[key]:
+                    del log[key]
 
     async def records_written(self, reply_id: str) -> None:
         """Wait for the reply's records being written here, if any: a button pressed as the
         reply began (its row), or as its buttons appeared (its end, written meanwhile)."""
-        pending = self._writes.get(reply_id)
-        if pending:
-            await asyncio.wait(list(pending))
+        await _all_of(self._writes.get(reply_id, []))
+
+    async def records_written_by(self, member: str) -> None:
+        """Wait for the end records of `member`'s replies being written here, if any."""
+        await _all_of(self._ends_by.get(member, []))
 
     async def all_written(self) -> None:
         """Until every record being written here now is written (before the store closes)."""
-        pending = [write for writes in self._writes.values() for write in writes]
-        if pending:
-            await asyncio.wait(pending)
+        await _all_of([write for writes in self._writes.values() for write in writes])
+
+
+async def _all_of(writes: list[asyncio.Task[None]]) -> None:
+    if writes:
+        await asyncio.wait(set(writes))
