@@ -14,6 +14,10 @@ Printed:
   requests + every other request made while it ran) / the rate (goal: at most 1.15×), for two
   rates: Discord's published 50 a second, and ember's budget of 50 per 1.05 s (the README's
   margin for clocks that disagree, `bots.discord.traits.GLOBAL_SECONDS`);
+- the same against the budget chat left over once its reservations are counted too: while as
+  many replies are in flight as the budget has slots, each holds one for its first and final
+  text (core.budget.holds) and no essay post may go, whatever those replies send. The bound is
+  then that reserved time + (the fan-out's requests + the others made outside it) / the rate;
 - 429s answered.
 
 Run: `make bench BENCH=fanout` (or `.venv/bin/python -m bench fanout`); about three minutes.
@@ -33,6 +37,7 @@ from sqlalchemy import insert
 from bench.burst_bench import FIRST_TOKEN, SETTLE, TOKENS, TOKENS_PER_SECOND, _ms, one_burst
 from bench.measure import percentile
 from bots.discord.traits import GLOBAL_SECONDS
+from core.budget import GLOBAL, RequestScheduler
 from core.runtime import Runtime
 from core.store import EssaySubscription
 from tests.discord_support import ember_settings, running_ember
@@ -49,6 +54,7 @@ from tests.fakes.discord_server import (
 from tests.fakes.feed_server import FeedServer, Post
 
 SIZE = 50
+SAMPLE = 0.01  # seconds between two looks at the replies' reservations
 CHANNELS = 2_000
 PER_GUILD = 500  # Discord's most channels in one server
 RATE = 50.0  # Discord's published global limit, requests per second
@@ -119,6 +125,32 @@ async def chat_bursts(world: World, anthropic: FakeAnthropic, first: int, count:
     return delays
 
 
+async def watch_reservations(scheduler: RequestScheduler, spans: list[tuple[float, float]]) -> None:
+    """Record the spans during which the replies in flight reserve the whole global budget:
+    an essay post needs a slot beyond every held one and the standing headroom."""
+    window = scheduler.policy.windows[GLOBAL]
+    standing = scheduler.policy.kept_for_replies.get(GLOBAL, 0)
+    loop = asyncio.get_running_loop()
+    began: float | None = None
+    try:
+        while True:
+            reserved = scheduler.held() + standing + 1 > window.limit
+            now = loop.time()
+            if reserved and began is None:
+                began = now
+            elif not reserved and began is not None:
+                spans.append((began, now))
+                began = None
+            await asyncio.sleep(SAMPLE)
+    finally:
+        if began is not None:
+            spans.append((began, loop.time()))
+
+
+def inside(spans: list[tuple[float, float]], moment: float) -> bool:
+    return any(start <= moment <= end for start, end in spans)
+
+
 def channel_of(r: Recorded) -> str:
     parts = r.path.split("/")
     return parts[2] if len(parts) > 2 and parts[1] == "channels" else ""
@@ -146,9 +178,14 @@ async def run(repeats: int) -> None:
                     await publish(ember.runtime, feeds)
                     started = asyncio.get_running_loop().time()
                     fan_out = asyncio.create_task(ember.runtime.essays.deliver_pending(wait=DEADLINE))
+                    spans: list[tuple[float, float]] = []
+                    scheduler = ember.runtime.budgets.for_platform("discord")
+                    watching = asyncio.create_task(watch_reservations(scheduler, spans))
                     await asyncio.sleep(LEAD)
                     during = await chat_bursts(world, anthropic, repeats, repeats)
                     report = await fan_out
+                    watching.cancel()
+                    await asyncio.gather(watching, return_exceptions=True)
     answered = [r for r in fake.requests if r.status < 300]
     essay = [r for r in answered if channel_of(r) in essay_channels]
     ended = max(r.time for r in essay)
@@ -169,6 +206,17 @@ async def run(repeats: int) -> None:
         print(
             f"| bound at {label} {rate:.1f} per s: ({len(essay):,} + {len(others):,}) / {rate:.1f} = "
             f"{bound:.1f} s | ratio {seconds / bound:.2f} (goal ≤ 1.15) | |"
+        )
+    reserved = sum(
+        min(end, ended) - max(start, started) for start, end in spans if end > started and start < ended
+    )
+    unreserved = [r for r in others if not inside(spans, r.time)]
+    for label, rate in (("Discord's", RATE), ("the budget's", budget_rate)):
+        bound = reserved + (len(essay) + len(unreserved)) / rate
+        print(
+            f"| bound on what chat left at {label} rate: {reserved:.1f} s reserved by replies + "
+            f"({len(essay):,} + {len(unreserved):,}) / {rate:.1f} = {bound:.1f} s | "
+            f"ratio {seconds / bound:.2f} (goal ≤ 1.15) | |"
         )
     print(f"| 429s | {len(fake.rate_limited)} | |")
 
