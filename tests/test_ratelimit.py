@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from bots.discord.traits import RATE_LIMIT as DISCORD_RATE
-from bots.slack.traits import RATE_LIMIT as SLACK_RATE
 from core.ratelimit import Pacer, RateLimit, TokenBucket
 
 
@@ -74,10 +72,3 @@ async def test_a_channel_gap_spaces_posts_to_one_channel_only() -> None:
     await pacer.acquire("C1")
     await pacer.acquire("C1")
     assert slept == [pytest.approx(1.0), pytest.approx(2.0)]
-
-
-def test_defaults_stay_under_the_platform_limits() -> None:
-    assert DISCORD_RATE.per_second < 50
-    assert SLACK_RATE.per_channel_seconds >= 1.0
-    with pytest.raises(ValueError):
-        TokenBucket(rate=0)
