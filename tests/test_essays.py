@@ -614,7 +614,7 @@ async def one_a_second(clock: FakeTime) -> AsyncIterator[RequestScheduler]:
     await scheduler.aclose()
 
 
-async def test_a_token_is_spent_only_for_a_request_made(
+async def test_the_budget_is_spent_only_for_a_request_made(
     service: EssayService, feed_server: FeedServer, clock: FakeTime, one_a_second: RequestScheduler
 ) -> None:
     """Three posts at one a second, no thread opened: two seconds of waiting, not five (a thread
