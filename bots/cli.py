@@ -10,14 +10,16 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TextIO, cast
 
 from bots.run import cmd_run, cmd_status
 from bots.studio_cli import add_studio_parser
 from bots.usage_cli import add_usage_parser
 from core.access import OPERATOR, grant_line
+from core.budget import RequestScheduler
 from core.config import (
     Settings,
     check_environment,
@@ -28,7 +30,8 @@ from core.config import (
 from core.errors import CommandError, ConfigError, StoreError
 from core.events import User
 from core.logs import RedactingStream, Redactor, configure_logging
-from core.runtime import open_runtime
+from core.ports import Announcer, PlatformTraits
+from core.runtime import Runtime, open_runtime
 from core.store import Store
 
 log = logging.getLogger("ember")
@@ -120,9 +123,7 @@ async def cmd_essays(args: argparse.Namespace, settings: Settings) -> int:
         if args.essays_command == "status":
             print("\n".join((await service.status()).lines()))
             return 0
-        async with _essay_announcers(runtime) as announcers:
-            for platform, announcer in announcers.items():
-                service.register_announcer(platform, announcer)
+        async with _essay_announcers(runtime):
             if not args.once:
                 await service.run()
                 return 0
@@ -133,21 +134,41 @@ async def cmd_essays(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(r.ok for r in reports) else 1
 
 
-@asynccontextmanager
-async def _essay_announcers(runtime: Any) -> AsyncIterator[dict[str, Any]]:
-    """Announcers for `essays poll` on the platforms whose tokens are in the environment (REST
-    only: no gateway, no socket); deliveries for the others stay queued for `ember run`."""
-    from bots.discord import announcer as discord
-    from bots.slack import announcer as slack
+@dataclass(frozen=True)
+class _RestAdapter:
+    """What `essays poll` needs of a platform's adapter to announce without chat running."""
 
+    traits: PlatformTraits
+    can_announce: Callable[[Settings, Mapping[str, str]], bool]
+    rest_announcer: Callable[[Settings, RequestScheduler], AbstractAsyncContextManager[Announcer]]
+
+
+@asynccontextmanager
+async def _essay_announcers(runtime: Runtime) -> AsyncIterator[None]:
+    """Announce on the platforms whose tokens are in the environment (REST only: no gateway, no
+    socket), each attached and announcing as under `ember run` (`Ember.attach`, `announce_with`):
+    its deliveries and its other requests spend the platform's one budget, with its windows.
+    Deliveries for the other platforms stay queued for `ember run`."""
+    from bots.discord import announcer as discord
+    from bots.discord.traits import discord_traits
+    from bots.slack import announcer as slack
+    from bots.slack.traits import slack_traits
+    from core.ember import Ember
+
+    settings = runtime.settings
+    adapters = (
+        _RestAdapter(discord_traits(settings.discord), discord.can_announce, discord.rest_announcer),
+        _RestAdapter(slack_traits(settings.slack), slack.can_announce, slack.rest_announcer),
+    )
+    ember = Ember(runtime)
     async with AsyncExitStack() as stack:
-        announcers: dict[str, Any] = {}
-        for platform, adapter in (("discord", discord), ("slack", slack)):
-            if adapter.can_announce(runtime.settings, os.environ):
-                announcers[platform] = await stack.enter_async_context(
-                    adapter.rest_announcer(runtime.settings)
-                )
-        yield announcers
+        for adapter in adapters:
+            if adapter.can_announce(settings, os.environ):
+                ember.attach(adapter.traits)
+                scheduler = ember.scheduler(adapter.traits.platform)
+                announcer = await stack.enter_async_context(adapter.rest_announcer(settings, scheduler))
+                ember.announce_with(adapter.traits, announcer)
+        yield
 
 
 def _add_essays_parser(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -15,7 +15,6 @@ from core import (
     Place,
     Platform,
     PlatformTraits,
-    RateLimit,
     Runtime,
     Said,
     Trigger,
@@ -36,7 +35,6 @@ TRAITS = PlatformTraits(
     allow_dms=True,
     max_message_chars=1_000_000,
     edit_interval=0.0,
-    rate_limit=RateLimit(per_second=10.0),
 )
 # The terminal is the operator's own seat: every line is for the model.
 EVERY_LINE = Trigger(in_room_channel=True)

@@ -59,7 +59,6 @@ if TYPE_CHECKING:
         ReviewDesk,
         Said,
     )
-    from core.ratelimit import RateLimit
     from core.runtime import Runtime
     from core.studio import DraftPreview, parse_studio_button_id
     from core.studio.preview import PREFIX as STUDIO_BUTTON_PREFIX
@@ -106,7 +105,6 @@ __all__ = [
     "PressedReplyButton",
     "PressedStudioButton",
     "Question",
-    "RateLimit",
     "RateLimited",
     "ReplyOpener",
     "ReplySink",
@@ -175,7 +173,6 @@ _HOMES: dict[str, tuple[str, str]] = {
     "SHOW_PROMPT_LABEL": ("core.chat.wording", "SHOW_PROMPT"),
     "STOP_REPLY_LABEL": ("core.chat.wording", "STOP_REPLY"),
     "STUDIO_BUTTON_PREFIX": ("core.studio.preview", "PREFIX"),
-    "RateLimit": ("core.ratelimit", "RateLimit"),
     "RateLimited": ("core.errors", "RateLimited"),
     "ReplyOpener": ("core.ports", "ReplyOpener"),
     "ReplySink": ("core.ports", "ReplySink"),

@@ -98,9 +98,13 @@ class Ember:
             self._runtime.access.register_notifier(traits.platform, notifier)
 
     def announce_with(self, traits: PlatformTraits, announcer: Announcer) -> None:
-        """Essay deliveries for the platform flow through `announcer`, at the platform's pace."""
+        """Essay deliveries for the platform flow through `announcer`, paced by the platform's
+        one request scheduler (attach the traits first)."""
         self._runtime.essays.register_announcer(
-            traits.platform, announcer, traits.rate_limit, scheduler=self.scheduler(traits.platform)
+            traits.platform,
+            announcer,
+            scheduler=self.scheduler(traits.platform),
+            concurrency=traits.announce_concurrency,
         )
 
     def review_with(self, traits: PlatformTraits, desk: ReviewDesk) -> None:

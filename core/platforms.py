@@ -13,7 +13,6 @@ from typing import cast
 
 from core.events import Platform
 from core.ports import PlatformTraits
-from core.ratelimit import CAUTIOUS
 
 
 def unattached(platform: str) -> PlatformTraits:
@@ -26,7 +25,6 @@ def unattached(platform: str) -> PlatformTraits:
         allow_dms=True,
         max_message_chars=2000,
         edit_interval=1.0,
-        rate_limit=CAUTIOUS,
     )
 
 

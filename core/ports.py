@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from core.chat.outcome import Outcome
     from core.chat.triggers import Trigger
     from core.essays.delivery import Delivery
-    from core.ratelimit import RateLimit
     from core.studio.preview import DraftPreview
 
 
@@ -44,11 +43,12 @@ class PlatformTraits:
     # The longest message the core may hand the sink, and the least seconds between two edits.
     max_message_chars: int
     edit_interval: float
-    # The platform's request budget for announcements (core.ratelimit).
-    rate_limit: RateLimit
     # The platform's request budget (core.budget): every call its adapter sends spends from
     # it, through one scheduler per platform. None: nothing is limited (the terminal).
     budget: BudgetPolicy | None = None
+    # Essay deliveries sent at once: enough to hide each request's latency. The budget, not
+    # this number, sets their pace.
+    announce_concurrency: int = 16
     # The operator's own seat (the terminal): access by request does not apply there.
     operator_seat: bool = False
     # True when one message may reach ember more than once even on one host (Slack retries
@@ -254,7 +254,7 @@ class Notifier(Protocol):
 
 class Announcer(Protocol):
     """What a platform adapter does for essay announcements. Register with
-    `EssayService.register_announcer(platform, announcer, limit)`."""
+    `Ember.announce_with(traits, announcer)`."""
 
     async def announce(self, delivery: Delivery) -> str:
         """Post the announcement in `delivery.channel_id`; return the platform's message id.

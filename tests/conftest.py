@@ -1,4 +1,4 @@
-"""Shared fixtures: loopback fakes of every network peer ember talks to."""
+"""Shared fixtures: loopback fakes of every network peer ember talks to, and request budgets."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from core.budget import Budgets
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.feed_server import FeedServer
@@ -74,3 +75,15 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
     (an admin) and channel C1 #general. Run ember on it with tests.slack_support.running_ember."""
     async with FakeSlack() as fake:
         yield fake
+
+
+# --- request budgets (core.budget) -------------------------------------------------------
+
+
+@pytest.fixture
+async def budgets() -> AsyncIterator[Budgets]:
+    """Request schedulers for a test's platforms, closed afterwards. `for_platform(name)` with no
+    policy gives one with no windows: nothing waits (the scheduler's pace has its own tests)."""
+    budgets = Budgets()
+    yield budgets
+    await budgets.aclose()

@@ -17,16 +17,17 @@ import pytest
 from aiohttp import web
 from sqlalchemy import text
 
+from core.budget import Budgets
 from core.config import settings_from_dict
 from core.essays import Delivery, EssayService
-from core.ratelimit import RateLimit
+from core.ports import Announcer
 from core.runtime import Runtime
 from core.store import Store
 from tests.fakes.feed_server import FeedServer, Post
 
 START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-# Pace that never makes a test wait (the pacer has its own tests).
-FAST = RateLimit(per_second=1_000_000.0, burst=1_000.0, concurrency=8)
+# Deliveries sent at once where the pace is not what a test is about.
+CONCURRENCY = 8
 DATABASES = ["sqlite", "postgres"]
 
 
@@ -114,6 +115,21 @@ class RecordingAnnouncer:
 
     async def notify_moderators(self, workspace_id: str, text: str) -> None:
         self.moderators.append((workspace_id, text))
+
+
+def announce_unpaced(
+    service: EssayService,
+    budgets: Budgets,
+    announcer: Announcer,
+    platform: str = "discord",
+    *,
+    concurrency: int = CONCURRENCY,
+) -> None:
+    """Deliveries for `platform` go through `announcer`, `concurrency` at once, on the platform's
+    scheduler from `budgets` (the `budgets` fixture's: no windows, so nothing waits)."""
+    service.register_announcer(
+        platform, announcer, scheduler=budgets.for_platform(platform), concurrency=concurrency
+    )
 
 
 def post(n: int, *, days_ago: float = 1.0, **fields: Any) -> Post:

@@ -330,3 +330,36 @@ async def test_an_essay_request_sent_through_the_pacer_is_made_in_its_turn_and_c
     assert await pacer.send("C2", post) is True
     assert not budget.has_room(Priority.FIRST_TEXT, (GLOBAL,))
     await budget.aclose()
+
+
+async def test_a_global_429_during_deliveries_holds_every_channel_until_retry_after() -> None:
+    time = VirtualTime()
+    budget = scheduler(time, **{GLOBAL: Window(50, 1.0)})
+    pacer = BudgetPacer(budget, concurrency=4)
+    calls = Recorder(time)
+    assert await pacer.send("C1", calls.call("before")) == "before"
+    pacer.pause(3.0)  # the outbox's answer to a global RateLimited
+    await asyncio.gather(pacer.send("C1", calls.call("C1 after")), pacer.send("C2", calls.call("C2 after")))
+    # The whole platform waits, and the window's unspent slots are no burst at its end.
+    assert calls.sent == [("before", 0.0), ("C1 after", 3.0), ("C2 after", 3.0)]
+    await budget.aclose()
+
+
+async def test_a_channel_window_spaces_deliveries_to_that_channel_only() -> None:
+    time = VirtualTime()
+    budget = scheduler(time, **{GLOBAL: Window(100, 1.0), "channel": Window(1, 1.0)})
+    pacer = BudgetPacer(budget, concurrency=4)
+    calls = Recorder(time)
+    await asyncio.gather(
+        *(
+            pacer.send(channel, calls.call(name))
+            for channel, name in [("C1", "C1 first"), ("C2", "C2"), ("C1", "C1 second"), ("C1", "C1 third")]
+        )
+    )
+    assert sorted(calls.sent, key=lambda sent: sent[1]) == [
+        ("C1 first", 0.0),
+        ("C2", 0.0),
+        ("C1 second", 1.0),
+        ("C1 third", 2.0),
+    ]
+    await budget.aclose()

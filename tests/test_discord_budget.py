@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from bots.discord.traits import discord_budget
+from core.budget import BudgetPacer, RequestScheduler
 from tests.discord_support import (
     EDIT,
     POST,
@@ -26,6 +28,7 @@ from tests.fakes.discord_server import (
     FakeMember,
     FakeUser,
 )
+from tests.test_budget import Recorder, VirtualTime
 
 CONVERSATIONS = 15
 # A small global limit, so fifteen replies at once overrun it as fifty would overrun Discord's.
@@ -137,3 +140,28 @@ async def test_each_reply_holds_a_slot_from_its_question_to_its_final_text(tmp_p
         # Every reply ended (ember drains its replies as it stops): no slot is left held.
         assert scheduler.held() == 0
         assert fake.rate_limited == []
+
+
+class SteppingTime(VirtualTime):
+    """A virtual clock that always moves forward when slept on: the window of 1.05 s is not a
+    binary fraction, and `now + (due - now)` can round to just short of `due`."""
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(max(seconds, 1e-9))
+
+
+async def test_essay_fan_out_on_the_shipped_budget_keeps_under_discords_published_limits() -> None:
+    """Discord allows a bot 50 requests a second, and five message creates per five seconds in
+    a channel: the shipped budget keeps essay deliveries under both, on a virtual clock."""
+    time = SteppingTime()
+    budget = RequestScheduler(discord_budget(50), clock=time.clock, sleep=time.sleep)
+    pacer = BudgetPacer(budget, concurrency=32)
+    calls = Recorder(time)
+    channels = [f"C{n}" for n in range(120)] + ["busy"] * 7
+    await asyncio.gather(*(pacer.send(channel, calls.call(channel)) for channel in channels))
+    moments = sorted(at for _, at in calls.sent)
+    assert len(moments) == len(channels)
+    assert all(later - earlier >= 1.0 for earlier, later in zip(moments, moments[50:], strict=False))
+    busy = [at for name, at in calls.sent if name == "busy"]
+    assert all(later - earlier >= 5.0 for earlier, later in zip(busy, busy[5:], strict=False))
+    await budget.aclose()

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from core.budget import GLOBAL, BudgetPolicy, Budgets, RequestScheduler, Window
 from core.errors import ChannelGone, DeliveryError, DeliveryRejected, RateLimited
 from core.essays import EssayService
 from core.events import Place, User
-from core.ratelimit import RateLimit
 from core.store import Store
 from tests.essay_support import (
     DATABASES,
-    FAST,
     FakeTime,
     Killed,
     RecordingAnnouncer,
+    announce_unpaced,
     make_service,
     open_store,
     post,
@@ -50,9 +50,9 @@ async def service(store: Store, clock: FakeTime, feed_server: FeedServer) -> Asy
     await service.close()
 
 
-def announcer(service: EssayService, platform: str = "discord") -> RecordingAnnouncer:
+def announcer(service: EssayService, budgets: Budgets, platform: str = "discord") -> RecordingAnnouncer:
     recording = RecordingAnnouncer(platform)
-    service.register_announcer(platform, recording, FAST)
+    announce_unpaced(service, budgets, recording, platform)
     return recording
 
 
@@ -72,9 +72,9 @@ async def seed(service: EssayService, feed_server: FeedServer, posts: int = 2) -
 
 
 async def test_first_poll_records_and_announces_nothing(
-    service: EssayService, feed_server: FeedServer
+    budgets: Budgets, service: EssayService, feed_server: FeedServer
 ) -> None:
-    discord = announcer(service)
+    discord = announcer(service, budgets)
     await subscribe(service, 2)
     await seed(service, feed_server, posts=3)
     await service.deliver_pending()
@@ -88,9 +88,9 @@ async def test_first_poll_records_and_announces_nothing(
 
 
 async def test_a_new_item_is_announced_once_in_every_channel_on_each_platform(
-    service: EssayService, feed_server: FeedServer, clock: FakeTime
+    budgets: Budgets, service: EssayService, feed_server: FeedServer, clock: FakeTime
 ) -> None:
-    discord, slack = announcer(service, "discord"), announcer(service, "slack")
+    discord, slack = announcer(service, budgets, "discord"), announcer(service, budgets, "slack")
     await subscribe(service, 3, "discord", role="R1")
     await subscribe(service, 2, "slack")
     await seed(service, feed_server)
@@ -128,10 +128,10 @@ async def test_conditional_get_and_user_agent(service: EssayService, feed_server
 
 
 async def test_the_same_item_after_a_restart_is_not_announced_again(
-    store: Store, clock: FakeTime, feed_server: FeedServer
+    budgets: Budgets, store: Store, clock: FakeTime, feed_server: FeedServer
 ) -> None:
     first = make_service(store, clock, [feed_server.url()])
-    discord = announcer(first)
+    discord = announcer(first, budgets)
     await subscribe(first, 2)
     await seed(first, feed_server)
     feed_server.feed().posts.append(post(3, days_ago=0))
@@ -141,7 +141,7 @@ async def test_the_same_item_after_a_restart_is_not_announced_again(
     assert discord.post_count == 2
 
     restarted = make_service(store, clock, [feed_server.url()])
-    again = announcer(restarted)
+    again = announcer(restarted, budgets)
     # The feed changes elsewhere, so it is fetched and read in full again (no 304).
     feed_server.feed().posts[0].title = "Essay 1 (revised)"
     [report] = await restarted.poll_once()
@@ -151,8 +151,10 @@ async def test_the_same_item_after_a_restart_is_not_announced_again(
     assert again.calls == []
 
 
-async def test_old_items_are_recorded_not_announced(service: EssayService, feed_server: FeedServer) -> None:
-    discord = announcer(service)
+async def test_old_items_are_recorded_not_announced(
+    budgets: Budgets, service: EssayService, feed_server: FeedServer
+) -> None:
+    discord = announcer(service, budgets)
     await subscribe(service, 1)
     await seed(service, feed_server)
     # Published 10 days ago but appearing only now (max_age_days = 7).
@@ -164,10 +166,10 @@ async def test_old_items_are_recorded_not_announced(service: EssayService, feed_
 
 
 async def test_announce_existing_announces_the_first_poll_within_max_age(
-    store: Store, clock: FakeTime, feed_server: FeedServer
+    budgets: Budgets, store: Store, clock: FakeTime, feed_server: FeedServer
 ) -> None:
     service = make_service(store, clock, [feed_server.url()], announce_existing=True)
-    discord = announcer(service)
+    discord = announcer(service, budgets)
     await subscribe(service, 1)
     feed_server.feed().posts.extend([post(1, days_ago=1), post(2, days_ago=30)])
     [report] = await service.poll_once()
@@ -178,9 +180,9 @@ async def test_announce_existing_announces_the_first_poll_within_max_age(
 
 
 async def test_a_changed_guid_on_the_same_post_path_is_not_announced(
-    service: EssayService, feed_server: FeedServer
+    budgets: Budgets, service: EssayService, feed_server: FeedServer
 ) -> None:
-    discord = announcer(service)
+    discord = announcer(service, budgets)
     await subscribe(service, 1)
     await seed(service, feed_server)
     feed = feed_server.feed()
@@ -195,7 +197,7 @@ async def test_a_changed_guid_on_the_same_post_path_is_not_announced(
 
 
 async def test_a_moved_feed_is_recognised_and_its_new_items_announced(
-    store: Store, clock: FakeTime, feed_server: FeedServer
+    budgets: Budgets, store: Store, clock: FakeTime, feed_server: FeedServer
 ) -> None:
     old = make_service(store, clock, [feed_server.url("feed")])
     await subscribe(old, 1)
@@ -205,7 +207,7 @@ async def test_a_moved_feed_is_recognised_and_its_new_items_announced(
     moved.posts = [post(1, host="https://essays.example.org"), post(2, host="https://essays.example.org")]
     moved.posts.append(post(3, days_ago=0, host="https://essays.example.org"))
     service = make_service(store, clock, [feed_server.url("moved")])
-    discord = announcer(service)
+    discord = announcer(service, budgets)
     [report] = await service.poll_once()
     await service.deliver_pending()
     await service.close()
@@ -217,11 +219,11 @@ async def test_a_moved_feed_is_recognised_and_its_new_items_announced(
 
 
 async def test_killed_mid_fan_out_then_restarted_posts_exactly_once_per_channel(
-    store: Store, clock: FakeTime, feed_server: FeedServer
+    budgets: Budgets, store: Store, clock: FakeTime, feed_server: FeedServer
 ) -> None:
     first = make_service(store, clock, [feed_server.url()])
     platform = RecordingAnnouncer()  # one platform, seen by both processes
-    first.register_announcer("discord", platform, FAST)
+    announce_unpaced(first, budgets, platform, "discord")
     await subscribe(first, 20)
     await seed(first, feed_server)
     feed_server.feed().posts.append(post(3, days_ago=0))
@@ -236,7 +238,7 @@ async def test_killed_mid_fan_out_then_restarted_posts_exactly_once_per_channel(
 
     platform.die_after = None
     restarted = make_service(store, clock, [feed_server.url()])
-    restarted.register_announcer("discord", platform, FAST)
+    announce_unpaced(restarted, budgets, platform, "discord")
     await restarted.deliver_pending()
     assert await rows(store, "SELECT count(*) FROM essay_deliveries WHERE state = 'sending'") == [
         (states["sending"],)
@@ -255,12 +257,12 @@ async def test_killed_mid_fan_out_then_restarted_posts_exactly_once_per_channel(
 
 
 async def test_two_hosts_delivering_at_once_never_take_the_same_row(
-    store: Store, clock: FakeTime, feed_server: FeedServer
+    budgets: Budgets, store: Store, clock: FakeTime, feed_server: FeedServer
 ) -> None:
     hosts = [make_service(store, clock, [feed_server.url()]) for _ in range(2)]
     platform = RecordingAnnouncer()
     for host in hosts:
-        host.register_announcer("discord", platform, FAST)
+        announce_unpaced(host, budgets, platform, "discord")
     await subscribe(hosts[0], 40)
     await seed(hosts[0], feed_server)
     feed_server.feed().posts.append(post(3, days_ago=0))
@@ -274,9 +276,9 @@ async def test_two_hosts_delivering_at_once_never_take_the_same_row(
 
 
 async def test_deliveries_wait_for_a_platform_without_an_adapter(
-    service: EssayService, feed_server: FeedServer, clock: FakeTime
+    budgets: Budgets, service: EssayService, feed_server: FeedServer, clock: FakeTime
 ) -> None:
-    discord = announcer(service)
+    discord = announcer(service, budgets)
     await subscribe(service, 1, "discord")
     await subscribe(service, 2, "slack")
     await seed(service, feed_server)
@@ -286,7 +288,7 @@ async def test_deliveries_wait_for_a_platform_without_an_adapter(
     assert report.sent == 1 and report.waiting == {"slack": 2}
     assert "2 queued for slack" in report.summary()
     clock.advance(days=3)
-    slack = announcer(service, "slack")
+    slack = announcer(service, budgets, "slack")
     assert (await service.deliver_pending()).sent == 2
     assert slack.post_count == 2 and discord.post_count == 1
 
@@ -294,8 +296,10 @@ async def test_deliveries_wait_for_a_platform_without_an_adapter(
 # ---------------------------------------------------------------- delivery faults
 
 
-async def new_essay(service: EssayService, feed_server: FeedServer, channels: int) -> RecordingAnnouncer:
-    discord = announcer(service)
+async def new_essay(
+    service: EssayService, budgets: Budgets, feed_server: FeedServer, channels: int
+) -> RecordingAnnouncer:
+    discord = announcer(service, budgets)
     await subscribe(service, channels)
     await seed(service, feed_server)
     feed_server.feed().posts.append(post(3, days_ago=0))
@@ -304,9 +308,9 @@ async def new_essay(service: EssayService, feed_server: FeedServer, channels: in
 
 
 async def test_a_forbidden_channel_pauses_its_subscription_and_tells_moderators(
-    service: EssayService, feed_server: FeedServer
+    budgets: Budgets, service: EssayService, feed_server: FeedServer
 ) -> None:
-    discord = await new_essay(service, feed_server, 3)
+    discord = await new_essay(service, budgets, feed_server, 3)
     discord.errors["C1"].append(ChannelGone("403 Missing Access"))
     report = await service.deliver_pending()
     assert (report.sent, report.disabled) == (2, 1)
@@ -321,9 +325,9 @@ async def test_a_forbidden_channel_pauses_its_subscription_and_tells_moderators(
 
 
 async def test_retry_after_is_honoured(
-    service: EssayService, feed_server: FeedServer, clock: FakeTime
+    budgets: Budgets, service: EssayService, feed_server: FeedServer, clock: FakeTime
 ) -> None:
-    discord = await new_essay(service, feed_server, 2)
+    discord = await new_essay(service, budgets, feed_server, 2)
     discord.errors["C1"].append(RateLimited(30.0))
     report = await service.deliver_pending()
     assert (report.sent, report.rate_limited) == (1, 1)
@@ -338,9 +342,9 @@ async def test_retry_after_is_honoured(
 
 
 async def test_deliver_pending_can_wait_for_retries(
-    service: EssayService, feed_server: FeedServer, clock: FakeTime
+    budgets: Budgets, service: EssayService, feed_server: FeedServer, clock: FakeTime
 ) -> None:
-    discord = await new_essay(service, feed_server, 1)
+    discord = await new_essay(service, budgets, feed_server, 1)
     discord.errors["C0"].append(RateLimited(12.0, is_global=True))
     report = await service.deliver_pending(wait=60)
     assert report.sent == 1 and report.rate_limited == 1
@@ -348,9 +352,9 @@ async def test_deliver_pending_can_wait_for_retries(
 
 
 async def test_a_rejected_message_fails_that_delivery_only(
-    service: EssayService, feed_server: FeedServer
+    budgets: Budgets, service: EssayService, feed_server: FeedServer
 ) -> None:
-    discord = await new_essay(service, feed_server, 2)
+    discord = await new_essay(service, budgets, feed_server, 2)
     discord.errors["C0"].append(DeliveryRejected("400 Invalid Form Body: embeds.0.title"))
     report = await service.deliver_pending()
     assert (report.sent, report.failed) == (1, 1)
@@ -362,9 +366,9 @@ async def test_a_rejected_message_fails_that_delivery_only(
 
 
 async def test_unknown_failures_back_off_and_retry_as_uncertain(
-    service: EssayService, feed_server: FeedServer, clock: FakeTime
+    budgets: Budgets, service: EssayService, feed_server: FeedServer, clock: FakeTime
 ) -> None:
-    discord = await new_essay(service, feed_server, 1)
+    discord = await new_essay(service, budgets, feed_server, 1)
     discord.errors["C0"] += [ConnectionResetError("reset"), DeliveryError("502 Bad Gateway")]
     assert (await service.deliver_pending()).retrying == 1
     clock.advance(seconds=40)
@@ -379,10 +383,10 @@ async def test_unknown_failures_back_off_and_retry_as_uncertain(
 
 
 async def test_a_broken_feed_backs_off_without_touching_the_others(
-    store: Store, clock: FakeTime, feed_server: FeedServer
+    budgets: Budgets, store: Store, clock: FakeTime, feed_server: FeedServer
 ) -> None:
     service = make_service(store, clock, [feed_server.url("good"), feed_server.url("bad")])
-    discord = announcer(service)
+    discord = announcer(service, budgets)
     await subscribe(service, 1)
     feed_server.feed("good").posts.append(post(1))
     feed_server.feed("bad").posts.append(post(9, host="https://other.example"))
@@ -477,10 +481,10 @@ async def test_a_hostile_retry_after_is_capped_not_raised(
 
 
 async def test_a_hostile_feed_does_not_stop_a_healthy_one(
-    store: Store, clock: FakeTime, feed_server: FeedServer
+    budgets: Budgets, store: Store, clock: FakeTime, feed_server: FeedServer
 ) -> None:
     service = make_service(store, clock, [feed_server.url("hostile"), feed_server.url("good")])
-    discord = announcer(service)
+    discord = announcer(service, budgets)
     await subscribe(service, 1)
     feed_server.feed("good").posts.append(post(1))
     feed_server.feed("hostile").posts.append(post(9, host="https://other.example"))
@@ -508,10 +512,10 @@ async def test_redirects_to_http_are_followed(service: EssayService, feed_server
 
 
 async def test_after_a_day_of_failures_moderators_are_told_once(
-    service: EssayService, feed_server: FeedServer, clock: FakeTime
+    budgets: Budgets, service: EssayService, feed_server: FeedServer, clock: FakeTime
 ) -> None:
-    discord = announcer(service)
-    slack = announcer(service, "slack")
+    discord = announcer(service, budgets)
+    slack = announcer(service, budgets, "slack")
     await subscribe(service, 2, "discord")
     await subscribe(service, 1, "slack")
     await seed(service, feed_server)
@@ -531,7 +535,7 @@ async def test_after_a_day_of_failures_moderators_are_told_once(
 
 
 async def test_no_alert_is_lost_when_no_adapter_is_running(
-    service: EssayService, feed_server: FeedServer, clock: FakeTime
+    budgets: Budgets, service: EssayService, feed_server: FeedServer, clock: FakeTime
 ) -> None:
     await subscribe(service, 1)
     await seed(service, feed_server)
@@ -539,7 +543,7 @@ async def test_no_alert_is_lost_when_no_adapter_is_running(
     for _ in range(8):
         clock.advance(hours=4)
         await service.poll_once()
-    discord = announcer(service)  # the adapter comes up later
+    discord = announcer(service, budgets)  # the adapter comes up later
     clock.advance(hours=4)
     await service.poll_once()
     assert len(discord.moderators) == 1
@@ -549,9 +553,9 @@ async def test_no_alert_is_lost_when_no_adapter_is_running(
 
 
 async def test_the_discussion_thread_brings_the_essay_into_context(
-    service: EssayService, feed_server: FeedServer
+    budgets: Budgets, service: EssayService, feed_server: FeedServer
 ) -> None:
-    discord = await new_essay(service, feed_server, 1)
+    discord = await new_essay(service, budgets, feed_server, 1)
     await service.deliver_pending()
     [(channel, thread)] = discord.opened
     here = Place("discord", "G1", channel, thread_id=thread)
@@ -564,9 +568,9 @@ async def test_the_discussion_thread_brings_the_essay_into_context(
 
 
 async def test_a_rate_limited_discussion_thread_is_opened_after_the_wait(
-    service: EssayService, feed_server: FeedServer
+    budgets: Budgets, service: EssayService, feed_server: FeedServer
 ) -> None:
-    discord = announcer(service)
+    discord = announcer(service, budgets)
     discord.thread_errors = [RateLimited(0.0), RateLimited(0.0)]
     await subscribe(service, 1)
     await seed(service, feed_server)
@@ -578,9 +582,11 @@ async def test_a_rate_limited_discussion_thread_is_opened_after_the_wait(
     assert await service.discussion_context(Place("discord", "G1", channel, thread_id=thread))
 
 
-async def test_the_loop_polls_and_delivers(store: Store, clock: FakeTime, feed_server: FeedServer) -> None:
+async def test_the_loop_polls_and_delivers(
+    budgets: Budgets, store: Store, clock: FakeTime, feed_server: FeedServer
+) -> None:
     service = make_service(store, clock, [feed_server.url()], announce_existing=True)
-    discord = announcer(service)
+    discord = announcer(service, budgets)
     await subscribe(service, 1)
     feed_server.feed().posts.append(post(1))
     loop = asyncio.create_task(service.run())
@@ -598,14 +604,24 @@ async def test_the_loop_polls_and_delivers(store: Store, clock: FakeTime, feed_s
 # ---------------------------------------------------------------- pacing
 
 
-async def test_a_token_is_spent_only_for_a_request_made(
-    service: EssayService, feed_server: FeedServer, clock: FakeTime
+@pytest.fixture
+async def one_a_second(clock: FakeTime) -> AsyncIterator[RequestScheduler]:
+    """A platform's request scheduler allowing one request a second, on the test's clock."""
+    scheduler = RequestScheduler(
+        BudgetPolicy(windows={GLOBAL: Window(1, 1.0)}), clock=clock.monotonic, sleep=clock.sleep
+    )
+    yield scheduler
+    await scheduler.aclose()
+
+
+async def test_the_budget_is_spent_only_for_a_request_made(
+    service: EssayService, feed_server: FeedServer, clock: FakeTime, one_a_second: RequestScheduler
 ) -> None:
     """Three posts at one a second, no thread opened: two seconds of waiting, not five (a thread
-    never requested must not cost a token)."""
+    never requested must not spend the budget)."""
     discord = RecordingAnnouncer()
     discord.threads = False
-    service.register_announcer("discord", discord, RateLimit(per_second=1.0, burst=1.0, concurrency=1))
+    service.register_announcer("discord", discord, scheduler=one_a_second, concurrency=1)
     await subscribe(service, 3)
     await seed(service, feed_server)
     feed_server.feed().posts.append(post(3, days_ago=0))
@@ -617,10 +633,10 @@ async def test_a_token_is_spent_only_for_a_request_made(
 
 
 async def test_a_thread_request_is_paced_like_a_post(
-    service: EssayService, feed_server: FeedServer, clock: FakeTime
+    service: EssayService, feed_server: FeedServer, clock: FakeTime, one_a_second: RequestScheduler
 ) -> None:
     discord = RecordingAnnouncer()
-    service.register_announcer("discord", discord, RateLimit(per_second=1.0, burst=1.0, concurrency=1))
+    service.register_announcer("discord", discord, scheduler=one_a_second, concurrency=1)
     await subscribe(service, 2)
     await seed(service, feed_server)
     feed_server.feed().posts.append(post(3, days_ago=0))

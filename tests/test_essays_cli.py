@@ -11,7 +11,7 @@ from pathlib import Path
 from core.events import User
 from core.store import Store
 from tests.essay_support import FakeTime, make_service
-from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.discord_server import DiscordLimits, FakeChannel, FakeDiscord, FakeGuild
 from tests.fakes.feed_server import FeedServer, Post
 from tests.fakes.slack_server import FakeSlack
 
@@ -117,3 +117,47 @@ async def test_poll_once_delivers_on_every_platform_whose_token_is_set(
         assert not [f for f in discord.gateway_frames]  # REST only
         [call] = fake_slack.calls_to("chat.postMessage")
         assert call.args["channel"] == "C1" and call.args["blocks"][0]["text"]["text"] == "Essay 2"
+
+
+async def test_poll_once_spends_discords_request_budget_as_ember_run_does(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """Discord's budget is `[discord] requests_per_second` in any 1.05 s (bots.discord.traits):
+    every request the one-off poll makes (logging in, posts, threads) keeps to it."""
+    per_second, channels = 4, 5
+    rooms = [FakeChannel(f"essays-{n}") for n in range(channels)]
+    world = FakeDiscord(
+        [FakeGuild("Readers", channels=rooms)], limits=DiscordLimits(global_per_second=per_second)
+    )
+    async with world as discord:
+        guild = str(discord.guild.id)
+        channel_ids = [str(room.id) for room in rooms]
+        database = f"sqlite+aiosqlite:///{tmp_path / 'ember.db'}"
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[database]\nurl = "{database}"\n\n[essays]\nfeeds = ["{feed_server.url()}"]\n'
+            f'\n[discord]\napi_base_url = "{discord.api_base_url}"\nrequests_per_second = {per_second}\n'
+            '\n[logging]\nlevel = "ERROR"\n'
+        )
+        feed_server.feed().posts.append(recent(1, 3))
+        store = Store.open(database)
+        await store.upgrade()
+        service = make_service(store, FakeTime(), [feed_server.url()])
+        await service.poll_once()
+        mod = User("M", "M", "discord", guild, is_moderator=True)
+        for channel_id in channel_ids:
+            await service.subscribe("discord", guild, channel_id, "", mod)
+        await service.close()
+        await store.close()
+        feed_server.feed().posts.append(recent(2, 0.1))
+
+        env = {"DISCORD_TOKEN": discord.token}
+        code, out, err = await ember(config, "essays", "poll", "--once", "--wait", "0", env=env)
+        assert code == 0, err
+        assert f"deliveries: {channels} sent, 0 to retry, 0 failed" in out
+        arrivals = sorted(request.time for request in discord.requests)
+        assert len(arrivals) > 2 * channels  # a post and a thread in each channel, and the login
+        # Never more than `per_second` requests in any 1.05 s: the configured budget, as under `ember run`.
+        spans = [later - earlier for earlier, later in zip(arrivals, arrivals[per_second:], strict=False)]
+        assert min(spans) >= 1.0, spans
+        assert discord.rate_limited == []

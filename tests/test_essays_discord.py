@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from bots.discord.announcer import THREAD_NAME, DiscordAnnouncer
 from bots.discord.app import make_client
+from bots.discord.traits import ANNOUNCE_CONCURRENCY
 from core.chat import OpenGate
 from core.config import Settings
 from core.essays import EssayService
@@ -221,7 +222,11 @@ async def test_killed_mid_fan_out_then_restarted_leaves_one_announcement_per_cha
         async with running_ember(fake, fake_anthropic, settings) as ember:
             # The dead process's leases have run out by the time this one looks.
             later = EssayService(settings, ember.runtime.store, clock=lambda: utcnow() + LEASE * 2)
-            later.register_announcer("discord", DiscordAnnouncer(ember.client, settings.discord))
+            scheduler = ember.runtime.budgets.for_platform("discord")  # the running adapter's
+            announcer = DiscordAnnouncer(ember.client, settings.discord, scheduler)
+            later.register_announcer(
+                "discord", announcer, scheduler=scheduler, concurrency=ANNOUNCE_CONCURRENCY
+            )
             try:
                 report = await later.deliver_pending()
             finally:
@@ -269,7 +274,11 @@ async def test_an_uncertain_delivery_beyond_discords_nonce_memory_is_found_not_p
 
         async with running_ember(fake, fake_anthropic, settings) as ember:
             later = EssayService(settings, ember.runtime.store, clock=lambda: utcnow() + LEASE * 2)
-            later.register_announcer("discord", DiscordAnnouncer(ember.client, settings.discord))
+            scheduler = ember.runtime.budgets.for_platform("discord")  # the running adapter's
+            announcer = DiscordAnnouncer(ember.client, settings.discord, scheduler)
+            later.register_announcer(
+                "discord", announcer, scheduler=scheduler, concurrency=ANNOUNCE_CONCURRENCY
+            )
             try:
                 report = await later.deliver_pending()
             finally:

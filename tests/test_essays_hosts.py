@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from core.budget import Budgets
 from core.essays import EssayService
 from core.essays.wording import POLLED_ELSEWHERE
 from core.store import Store
@@ -62,9 +63,9 @@ async def test_a_poll_asked_for_while_another_host_polls_says_so(
 
 
 async def test_the_works_again_notice_is_sent_once_whichever_hosts_poll(
-    hosts: list[EssayService], feed_server: FeedServer, clock: FakeTime
+    hosts: list[EssayService], feed_server: FeedServer, clock: FakeTime, budgets: Budgets
 ) -> None:
-    recorders = [announcer(host) for host in hosts]
+    recorders = [announcer(host, budgets) for host in hosts]
     await subscribe(hosts[0], 1)
     feed_server.feed().posts.append(post(1))
     [seeded] = await hosts[0].poll_once()

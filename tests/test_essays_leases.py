@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from core.budget import Budgets
 from core.essays import EssayService
 from core.essays.delivery import Delivery
 from core.events import User
-from core.ratelimit import RateLimit
 from core.store import Store
 from tests.essay_support import (
     DATABASES,
-    FAST,
     FakeTime,
     RecordingAnnouncer,
+    announce_unpaced,
     make_service,
     open_store,
     post,
@@ -69,11 +69,11 @@ async def essay_owed_to(service: EssayService, feed_server: FeedServer, channels
 
 
 async def test_after_a_crash_every_owed_announcement_comes_due_within_thirty_seconds(
-    store: Store, clock: FakeTime, feed_server: FeedServer
+    budgets: Budgets, store: Store, clock: FakeTime, feed_server: FeedServer
 ) -> None:
     first = make_service(store, clock, [feed_server.url()])
     platform = RecordingAnnouncer()
-    first.register_announcer("discord", platform, FAST)
+    announce_unpaced(first, budgets, platform, "discord")
     await essay_owed_to(first, feed_server, 20)
     platform.die_after = 7
     with pytest.raises(BaseExceptionGroup):
@@ -82,7 +82,7 @@ async def test_after_a_crash_every_owed_announcement_comes_due_within_thirty_sec
     platform.die_after = None
 
     restarted = make_service(store, clock, [feed_server.url()])
-    restarted.register_announcer("discord", platform, FAST)
+    announce_unpaced(restarted, budgets, platform, "discord")
     await restarted.deliver_pending()  # what was never claimed goes at once
     due = await restarted.outbox.next_due()
     assert due is not None and due - clock() <= timedelta(seconds=30)
@@ -94,18 +94,18 @@ async def test_after_a_crash_every_owed_announcement_comes_due_within_thirty_sec
 
 
 async def test_a_slow_delivery_keeps_its_lease_and_no_other_host_takes_it(
-    store: Store, clock: FakeTime, feed_server: FeedServer
+    budgets: Budgets, store: Store, clock: FakeTime, feed_server: FeedServer
 ) -> None:
     # A lease of 0.3 s is renewed every 0.1 s (real time) while the post hangs.
     slow_host = make_service(store, clock, [feed_server.url()], lease=timedelta(seconds=0.3))
     platform = HeldAnnouncer()
-    slow_host.register_announcer("discord", platform, FAST)
+    announce_unpaced(slow_host, budgets, platform, "discord")
     await essay_owed_to(slow_host, feed_server, 3)
     delivering = asyncio.create_task(slow_host.deliver_pending())
     await asyncio.wait_for(platform.entered.wait(), SAFETY)
     clock.advance(minutes=5)  # long past the lease it was claimed with
     other_host = make_service(store, clock, [feed_server.url()])
-    other_host.register_announcer("discord", platform, FAST)
+    announce_unpaced(other_host, budgets, platform, "discord")
     for _ in range(int(SAFETY / 0.05)):  # until the slow host has renewed its lease
         due = await other_host.outbox.next_due()
         if due is not None and due > clock():
@@ -124,12 +124,11 @@ async def test_a_slow_delivery_keeps_its_lease_and_no_other_host_takes_it(
 
 
 async def test_stopping_gives_back_the_deliveries_claimed_but_not_started(
-    store: Store, clock: FakeTime, feed_server: FeedServer
+    budgets: Budgets, store: Store, clock: FakeTime, feed_server: FeedServer
 ) -> None:
-    one_at_a_time = RateLimit(per_second=1_000_000.0, burst=1_000.0, concurrency=1)
     stopping = make_service(store, clock, [feed_server.url()])
     platform = HeldAnnouncer()
-    stopping.register_announcer("discord", platform, one_at_a_time)
+    announce_unpaced(stopping, budgets, platform, concurrency=1)  # one at a time
     await essay_owed_to(stopping, feed_server, 3)
     delivering = asyncio.create_task(stopping.deliver_pending())
     await asyncio.wait_for(platform.entered.wait(), SAFETY)  # two claimed, the first started
@@ -142,7 +141,7 @@ async def test_stopping_gives_back_the_deliveries_claimed_but_not_started(
 
     platform.release.set()
     restarted = make_service(store, clock, [feed_server.url()])
-    restarted.register_announcer("discord", platform, FAST)
+    announce_unpaced(restarted, budgets, platform, "discord")
     report = await restarted.deliver_pending()  # no lease to wait for: C1 is owed at once
     await restarted.close()
     assert report.sent == 2

@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from bots.slack.announcer import EVENT_TYPE, READ_ACTION, SlackAnnouncer
+from bots.slack.traits import ANNOUNCE_CONCURRENCY
 from core.config import Settings
 from core.essays import EssayService
 from core.essays.outbox import LEASE
@@ -186,7 +187,11 @@ async def test_killed_mid_fan_out_then_restarted_leaves_one_announcement_per_cha
         async with running_ember(fake, fake_anthropic, settings) as ember:
             # The dead process's leases have run out by the time this one looks.
             later = EssayService(settings, ember.runtime.store, clock=lambda: utcnow() + LEASE * 2)
-            later.register_announcer("slack", SlackAnnouncer(fake.client(), settings.slack))
+            scheduler = ember.runtime.budgets.for_platform("slack")  # the running adapter's
+            announcer = SlackAnnouncer(fake.client(), settings.slack, scheduler)
+            later.register_announcer(
+                "slack", announcer, scheduler=scheduler, concurrency=ANNOUNCE_CONCURRENCY
+            )
             try:
                 report = await later.deliver_pending()
             finally:

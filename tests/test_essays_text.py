@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from core.budget import Budgets
 from core.errors import FeedError
 from core.essays import Announcement, EssayService, feed_encoding, feed_parsing, feeds, plain_text
 from core.events import User
 from core.store import Store
-from tests.essay_support import FAST, FakeTime, RecordingAnnouncer, make_service, open_store, post
+from tests.essay_support import FakeTime, RecordingAnnouncer, announce_unpaced, make_service, open_store, post
 from tests.fakes.feed_server import Feed, FeedServer, render
 
 
@@ -100,12 +101,12 @@ def test_unusable_feeds_are_errors(body: bytes, problem: str) -> None:
 
 
 async def test_html_in_descriptions_reaches_the_adapter_as_short_text(
-    store: Store, feed_server: FeedServer
+    budgets: Budgets, store: Store, feed_server: FeedServer
 ) -> None:
     clock = FakeTime()
     service: EssayService = make_service(store, clock, [feed_server.url()])
     recording = RecordingAnnouncer()
-    service.register_announcer("discord", recording, FAST)
+    announce_unpaced(service, budgets, recording, "discord")
     mod = User("M", "M", "discord", "G1", is_moderator=True)
     await service.subscribe("discord", "G1", "C1", "", mod)
     feed_server.feed().posts.append(post(1))

@@ -24,7 +24,7 @@ from core.ops.server import listening
 from core.ops.timed_sink import TimedSink
 from core.runtime import Runtime, open_runtime
 from core.store import Store, ops_repo
-from tests.essay_support import FAST, RecordingAnnouncer, now_post
+from tests.essay_support import RecordingAnnouncer, now_post
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.feed_server import FeedServer
 
@@ -190,7 +190,8 @@ async def test_moderator_decisions_essay_deliveries_and_feed_failures_are_counte
             await runtime.access.decide(second.id, moderator, approve=True)  # too late: no decision
 
             essays = runtime.essays
-            essays.register_announcer("discord", RecordingAnnouncer(), FAST)
+            unlimited = runtime.budgets.for_platform("discord")  # no adapter attached: no windows
+            essays.register_announcer("discord", RecordingAnnouncer(), scheduler=unlimited, concurrency=8)
             await essays.subscribe("discord", "G1", "C1", "", moderator)
             feed_server.feed().posts.append(now_post("older", "An older essay"))
             await essays.poll_once()  # records what is there

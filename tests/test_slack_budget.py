@@ -6,18 +6,21 @@ every reply ends complete with its buttons."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 
 from aiohttp import web
 
 from bots.slack.announcer import EVENT_TYPE
-from bots.slack.traits import RATE_LIMIT
+from bots.slack.traits import ANNOUNCE_CONCURRENCY, BUDGET
+from core.budget import BudgetPacer, RequestScheduler
 from core.events import User
 from tests.essay_support import Crash, hang_after, now_post, seed_and_publish
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.feed_server import FeedServer
 from tests.fakes.slack_server import Call, FakeSlack, SlackChannel, SlackLimits, SlackUser
 from tests.slack_support import SAFETY, ember_settings, finished, running_ember, shown_text
+from tests.test_budget import Recorder, VirtualTime
 
 THREADS = 24  # more than chat.startStream's 20 a minute
 WORDS = [f"w{i} " for i in range(12)]
@@ -83,7 +86,7 @@ async def test_a_reply_is_not_held_behind_an_essay_fan_out(
             await ember.wait(finished)
             # The whole reply went while the fan-out stood still: no essay post was answered
             # beyond the first few, and most were never sent (each sender waits on its answer).
-            assert crash.stored <= ANSWERED + RATE_LIMIT.concurrency < ESSAY_CHANNELS
+            assert crash.stored <= ANSWERED + ANNOUNCE_CONCURRENCY < ESSAY_CHANNELS
             assert not fanning_out.done()
             reply_done = len(fake.calls)
 
@@ -96,8 +99,25 @@ async def test_a_reply_is_not_held_behind_an_essay_fan_out(
     assert report.failed == 0
     assert sorted(c.args["channel"] for c in essay_posts(fake.calls)) == [c.id for c in readers]
     # Most of the fan-out came after the whole reply.
-    assert len(essay_posts(fake.calls[reply_done:])) >= ESSAY_CHANNELS - ANSWERED - RATE_LIMIT.concurrency
+    assert len(essay_posts(fake.calls[reply_done:])) >= ESSAY_CHANNELS - ANSWERED - ANNOUNCE_CONCURRENCY
 
 
 def essay_posts(calls: list[Call]) -> list[Call]:
     return [c for c in calls if c.method == "chat.postMessage" and c.args.get("metadata")]
+
+
+async def test_essay_fan_out_on_the_shipped_budget_posts_once_a_second_per_channel() -> None:
+    """chat.postMessage allows about one message a second in a channel: the shipped budget
+    spaces deliveries to one channel by a second, and holds the fan-out to 20 a second."""
+    time = VirtualTime()
+    budget = RequestScheduler(BUDGET, clock=time.clock, sleep=time.sleep)
+    pacer = BudgetPacer(budget, concurrency=ANNOUNCE_CONCURRENCY)
+    calls = Recorder(time)
+    channels = [f"C{n}" for n in range(45)] + ["busy"] * 3
+    await asyncio.gather(*(pacer.send(channel, calls.call(channel)) for channel in channels))
+    busy = [at for name, at in calls.sent if name == "busy"]
+    assert all(later - earlier >= 1.0 for earlier, later in itertools.pairwise(busy))
+    moments = sorted(at for _, at in calls.sent)
+    assert len(moments) == len(channels)
+    assert all(later - earlier >= 1.0 for earlier, later in zip(moments, moments[20:], strict=False))
+    await budget.aclose()

@@ -23,7 +23,7 @@ from core.ops.server import listening
 from core.store.studio_records import DraftState, Verdict
 from core.studio import DraftPreview, StudioService, wording
 from core.studio.wording import STUDIO_SYSTEM
-from tests.essay_support import FAST, RecordingAnnouncer, rows
+from tests.essay_support import RecordingAnnouncer, rows
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.feed_server import FeedServer, Post
 from tests.studio_support import CHUNKS, ESSAY, essay_reply, studio_runtime, studio_settings
@@ -262,7 +262,8 @@ async def test_published_essays_are_served_as_atom_and_pages_and_announced_once_
         aiohttp.ClientSession() as http,
     ):
         essays, studio = runtime.essays, runtime.studio
-        essays.register_announcer("discord", announcer, FAST)
+        unlimited = runtime.budgets.for_platform("discord")  # no adapter attached: no windows
+        essays.register_announcer("discord", announcer, scheduler=unlimited, concurrency=8)
         for channel in ("C1", "C2"):
             await essays.subscribe("discord", "G1", channel, "", moderator)
         [seeded] = await essays.poll_once()

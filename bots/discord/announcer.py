@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Literal
 
+import aiohttp
 import discord
 
 from bots.discord.endpoints import discord_endpoints
@@ -43,6 +44,7 @@ from core import (
     secret,
 )
 from core.budget import GLOBAL, Priority, RequestScheduler
+from core.budget.outside import count_outside_calls
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +124,12 @@ class DiscordAnnouncer:
     """Posts essay announcements through a logged-in client (gateway connected or REST only)."""
 
     def __init__(
-        self, client: discord.Client, settings: DiscordSettings, scheduler: RequestScheduler | None = None
+        self, client: discord.Client, settings: DiscordSettings, scheduler: RequestScheduler
     ) -> None:
         self._client = client
         self._settings = settings
-        # Discord's request budget, for the moderators' notices (deliveries take their turns
-        # through `delivery.send`); None where no chat shares the token (a one-off poll).
+        # Discord's one request scheduler (the one its deliveries take their turns at, through
+        # `delivery.send`), for the moderators' notices.
         self._scheduler = scheduler
         # Whether a channel is an announcement channel, for channels not in the client's cache.
         self._kinds: dict[int, bool] = {}
@@ -185,10 +187,7 @@ class DiscordAnnouncer:
         async def post() -> discord.Message:
             return await channel.send(rendered(text), allowed_mentions=NO_PINGS)
 
-        if self._scheduler is None:
-            await post()
-        else:
-            await self._scheduler.send(Priority.ACCESS_NOTICE, post, keys=(GLOBAL,))
+        await self._scheduler.send(Priority.ACCESS_NOTICE, post, keys=(GLOBAL,))
 
     async def _earlier_post(self, delivery: Delivery) -> int | None:
         """The id of this delivery's post if an earlier attempt made it: ember's own message
@@ -247,21 +246,27 @@ class DiscordAnnouncer:
 
 
 def can_announce(settings: Settings, environ: Mapping[str, str]) -> bool:
-    """Whether `ember essays poll --once` can post on Discord: its token is in the environment."""
+    """Whether `ember essays poll` can post on Discord: its token is in the environment."""
     return bool(environ.get(settings.discord.token_env))
 
 
 @asynccontextmanager
-async def rest_announcer(settings: Settings) -> AsyncIterator[DiscordAnnouncer]:
-    """An announcer over REST alone (no gateway): for `ember essays poll --once`."""
+async def rest_announcer(settings: Settings, scheduler: RequestScheduler) -> AsyncIterator[DiscordAnnouncer]:
+    """An announcer over REST alone (no gateway): for `ember essays poll`. Every request spends
+    Discord's budget at `scheduler`, the platform's one: discord.py's own (logging in, reading
+    a channel) are counted as they go, as under `ember run`."""
     config = settings.discord
     token = secret(config.token_env, "discord.token_env", settings.source)
+    trace = aiohttp.TraceConfig()
+    count_outside_calls(trace, lambda: scheduler)
     with discord_endpoints(config.api_base_url, config.gateway_url):
         client = discord.Client(
-            intents=discord.Intents.none(), allowed_mentions=discord.AllowedMentions.none()
+            intents=discord.Intents.none(),
+            allowed_mentions=discord.AllowedMentions.none(),
+            http_trace=trace,
         )
         try:
             await client.login(token)
-            yield DiscordAnnouncer(client, config)
+            yield DiscordAnnouncer(client, config, scheduler)
         finally:
             await client.close()

@@ -9,7 +9,7 @@ answer's X-RateLimit headers), as is the latency margin added to the global wind
 
 from __future__ import annotations
 
-from core import DiscordSettings, Platform, PlatformTraits, RateLimit
+from core import DiscordSettings, Platform, PlatformTraits
 from core.budget import GLOBAL, BudgetPolicy, Window
 
 PLATFORM: Platform = "discord"
@@ -17,8 +17,9 @@ MAX_MESSAGE_CHARS = 2000
 # Least seconds between two edits of one message: the channel window allows five writes in five
 # seconds, so this keeps a single reply's updates smooth; the budget paces several replies.
 EDIT_INTERVAL = 1.0
-# 50 requests/s globally per bot; live chat replies share that budget, so announcements keep under.
-RATE_LIMIT = RateLimit(per_second=45.0, burst=5.0, concurrency=32)
+# Essay deliveries sent at once: the global window (50 a second) is the pace; 32 in flight keep
+# it busy across each request's round trip.
+ANNOUNCE_CONCURRENCY = 32
 # The budget counts each request from its answer (core.budget.windows), which covers the
 # network's delay; the twentieth of a second more is for Discord's clock and ours disagreeing.
 GLOBAL_SECONDS = 1.05
@@ -53,6 +54,6 @@ def discord_traits(settings: DiscordSettings) -> PlatformTraits:
         allow_dms=settings.allow_dms,
         max_message_chars=MAX_MESSAGE_CHARS,
         edit_interval=EDIT_INTERVAL,
-        rate_limit=RATE_LIMIT,
         budget=discord_budget(settings.requests_per_second),
+        announce_concurrency=ANNOUNCE_CONCURRENCY,
     )

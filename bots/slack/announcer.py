@@ -168,13 +168,11 @@ def delivery_error(error: SlackApiError) -> DeliveryError | None:
 
 
 class SlackAnnouncer:
-    def __init__(
-        self, client: AsyncWebClient, settings: SlackSettings, scheduler: RequestScheduler | None = None
-    ) -> None:
+    def __init__(self, client: AsyncWebClient, settings: SlackSettings, scheduler: RequestScheduler) -> None:
         self._client = client
         self._settings = settings
-        # Slack's request budget, for the moderators' notices (deliveries take their turns
-        # through `delivery.send`); None where no chat shares the token (a one-off poll).
+        # Slack's one request scheduler (the one its deliveries take their turns at, through
+        # `delivery.send`), for the moderators' notices.
         self._scheduler = scheduler
 
     async def announce(self, delivery: Delivery) -> str:
@@ -228,11 +226,8 @@ class SlackAnnouncer:
                 channel=channel, text=render.trusted(text), unfurl_links=False, unfurl_media=False
             )
 
-        if self._scheduler is None:
-            await post()
-        else:
-            keys = (method_key("chat.postMessage", workspace_id, channel),)
-            await self._scheduler.send(Priority.ACCESS_NOTICE, post, keys=keys)
+        keys = (method_key("chat.postMessage", workspace_id, channel),)
+        await self._scheduler.send(Priority.ACCESS_NOTICE, post, keys=keys)
 
 
 def register(app: AsyncApp, bot: SlackBot, traits: PlatformTraits) -> None:
@@ -248,11 +243,12 @@ def register(app: AsyncApp, bot: SlackBot, traits: PlatformTraits) -> None:
 
 
 def can_announce(settings: Settings, environ: Mapping[str, str]) -> bool:
-    """Whether `ember essays poll --once` can post in Slack: the bot token is in the environment."""
+    """Whether `ember essays poll` can post in Slack: the bot token is in the environment."""
     return bool(environ.get(settings.slack.bot_token_env))
 
 
 @asynccontextmanager
-async def rest_announcer(settings: Settings) -> AsyncIterator[SlackAnnouncer]:
-    """An announcer over the Web API alone: for `ember essays poll --once`."""
-    yield SlackAnnouncer(build_client(settings), settings.slack)
+async def rest_announcer(settings: Settings, scheduler: RequestScheduler) -> AsyncIterator[SlackAnnouncer]:
+    """An announcer over the Web API alone, spending Slack's budget at `scheduler` (the
+    platform's one): for `ember essays poll`."""
+    yield SlackAnnouncer(build_client(settings), settings.slack, scheduler)

@@ -9,7 +9,7 @@ floors.
 
 from __future__ import annotations
 
-from core import Platform, PlatformTraits, RateLimit, SlackSettings
+from core import Platform, PlatformTraits, SlackSettings
 from core.budget import GLOBAL, BudgetPolicy, Window
 
 PLATFORM: Platform = "slack"
@@ -17,8 +17,9 @@ PLATFORM: Platform = "slack"
 MAX_MESSAGE_CHARS = 3_000
 # chat.update resends the whole text: about once a second (native streams go a little faster).
 EDIT_INTERVAL = 1.0
-# chat.postMessage: about one message per second per channel (short bursts allowed).
-RATE_LIMIT = RateLimit(per_second=20.0, burst=5.0, per_channel_seconds=1.0, concurrency=16)
+# Essay deliveries sent at once; the budget's global window (20 a second) and each channel's one
+# post a second set their pace.
+ANNOUNCE_CONCURRENCY = 16
 
 
 # Per workspace (the key is "<method>:<workspace id>"), except chat.postMessage: per channel
@@ -62,8 +63,8 @@ def slack_traits(settings: SlackSettings) -> PlatformTraits:
         allow_dms=settings.allow_dms,
         max_message_chars=MAX_MESSAGE_CHARS,
         edit_interval=EDIT_INTERVAL,
-        rate_limit=RATE_LIMIT,
         budget=BUDGET,
+        announce_concurrency=ANNOUNCE_CONCURRENCY,
         # Slack retries events, and in HTTP mode several hosts may each receive one.
         redelivers=True,
     )

@@ -46,7 +46,7 @@ class Announcement:
 
 
 class Turns(Protocol):
-    """A platform's pace for deliveries (core.essays.outbox's pacers)."""
+    """A platform's pace for deliveries: its request scheduler's (core.budget.BudgetPacer)."""
 
     async def send(self, channel_id: str, call: Callable[[], Awaitable[T]]) -> T: ...
 

@@ -21,12 +21,12 @@ row (logged, counted in `ember essays status`); anything else retries with expon
 marked uncertain, until MAX_ATTEMPTS. Rows for a platform whose adapter is not running stay
 pending until it registers.
 
-Pacing: each platform has one pacer: its request scheduler's (core.budget.BudgetPacer), so the
-fan-out spends the budget chat shares, below chat in priority; or, registered without one, a
-Pacer of its own (core.ratelimit). The adapter makes every platform request of a delivery (the
-post, a publish, opening a thread) through `delivery.send(call)`, made in its turn (inside the
-scheduler, which then counts it once); so a token is spent exactly when a request is made: a thread the adapter does not open,
-or a retry found already posted, costs nothing.
+Pacing: each platform's deliveries are paced by its one request scheduler (core.budget, through
+a BudgetPacer), so the fan-out spends the budget chat shares, below chat in priority, whether
+`ember run` or `ember essays poll` sends it. The adapter makes every platform request of a
+delivery (the post, a publish, opening a thread) through `delivery.send(call)`, made in its turn
+(inside the scheduler, which then counts it once); so the budget is spent exactly when a request
+is made: a thread the adapter does not open, or a retry found already posted, costs nothing.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from core.budget import BudgetPacer, RequestScheduler
 from core.config import Settings
@@ -49,13 +48,11 @@ from core.essays.delivery import (
     Announcement,
     Delivery,
     DeliveryReport,
-    Turns,
     announcement_of,
     delivery_key,
 )
 from core.essays.leases import Held, LeaseKeeper
 from core.ports import Announcer
-from core.ratelimit import Pacer, RateLimit, Sleep, default_rate_limit
 from core.store.essay_records import ClaimedRow
 from core.store.essays_repo import EssaysRepo
 from core.store.outbox_repo import OutboxRepo
@@ -63,6 +60,7 @@ from core.store.outbox_repo import OutboxRepo
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
 MAX_ATTEMPTS = 10
 # How long a claimed row is left alone before another attempt may take it as "uncertain". Short,
 # so that after a crash every owed announcement goes out within seconds of the restart (and well
@@ -75,15 +73,6 @@ RETRY_BASE = timedelta(seconds=30)
 RETRY_CAP = timedelta(hours=1)
 # A Retry-After of 0 is still a little wait, so a confused platform cannot spin the worker.
 MIN_RETRY = timedelta(seconds=0.5)
-
-
-class ChannelPacer(Turns, Protocol):
-    """What paces one platform's deliveries (core.ratelimit.Pacer, core.budget.BudgetPacer)."""
-
-    @property
-    def concurrency(self) -> int: ...
-
-    def pause(self, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -117,7 +106,7 @@ class Outbox:
         self._leases = LeaseKeeper(rows, clock, lease)
         self._send_timeout = send_timeout
         self._announcers: dict[str, Announcer] = {}
-        self._pacers: dict[str, ChannelPacer] = {}
+        self._pacers: dict[str, BudgetPacer] = {}
         # Essays being delivered by this process (a weekly newsletter: a handful).
         self._announcements: dict[int, Announcement] = {}
 
@@ -125,18 +114,16 @@ class Outbox:
         self,
         platform: str,
         announcer: Announcer,
-        limit: RateLimit | None = None,
         *,
-        scheduler: RequestScheduler | None = None,
+        scheduler: RequestScheduler,
+        concurrency: int,
     ) -> None:
-        """Deliveries for `platform` go through `announcer`, paced by the platform's `scheduler`
-        (with `limit`'s concurrency), else by a pacer of `limit` alone."""
+        """Deliveries for `platform` go through `announcer`, `concurrency` at once, each request
+        in its turn at the platform's request `scheduler`."""
+        if concurrency < 1:
+            raise ValueError(f"{platform}: announcements need a concurrency of at least 1, not {concurrency}")
         self._announcers[platform] = announcer
-        pace = limit or default_rate_limit(platform)
-        if scheduler is not None:
-            self._pacers[platform] = BudgetPacer(scheduler, pace.concurrency)
-        else:
-            self._pacers[platform] = Pacer(pace, clock=self._monotonic, sleep=self._sleep)
+        self._pacers[platform] = BudgetPacer(scheduler, concurrency)
 
     async def close(self) -> None:
         await self._rows.drain()
@@ -171,7 +158,7 @@ class Outbox:
         return await self._rows.next_due(self.platforms)
 
     async def _drain(self, platform: str, report: DeliveryReport) -> None:
-        concurrency = max(1, self._pacers[platform].concurrency)
+        concurrency = self._pacers[platform].concurrency
         # Claimed rows wait for the pacer while "sending": a small batch keeps that wait short.
         # A sender finding the batch used up claims the next while the others' requests are
         # still on their way, so the budget never idles between batches.

@@ -27,13 +27,12 @@ from core.config import Settings
 from core.essays.delivery import Announcement, DeliveryReport, announcement_of
 from core.essays.discussion import Discussions
 from core.essays.feed_health import FeedHealth
-from core.essays.outbox import LEASE, Outbox
+from core.essays.outbox import LEASE, Outbox, Sleep
 from core.essays.poller import FeedReport, Poller
 from core.essays.status import EssayStatus, essay_status
 from core.essays.subscriptions import Subscriptions
 from core.events import Place, User, utcnow
 from core.ports import Announcer
-from core.ratelimit import RateLimit, Sleep
 from core.store import Store
 from core.store.essay_counts import essay_counts
 from core.store.essay_records import SubscriptionView
@@ -111,13 +110,14 @@ class EssayService:
         self,
         platform: str,
         announcer: Announcer,
-        limit: RateLimit | None = None,
         *,
-        scheduler: RequestScheduler | None = None,
+        scheduler: RequestScheduler,
+        concurrency: int,
     ) -> None:
-        """An adapter is ready to post: deliveries for `platform` start flowing (paced by the
-        platform's request `scheduler` when given, else by `limit` or the platform's default)."""
-        self.outbox.register(platform, announcer, limit, scheduler=scheduler)
+        """An adapter is ready to post: deliveries for `platform` start flowing, `concurrency`
+        at once, paced by the platform's request `scheduler` (`Ember.announce_with` passes the
+        platform's own)."""
+        self.outbox.register(platform, announcer, scheduler=scheduler, concurrency=concurrency)
         self._wake.set()
 
     def wake(self) -> None:
