@@ -5,7 +5,9 @@ from one that died)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 
 from core.chat import wording
 from core.chat.failover import Attempt
@@ -54,6 +56,27 @@ async def record_end(
         usage=attempt.usage(prompt.author.id, outcome.trace_id, outcome.status, latency),
         own_turn=own_turn,
     )
+
+
+async def record_when_written(
+    early_writes: Sequence[asyncio.Task[bool] | asyncio.Task[None] | None],
+    records: ChatRepo,
+    access: AccessGate,
+    outcome: Outcome,
+    prompt: Message,
+    attempt: Attempt,
+    latency: float,
+) -> None:
+    """`record_end` once the reply's row and its prompt (`early_writes`; None for one written
+    before) are written. A failed early write still lets the reply be recorded and its usage
+    metered; its error is raised afterwards."""
+    writes = [write for write in early_writes if write is not None]
+    failed = [
+        e for e in await asyncio.gather(*writes, return_exceptions=True) if isinstance(e, BaseException)
+    ]
+    await record_end(records, access, outcome, prompt, attempt, latency=latency)
+    if failed:
+        raise failed[0]
 
 
 def ending_of(outcome: Outcome, reply: StreamingReply) -> str:

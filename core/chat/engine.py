@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from core.chat import payload, wording
 from core.chat.context import ContextReader, ContextSource
 from core.chat.controls import ReplyControls
-from core.chat.endings import log_refused, record_end, show_end
+from core.chat.endings import log_refused, record_when_written, show_end
 from core.chat.failover import Attempt, Failover
 from core.chat.gate import AccessGate, OpenGate
 from core.chat.inflight import InFlight
@@ -281,7 +281,11 @@ class ChatEngine:
         when the budget is tight) should not wait for them. A press of those buttons, and the
         member's next message, wait for the records (`InFlight`)."""
         outcome = request.outcome
-        records = asyncio.create_task(self._record(request, attempt, early_writes, latency))
+        records = asyncio.create_task(
+            record_when_written(
+                early_writes, self._records, self.access, outcome, request.prompt, attempt, latency
+            )
+        )
         with self._running.writing(outcome.reply_id, records, by=_member(request.prompt.author)):
             try:
                 if request.ended is not None:
@@ -289,26 +293,6 @@ class ChatEngine:
             finally:
                 await asyncio.wait({records})  # never leave the write behind
         records.result()
-
-    async def _record(
-        self,
-        request: _Request,
-        attempt: Attempt,
-        early_writes: tuple[asyncio.Task[bool] | None, asyncio.Task[None]],
-        latency: float,
-    ) -> None:
-        """Record the reply's end once its row and its prompt (`early_writes`; the prompt's is
-        None when it was written before) are written. A failed early write still lets the reply
-        be recorded and its usage metered; its error is raised afterwards."""
-        writes = [write for write in early_writes if write is not None]
-        failed_writes = [
-            e for e in await asyncio.gather(*writes, return_exceptions=True) if isinstance(e, BaseException)
-        ]
-        await record_end(
-            self._records, self.access, request.outcome, request.prompt, attempt, latency=latency
-        )
-        if failed_writes:
-            raise failed_writes[0]
 
     async def _stream(
         self, request: _Request, attempt: Attempt, reply: StreamingReply, saving: asyncio.Task[None]
