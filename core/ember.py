@@ -50,8 +50,7 @@ from core.ports import (
 from core.runtime import Runtime
 from core.store import replays_repo
 from core.store.in_hand_repo import InHand
-from core.studio import Action, DraftState, Verdict, parse_studio_button_id, studio_button_id
-from core.studio import wording as studio_wording
+from core.studio import buttons as studio_buttons
 
 log = logging.getLogger(__name__)
 
@@ -312,32 +311,9 @@ class Ember:
         await pressed.tell_presser(decision.text)
 
     async def studio_button_pressed(self, pressed: PressedStudioButton) -> None:
-        """Approve, Veto (which asks for a reason first) or the reason given: reviewers only,
-        the first decision that settles the draft wins, everyone else hears what happened."""
-        parsed = parse_studio_button_id(pressed.button_id)
-        if parsed is None:
-            return
-        action, draft_id = parsed
-        studio = self._runtime.studio
-        if not studio.may_review(pressed.presser):
-            await pressed.tell_presser(studio_wording.NOT_A_REVIEWER)
-            return
-        if action is Action.VETO:
-            draft = await studio.draft(draft_id)
-            if draft is not None and draft.state is DraftState.PENDING:
-                # The form must be the press's first answer (Discord allows three seconds);
-                # the decision is made when the reason comes back.
-                form = studio_button_id(Action.REASON, draft_id)
-                await pressed.ask_reason(form, studio_wording.VETO_TITLE, studio_wording.VETO_LABEL)
-                return
-        verdict = Verdict.APPROVE if action is Action.APPROVE else Verdict.VETO
-        decided = await studio.decide(pressed.presser, draft_id, verdict, pressed.reason)
-        draft = decided.result.draft if decided.result is not None else None
-        if draft is not None and draft.state is not DraftState.PENDING and not decided.settled:
-            # Settled earlier (a command, another preview): this one says so. Settled now, every
-            # posted preview of the draft, this one too, was edited already.
-            await pressed.retire_preview(studio_wording.settled_summary(draft))
-        await pressed.tell_presser(decided.text)
+        """Approve, Veto or a Veto's reason on a draft preview: reviewers only, the first
+        decision that settles the draft wins (`core.studio.buttons`)."""
+        await studio_buttons.press(self._runtime.studio, pressed)
 
     # ------------------------------------------------------------------ commands
 

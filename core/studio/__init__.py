@@ -9,6 +9,7 @@ The modules, one concept each:
     schedule     slots (daily or weekly, UTC) and when the next begins
     review       who reviews (proven by the platform), what a decision does
     preview      what an adapter posts for reviewers, and the buttons' ids
+    buttons      a press of a preview's buttons: reviewers only, the first settling decision wins
     publication  hash re-checked, essay recorded and owed to subscribed channels, once
     pages        the Atom feed and the HTML pages
     commands     `/opus studio …`
