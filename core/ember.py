@@ -293,15 +293,17 @@ class Ember:
         reusing = ReusingSink(surface, old)
         # A regenerate or continue writes in the reply's conversation: "Stop the reply" finds it.
         place = None if control is Control.STOP else await engine.reply_place(reply_id)
+
+        async def ended(outcome: Outcome) -> None:
+            # As for an answer: the buttons go on as soon as the end is shown.
+            if control is Control.CONTINUE:
+                await pressed.retire_pressed()  # continued in a new message: these buttons are spent
+            await surface.finish(outcome, reusing.leftover)
+
         with self._replying(reply_id, pressed.presser.platform, place.key if place else ""):
-            result = await run_control(engine, control, reply_id, pressed.presser, reusing)
+            result = await run_control(engine, control, reply_id, pressed.presser, reusing, ended)
         if result.notice:
             await pressed.tell_presser(result.notice)
-        if result.outcome is None:
-            return
-        if control is Control.CONTINUE:
-            await pressed.retire_pressed()  # continued in a new message: these buttons are spent
-        await surface.finish(result.outcome, reusing.leftover)
 
     async def access_button_pressed(self, pressed: PressedAccessButton) -> None:
         """Approve or Deny: the first moderator's decision stands; everyone hears the outcome."""

@@ -57,7 +57,11 @@ class Ember:
     async def wait(
         self, predicate: Callable[[Recorded], bool], *, count: int = 1, timeout: float = SAFETY
     ) -> list[Recorded]:
-        return await self.discord.wait_for(predicate, count=count, timeout=timeout)
+        """The requests ember made that match `predicate`, once `count` have come. A reply's
+        records are written while its buttons go on: they are written too when this returns."""
+        seen = await self.discord.wait_for(predicate, count=count, timeout=timeout)
+        await self.runtime.engine.records_written()
+        return seen
 
 
 @asynccontextmanager

@@ -126,7 +126,12 @@ class Ember:
     async def wait(
         self, predicate: Callable[[Call], bool], *, count: int = 1, timeout: float = SAFETY
     ) -> list[Call]:
-        return await self.slack.wait_for(predicate, count=count, timeout=timeout)
+        """The Web API calls ember made that match `predicate`, once `count` have come. A
+        reply's records are written while its buttons go on: they are written too when this
+        returns."""
+        seen = await self.slack.wait_for(predicate, count=count, timeout=timeout)
+        await self.runtime.engine.records_written()
+        return seen
 
     async def idle(self, timeout: float = SAFETY) -> None:
         """Until every listener started so far has finished its work (a reply held by the fake

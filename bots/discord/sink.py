@@ -43,10 +43,10 @@ TYPING_EVERY = 8.0
 # budget stays with the first posts. Without headroom, it is tried again a little later.
 TYPING_AFTER = 1.0
 TYPING_RETRY = 1.0
-# How long a message's final text waits for its buttons before going alone. An answer's buttons
-# follow its end at once (its records are written meanwhile); a Regenerate's or a Continue's
-# follow its records: milliseconds when quiet, up to a second when many replies end at once on
-# SQLite. Going alone would cost a burst a second request per reply, and a window.
+# How long a message's final text waits for its buttons before going alone. A reply's buttons
+# follow its end at once (its records are written meanwhile); those of a reply taken over from a
+# host that died follow its records: milliseconds when quiet, more when many replies end at once.
+# Going alone would cost a burst a second request per reply, and a window.
 FINAL_GRACE = 2.0
 
 

@@ -16,7 +16,7 @@ from core.chat import wording
 from core.chat.context import ContextReader
 from core.chat.inflight import InFlight
 from core.chat.labelled import LabelledSink
-from core.chat.outcome import Outcome, WriteReply
+from core.chat.outcome import Ended, Outcome, WriteReply
 from core.chat.stop_flags import RemoteStops, visible_soon
 from core.chat.wording import GONE, NOT_YOURS, NOTHING_TO_STOP
 from core.config import Settings
@@ -81,9 +81,13 @@ class Controllable(Protocol):
 
     async def stop_elsewhere(self, reply_id: str) -> bool: ...
 
-    async def regenerate(self, reply_id: str, user: User, sink: ReplySink) -> Outcome: ...
+    async def regenerate(
+        self, reply_id: str, user: User, sink: ReplySink, ended: Ended | None = None
+    ) -> Outcome: ...
 
-    async def continue_reply(self, reply_id: str, user: User, sink: ReplySink) -> Outcome: ...
+    async def continue_reply(
+        self, reply_id: str, user: User, sink: ReplySink, ended: Ended | None = None
+    ) -> Outcome: ...
 
 
 @dataclass(frozen=True)
@@ -95,9 +99,15 @@ class ControlResult:
 
 
 async def press(
-    engine: Controllable, control: Control, reply_id: str, user: User, sink: ReplySink
+    engine: Controllable,
+    control: Control,
+    reply_id: str,
+    user: User,
+    sink: ReplySink,
+    ended: Ended | None = None,
 ) -> ControlResult:
-    """Run a button press: check who pressed it, then stop, regenerate or continue."""
+    """Run a button press: check who pressed it, then stop, regenerate or continue (`ended` as
+    for any reply: called once its end is shown)."""
     if not await engine.may_control(reply_id, user):
         return ControlResult(notice=NOT_YOURS)
     if control is Control.STOP:
@@ -106,8 +116,8 @@ async def press(
         return ControlResult() if stopping else ControlResult(notice=NOTHING_TO_STOP)
     try:
         if control is Control.REGENERATE:
-            return ControlResult(outcome=await engine.regenerate(reply_id, user, sink))
-        return ControlResult(outcome=await engine.continue_reply(reply_id, user, sink))
+            return ControlResult(outcome=await engine.regenerate(reply_id, user, sink, ended))
+        return ControlResult(outcome=await engine.continue_reply(reply_id, user, sink, ended))
     except LookupError:
         return ControlResult(notice=GONE)
 
@@ -133,13 +143,19 @@ class ReplyControls:
         self._remote_stops = remote_stops
         self._write = write
 
-    async def regenerate(self, reply_id: str, user: User, sink: ReplySink) -> Outcome:
+    async def regenerate(
+        self, reply_id: str, user: User, sink: ReplySink, ended: Ended | None = None
+    ) -> Outcome:
         """A new answer to the prompt of an earlier reply (the sink decides where it shows)."""
         reply, prompt = await self._reply_and_prompt(reply_id)
         context = await self._context.upto(prompt)
-        return await self._write(context[-1], context, sink, reply.alias, prefill="", reply_id=reply_id)
+        return await self._write(
+            context[-1], context, sink, reply.alias, prefill="", reply_id=reply_id, ended=ended
+        )
 
-    async def continue_reply(self, reply_id: str, user: User, sink: ReplySink) -> Outcome:
+    async def continue_reply(
+        self, reply_id: str, user: User, sink: ReplySink, ended: Ended | None = None
+    ) -> Outcome:
         """Carry on a reply that stopped at max_tokens, from exactly where it stopped, with the
         model that wrote it: one reply is never written by two models. When that was the
         fallback, the continuation says so, as the answer did."""
@@ -148,7 +164,7 @@ class ReplyControls:
         if reply.written_by != reply.alias:
             sink = LabelledSink(sink, wording.continued_by(self._display_name(reply.written_by)))
         return await self._write(
-            context[-1], context, sink, reply.written_by, prefill=reply.text, reply_id=reply_id
+            context[-1], context, sink, reply.written_by, prefill=reply.text, reply_id=reply_id, ended=ended
         )
 
     async def stop_elsewhere(self, reply_id: str) -> bool:

@@ -160,11 +160,15 @@ class ChatEngine:
     async def may_control(self, reply_id: str, user: User) -> bool:
         return await self.controls.may_control(reply_id, user)
 
-    async def regenerate(self, reply_id: str, user: User, sink: ReplySink) -> Outcome:
-        return await self.controls.regenerate(reply_id, user, sink)
+    async def regenerate(
+        self, reply_id: str, user: User, sink: ReplySink, ended: Ended | None = None
+    ) -> Outcome:
+        return await self.controls.regenerate(reply_id, user, sink, ended)
 
-    async def continue_reply(self, reply_id: str, user: User, sink: ReplySink) -> Outcome:
-        return await self.controls.continue_reply(reply_id, user, sink)
+    async def continue_reply(
+        self, reply_id: str, user: User, sink: ReplySink, ended: Ended | None = None
+    ) -> Outcome:
+        return await self.controls.continue_reply(reply_id, user, sink, ended)
 
     async def replies_streaming_in(self, place: Place) -> list[str]:
         return await self.controls.replies_streaming_in(place)

@@ -47,7 +47,7 @@ Ended = Callable[[Outcome], Awaitable[None]]
 class WriteReply(Protocol):
     """`ChatEngine.write_reply`: answer `prompt` (the last of `history`) into `sink` with the
     model of `alias`, carrying on from `prefill`; `shown` and `resumable` as for a reply taken
-    over from a host that died."""
+    over from a host that died; `ended` called once its end is shown."""
 
     async def __call__(
         self,
@@ -60,4 +60,5 @@ class WriteReply(Protocol):
         reply_id: str | None,
         shown: Shown | None = None,
         resumable: bool = False,
+        ended: Ended | None = None,
     ) -> Outcome: ...
