@@ -11,6 +11,7 @@ from tests.discord_support import (
     CALLBACK,
     FOLLOWUP,
     POST,
+    SAFETY,
     Ember,
     bot_messages,
     custom_ids,
@@ -128,11 +129,15 @@ async def test_the_buttons_do_not_wait_for_the_store_and_a_press_waits_for_the_r
         other_writer.execute("BEGIN IMMEDIATE")  # the store's writer waits (busy timeout: 5 s)
         try:
             first.release.set()
-            await ember.wait(finished)
+            # The fake's own wait: `ember.wait` also waits for the records, which cannot be
+            # written while the lock is held.
+            await fake_discord.wait_for(finished, timeout=SAFETY)
             [answer] = bot_messages(fake_discord, general)
             assert answer["content"] == "First try."
             interaction = await press(ember, bob, answer, "regen")
-            await ember.wait(lambda r: r.route == CALLBACK and interaction["id"] in r.path)
+            await fake_discord.wait_for(
+                lambda r: r.route == CALLBACK and interaction["id"] in r.path, timeout=SAFETY
+            )
             await asyncio.sleep(0.2)  # the press is being handled, the records not yet written
         finally:
             other_writer.execute("COMMIT")
