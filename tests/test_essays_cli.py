@@ -44,6 +44,21 @@ def recent(n: int, days_ago: float) -> Post:
     return Post(slug=f"essay-{n}", title=f"Essay {n}", published=datetime.now(UTC) - timedelta(days=days_ago))
 
 
+async def subscribed(database: str, feed_server: FeedServer, channels: list[tuple[User, str]]) -> None:
+    """A database that has seen the feed's first essay (not announced), with each channel
+    subscribed by its moderator; then a second essay appears in the feed, to be announced."""
+    feed_server.feed().posts.append(recent(1, 3))
+    store = Store.open(database)
+    await store.upgrade()
+    service = make_service(store, FakeTime(), [feed_server.url()])
+    await service.poll_once()
+    for mod, channel_id in channels:
+        await service.subscribe(mod.platform, mod.workspace_id, channel_id, "", mod)
+    await service.close()
+    await store.close()
+    feed_server.feed().posts.append(recent(2, 0.1))
+
+
 async def test_poll_once_and_status(tmp_path: Path, feed_server: FeedServer) -> None:
     database = f"sqlite+aiosqlite:///{tmp_path / 'ember.db'}"
     config = tmp_path / "config.toml"
@@ -95,17 +110,9 @@ async def test_poll_once_delivers_on_every_platform_whose_token_is_set(
             f'\n[discord]\napi_base_url = "{discord.api_base_url}"\n'
             f'\n[slack]\napi_base_url = "{fake_slack.api_url}"\n\n[logging]\nlevel = "ERROR"\n'
         )
-        feed_server.feed().posts.append(recent(1, 3))
-        store = Store.open(database)
-        await store.upgrade()
-        service = make_service(store, FakeTime(), [feed_server.url()])
-        await service.poll_once()
         mod = User("M", "M", "discord", guild, is_moderator=True)
-        await service.subscribe("discord", guild, str(channel.id), "", mod)
-        await service.subscribe("slack", "T1", "C1", "", User("U2", "bob", "slack", "T1", is_moderator=True))
-        await service.close()
-        await store.close()
-        feed_server.feed().posts.append(recent(2, 0.1))
+        slack_mod = User("U2", "bob", "slack", "T1", is_moderator=True)
+        await subscribed(database, feed_server, [(mod, str(channel.id)), (slack_mod, "C1")])
 
         env = {"DISCORD_TOKEN": discord.token, "SLACK_BOT_TOKEN": fake_slack.bot_token}
         code, out, err = await ember(config, "essays", "poll", "--once", "--wait", "0", env=env)
@@ -139,17 +146,8 @@ async def test_poll_once_spends_discords_request_budget_as_ember_run_does(
             f'\n[discord]\napi_base_url = "{discord.api_base_url}"\nrequests_per_second = {per_second}\n'
             '\n[logging]\nlevel = "ERROR"\n'
         )
-        feed_server.feed().posts.append(recent(1, 3))
-        store = Store.open(database)
-        await store.upgrade()
-        service = make_service(store, FakeTime(), [feed_server.url()])
-        await service.poll_once()
         mod = User("M", "M", "discord", guild, is_moderator=True)
-        for channel_id in channel_ids:
-            await service.subscribe("discord", guild, channel_id, "", mod)
-        await service.close()
-        await store.close()
-        feed_server.feed().posts.append(recent(2, 0.1))
+        await subscribed(database, feed_server, [(mod, channel_id) for channel_id in channel_ids])
 
         env = {"DISCORD_TOKEN": discord.token}
         code, out, err = await ember(config, "essays", "poll", "--once", "--wait", "0", env=env)
