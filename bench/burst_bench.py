@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import os
 import statistics
 import tempfile
 from collections import Counter
 from pathlib import Path
 
-from bench.measure import percentile
+from bench.measure import env_count, percentile, quiet_run
 from tests.discord_support import EDIT, POST, ember_settings, finished, running_ember
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.fakes.discord_server import (
@@ -49,8 +47,9 @@ DEADLINE = 30.0
 SETTLE = 2.0
 
 
-def bursts() -> int:
-    return max(1, int(os.environ.get("EMBER_BENCH_BURSTS", "10")))
+def bursts(default: int = 10) -> int:
+    """Bursts per figure (`EMBER_BENCH_BURSTS`)."""
+    return env_count("EMBER_BENCH_BURSTS", default)
 
 
 def world(channels: int) -> tuple[FakeDiscord, list[FakeChannel], list[FakeUser]]:
@@ -142,8 +141,7 @@ def _ms(delays: list[float]) -> str:
 
 
 async def main() -> None:
-    os.environ.setdefault("ANTHROPIC_API_KEY", "sk-ant-bench")
-    logging.basicConfig(level=logging.CRITICAL)
+    quiet_run()
     repeats = bursts()
     print(
         f"Discord limits enforced (50/s global, 5 per 5 s per channel); model first token "

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import os
 import resource
 import statistics
 import tempfile
@@ -40,6 +39,7 @@ from bench.measure import (
     TOKENS,
     TOKENS_PER_SECOND,
     percentile,
+    quiet_run,
     watch_lag,
 )
 from tests.discord_support import EDIT, POST, ember_settings, finished, running_ember
@@ -79,8 +79,7 @@ def channel_of(r: Recorded) -> int:
 
 
 async def run() -> None:
-    os.environ.setdefault("ANTHROPIC_API_KEY", "sk-ant-bench")
-    logging.basicConfig(level=logging.CRITICAL)  # tracebacks would drown the figures
+    quiet_run()
     failures = Failures()
     for name in ("bots.discord", "core.ember"):  # the facade logs a conversation that broke off
         logging.getLogger(name).addHandler(failures)

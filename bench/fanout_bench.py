@@ -26,16 +26,14 @@ Run: `make bench BENCH=fanout` (or `.venv/bin/python -m bench fanout`); about th
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import insert
 
-from bench.burst_bench import FIRST_TOKEN, SETTLE, TOKENS, TOKENS_PER_SECOND, _ms, one_burst
-from bench.measure import percentile
+from bench.burst_bench import FIRST_TOKEN, SETTLE, TOKENS, TOKENS_PER_SECOND, _ms, bursts, one_burst
+from bench.measure import env_count, percentile, quiet_run
 from bots.discord.traits import GLOBAL_SECONDS
 from core.budget import GLOBAL, RequestScheduler
 from core.runtime import Runtime
@@ -225,19 +223,14 @@ def _p99(delays: list[float]) -> float:
     return percentile(delays, 99) if delays else float("nan")
 
 
-def bursts() -> int:
-    return max(1, int(os.environ.get("EMBER_BENCH_BURSTS", "1")))
-
-
 def channels() -> int:
     """Essay channels (`EMBER_BENCH_CHANNELS`, default 2,000), in servers of PER_GUILD."""
-    return max(PER_GUILD, int(os.environ.get("EMBER_BENCH_CHANNELS", str(CHANNELS))))
+    return max(PER_GUILD, env_count("EMBER_BENCH_CHANNELS", CHANNELS))
 
 
 async def main() -> None:
-    os.environ.setdefault("ANTHROPIC_API_KEY", "sk-ant-bench")
-    logging.basicConfig(level=logging.CRITICAL)
-    repeats = bursts()
+    quiet_run()
+    repeats = bursts(default=1)
     print(
         f"Discord limits enforced (50/s global, 5 per 5 s per channel); {channels():,} essay channels "
         f"(post + discussion thread each); {repeats} bursts of {SIZE} conversations alone, then "

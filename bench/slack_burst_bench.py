@@ -19,13 +19,12 @@ Run: `make bench BENCH=slack_burst` (or `.venv/bin/python -m bench slack_burst`)
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import statistics
 import tempfile
 from pathlib import Path
 
-from bench.measure import FIRST_TOKEN, TOKENS, TOKENS_PER_SECOND, percentile
+from bench.measure import FIRST_TOKEN, TOKENS, TOKENS_PER_SECOND, percentile, quiet_run
 from tests.fakes.anthropic_server import FakeAnthropic, Recorded, Reply
 from tests.fakes.slack_server import Call, FakeSlack, SlackChannel, SlackLimits, SlackUser
 from tests.slack_support import ember_settings, finished, running_ember
@@ -51,8 +50,7 @@ def channel_asked(request: Recorded) -> str:
 
 
 async def main() -> None:
-    os.environ.setdefault("ANTHROPIC_API_KEY", "sk-ant-bench")
-    logging.basicConfig(level=logging.CRITICAL)
+    quiet_run()
     count = threads()
     chunks = ["word "] * TOKENS
     with tempfile.TemporaryDirectory() as tmp:
